@@ -1,0 +1,1 @@
+"""Capture side: interaction regulations, Debezium connector configs, the Kafka Connect client."""

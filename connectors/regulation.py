@@ -1,0 +1,302 @@
+"""The interaction regulation (R394 §3.15, §10-16) as a typed, validated model.
+
+One YAML file per data provider declares the source, the tables Qoima captures and, per
+column, what depersonalization does with it. Everything else (connector config, processor
+rules, ClickHouse DDL, Avro schemas) is derived from this model, so a mistake here must be
+caught on load with a message that names the field and says how to fix it.
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streams.pg_types import parse_pg_type
+
+_IDENT = r"^[a-z][a-z0-9_]{0,62}$"
+_INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+
+
+class RegulationError(ValueError):
+    """A regulation file cannot be used; the message names the file, the field and the fix."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos far more often than features: refuse them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """A secret given by reference. Exactly one of `file` or `env`; never the value itself."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> "SecretRef":
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file: /path/to/secret' or 'env: VARIABLE_NAME'")
+        return self
+
+    def read(self, environ: dict[str, str]) -> str:
+        if self.file is not None:
+            path = Path(self.file)
+            if not path.is_file():
+                raise RegulationError(f"secret file {path} does not exist; create it (mode 0600) or fix source.password.file")
+            return path.read_text(encoding="utf-8").strip()
+        value = environ.get(self.env or "")
+        if not value:
+            raise RegulationError(f"environment variable {self.env} is not set; export it or fix source.password.env")
+        return value
+
+
+class Capture(str, Enum):
+    cdc = "cdc"
+    marker = "marker"
+
+
+class Source(_Model):
+    dbms: Literal["postgresql"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    database: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    user: str
+    password: SecretRef
+    capture: Capture = Capture.cdc
+    snapshot: Literal["initial", "no_data", "never", "when_needed", "always"] = "initial"
+    min_load_window: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    refresh: Literal["continuous", "hourly", "daily", "monthly"] = "continuous"
+    dml: list[Literal["insert", "update", "delete"]] = ["insert", "update", "delete"]
+    heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _capture_supported(self) -> "Source":
+        if self.capture is Capture.marker:
+            raise ValueError("capture 'marker' is not implemented yet; use 'cdc' (logical replication)")
+        return self
+
+
+class Action(str, Enum):
+    keep = "keep"
+    hash = "hash"
+    drop = "drop"
+    generalize = "generalize"
+
+
+class IdentifierKind(str, Enum):
+    iin = "iin"
+    bin = "bin"
+    phone = "phone"
+    name = "name"
+    email = "email"
+
+
+class Generalization(str, Enum):
+    year = "year"
+    kato_region = "kato_region"
+
+
+class Column(_Model):
+    name: str = Field(pattern=_IDENT)
+    type: str
+    nullable: bool = True
+    description: str = ""
+    action: Action = Action.keep
+    kind: IdentifierKind | None = None
+    to: Generalization | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        parse_pg_type(value)  # raises ValueError naming the supported types
+        return value
+
+    @model_validator(mode="after")
+    def _action_arguments(self) -> "Column":
+        if self.action is Action.hash and self.kind is None:
+            raise ValueError(f"column {self.name}: action 'hash' needs 'kind' (one of {', '.join(k.value for k in IdentifierKind)})")
+        if self.action is Action.generalize and self.to is None:
+            raise ValueError(f"column {self.name}: action 'generalize' needs 'to' (one of {', '.join(g.value for g in Generalization)})")
+        if self.action is not Action.hash and self.kind is not None:
+            raise ValueError(f"column {self.name}: 'kind' only applies to action 'hash'")
+        if self.action is not Action.generalize and self.to is not None:
+            raise ValueError(f"column {self.name}: 'to' only applies to action 'generalize'")
+        return self
+
+    @property
+    def output_name(self) -> str | None:
+        """The column's name in clean topics and the warehouse; None when it is dropped."""
+        if self.action is Action.drop:
+            return None
+        if self.action is Action.hash:
+            return f"{self.name}_hash"
+        if self.action is Action.generalize:
+            return f"{self.name}_{'year' if self.to is Generalization.year else 'region'}"
+        return self.name
+
+
+class Table(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="schema.table")
+    description: str = ""
+    primary_key: list[str] = Field(min_length=1)
+    retention_days: int | None = Field(default=None, ge=1)
+    columns: list[Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Table":
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"table {self.name}: columns declared twice: {', '.join(duplicates)}")
+        by_name = {c.name: c for c in self.columns}
+        for key in self.primary_key:
+            column = by_name.get(key)
+            if column is None:
+                raise ValueError(f"table {self.name}: primary key column {key!r} is not among its columns")
+            if column.action is not Action.keep:
+                # The key orders and deduplicates the warehouse table; a hashed key would do,
+                # but drop or generalize would merge distinct rows.
+                if column.action is not Action.hash:
+                    raise ValueError(f"table {self.name}: primary key column {key!r} must be 'keep' or 'hash'")
+            if column.nullable:
+                raise ValueError(f"table {self.name}: primary key column {key!r} must be declared 'nullable: false'")
+        return self
+
+    @property
+    def schema_name(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+class Regulation(_Model):
+    provider: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    organization: str
+    information_system: str
+    description: str = ""
+    source: Source
+    tables: list[Table] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> "Regulation":
+        names = [t.name for t in self.tables]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tables declared twice: {', '.join(duplicates)}")
+        return self
+
+    # Names derived from the provider, used by connectors, streams and sinks alike.
+    @property
+    def connector_name(self) -> str:
+        return f"qoima-{self.provider}"
+
+    @property
+    def raw_topic_prefix(self) -> str:
+        return f"qoima.raw.{self.provider}"
+
+    def raw_topic(self, table: Table) -> str:
+        return f"{self.raw_topic_prefix}.{table.name}"
+
+    def clean_topic(self, table: Table) -> str:
+        return f"qoima.clean.{self.provider}.{table.name}"
+
+    def warehouse_table(self, table: Table) -> str:
+        return f"{self.provider}__{table.schema_name}__{table.table_name}"
+
+    @property
+    def slot_name(self) -> str:
+        return f"qoima_{self.provider}"
+
+    @property
+    def publication_name(self) -> str:
+        return f"qoima_{self.provider}_pub"
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(f"provider {self.provider} declares no table {name!r}; declared: {', '.join(t.name for t in self.tables)}")
+
+
+def _interpolate(node, environ: dict[str, str], path: Path):
+    """Replace ${VAR} and ${VAR:-default} in string values, so one file serves every stack."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, environ, path) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, environ, path) for v in node]
+    if isinstance(node, str):
+        def repl(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise RegulationError(f"{path}: ${{{name}}} is not set; export {name} or write ${{{name}:-default}}")
+        return _INTERPOLATION.sub(repl, node)
+    return node
+
+
+def _describe(error: ValidationError, raw: dict, path: Path) -> str:
+    lines = [f"{path}: the regulation is invalid ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        location = _location(item["loc"], raw)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling against docs/regulation.md"
+        elif item["type"] == "missing":
+            message = "required field is missing; see docs/regulation.md"
+        lines.append(f"  - {location}: {message}")
+    return "\n".join(lines)
+
+
+def _location(loc: tuple, raw) -> str:
+    """tables[1].columns[3] reads better as tables[social.payments].columns[amount]."""
+    parts, node = [], raw
+    for step in loc:
+        if isinstance(step, int) and isinstance(node, list):
+            item = node[step] if step < len(node) else None
+            label = item.get("name") if isinstance(item, dict) else None
+            parts.append(f"[{label or step}]")
+            node = item
+        else:
+            parts.append(f".{step}" if parts else str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def load_regulation(path: Path, environ: dict[str, str]) -> Regulation:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegulationError(f"{path}: no such regulation file") from None
+    except yaml.YAMLError as exc:
+        raise RegulationError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegulationError(f"{path}: a regulation is a YAML mapping with provider, source and tables")
+    raw = _interpolate(raw, environ, path)
+    try:
+        return Regulation.model_validate(raw)
+    except ValidationError as exc:
+        raise RegulationError(_describe(exc, raw, path)) from None
+
+
+def load_all(directory: Path, environ: dict[str, str]) -> list[Regulation]:
+    files = sorted(Path(directory).glob("*.yaml"))
+    if not files:
+        raise RegulationError(f"{directory}: no regulation files (*.yaml); set QOIMA_REGULATIONS_DIR or add one")
+    regulations = [load_regulation(f, environ) for f in files]
+    providers = [r.provider for r in regulations]
+    duplicates = sorted({p for p in providers if providers.count(p) > 1})
+    if duplicates:
+        raise RegulationError(f"{directory}: provider declared in more than one file: {', '.join(duplicates)}")
+    return regulations

@@ -1,0 +1,1 @@
+"""Local and production infrastructure for Qoima."""

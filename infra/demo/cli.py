@@ -1,0 +1,26 @@
+"""`qoima demo load`: the demo source's change load, with progress and Prometheus metrics."""
+from __future__ import annotations
+
+from infra.demo.source import LoadDriver, LoadSummary
+from infra.stack import SOURCE_DB, LocalStack
+from monitoring import metrics
+from qoima.settings import Settings
+
+
+def load(settings: Settings, rate: float, duration: float | None) -> LoadSummary:
+    if rate <= 0:
+        raise SystemExit("--rate must be a positive number of changes per second")
+    metrics.serve(settings.ports.demo_metrics, settings.host)
+    conninfo = LocalStack(settings).pg_admin_conninfo(SOURCE_DB)
+    seen = {"inserts": 0, "updates": 0, "deletes": 0}
+
+    def progress(summary: LoadSummary) -> None:
+        for kind in seen:
+            total = getattr(summary, kind)
+            metrics.DEMO_CHANGES.labels(kind).inc(total - seen[kind])
+            seen[kind] = total
+        print(f"demo load: {summary}", flush=True)
+
+    summary = LoadDriver(conninfo, rate).run(duration=duration, progress=progress)
+    progress(summary)
+    return summary

@@ -1,0 +1,1 @@
+"""Metrics every Qoima process exports, Prometheus configuration and alert rules, status."""

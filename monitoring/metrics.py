@@ -1,0 +1,43 @@
+"""The Prometheus metrics of Qoima's processes, defined once.
+
+Labels are table names, operations and reason kinds: never a value from a row, so no
+identifier can reach Prometheus through a label.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# Freshness spans sub-second to minutes: the buckets resolve the seconds an analyst cares about.
+_FRESHNESS_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
+
+EVENTS_IN = Counter("qoima_processor_events_in_total", "Raw change events consumed", ["table", "op"])
+EVENTS_OUT = Counter("qoima_processor_events_out_total", "Clean records produced", ["table"])
+QUARANTINED = Counter("qoima_quarantined_total", "Events sent to quarantine", ["table", "reason"])
+DEFECTS = Counter("qoima_processor_defects_total", "Values that failed validation (loaded with a marker)", ["table", "column"])
+TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
+PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, depersonalize and encode one event",
+                            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))
+
+SINK_ROWS = Counter("qoima_sink_rows_total", "Rows written to ClickHouse", ["table"])
+SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
+                            buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000))
+SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one ClickHouse insert", ["table"],
+                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+SINK_FAILURES = Counter("qoima_sink_insert_failures_total", "ClickHouse inserts that failed and will be retried", ["table"])
+SINK_UNDECODABLE = Counter("qoima_sink_undecodable_total", "Clean-topic messages the sink could not decode", ["topic"])
+FRESHNESS = Histogram("qoima_freshness_seconds", "Warehouse write time minus source commit time", ["table"],
+                      buckets=_FRESHNESS_BUCKETS)
+LAST_WRITE = Gauge("qoima_sink_last_write_timestamp_seconds", "Unix time of the last ClickHouse write", ["table"])
+LAST_SOURCE_COMMIT = Gauge("qoima_sink_last_source_commit_timestamp_seconds",
+                           "Source commit time of the newest row written", ["table"])
+
+DEMO_CHANGES = Counter("qoima_demo_changes_total", "Changes the demo load made at the source", ["kind"])
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Expose /metrics; a taken port is a configuration error worth stopping for."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise SystemExit(f"cannot serve metrics on {host}:{port}: {exc.strerror}; stop what holds the port "
+                         f"or set QOIMA_PORT_SHIFT") from None

@@ -1,0 +1,176 @@
+"""The `qoima` command line. Thin: it parses arguments and calls the package that owns the work."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from qoima.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"qoima: {exc}") from None
+
+
+def _regulations(settings: Settings):
+    from connectors.regulation import RegulationError, load_all
+
+    try:
+        return load_all(settings.regulations_dir, settings.regulation_env())
+    except RegulationError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def cmd_up(args) -> None:
+    from infra.processes import StackError
+    from infra.stack import LocalStack
+
+    settings = _settings()
+    try:
+        LocalStack(settings).up(demo_rate=None if args.no_demo else args.demo_rate)
+    except StackError as exc:
+        raise SystemExit(f"qoima up failed: {exc}") from None
+    from sinks.clickhouse_users import ANALYST_USER, WRITER_USER, password_file
+
+    print(f"""
+Qoima is running.
+  ClickHouse      {settings.clickhouse_url}  (native TCP {settings.host}:{settings.ports.clickhouse_tcp})
+                  analyst (read-only, database udw): password in {password_file(settings, ANALYST_USER)}
+                  {WRITER_USER} (sinks): password in {password_file(settings, WRITER_USER)}
+                  try: curl -s -u {ANALYST_USER}:$(cat {password_file(settings, ANALYST_USER)}) \\
+                         '{settings.clickhouse_url}/?query=SELECT+count()+FROM+udw.demo__social__payments+FINAL'
+  Prometheus      {settings.prometheus_url}  (alerts: {settings.prometheus_url}/alerts)
+  Kafka Connect   {settings.connect_url}/connectors/qoima-demo/status
+  Status          qoima status
+  Logs            {settings.log_dir}
+  Stop            qoima down   (add --wipe to delete the data too)""")
+
+
+def cmd_down(args) -> None:
+    from infra.stack import LocalStack
+
+    LocalStack(_settings()).down(wipe=args.wipe)
+
+
+def cmd_status(args) -> None:
+    from monitoring.status import collect, render
+
+    settings = _settings()
+    report = collect(settings, _regulations(settings))
+    print(json.dumps(report, indent=2) if args.json else render(report))
+
+
+def cmd_connector(args) -> None:
+    from connectors.connect_client import ConnectClient, ConnectError
+    from connectors.debezium_config import connector_config
+
+    settings = _settings()
+    client = ConnectClient(settings.connect_url)
+    regulations = {r.provider: r for r in _regulations(settings)}
+    try:
+        if args.action == "list":
+            print("\n".join(client.list()) or "(no connectors)")
+            return
+        chosen = [regulations[args.provider]] if args.provider else list(regulations.values())
+        for regulation in chosen:
+            name = regulation.connector_name
+            if args.action == "register":
+                config = connector_config(regulation)
+                problems = client.validate(config)
+                if problems:
+                    raise SystemExit(f"{name}: Kafka Connect rejects the config:\n  " + "\n  ".join(problems))
+                print(f"{name}: {client.upsert(name, config)}")
+            elif args.action == "status":
+                print(json.dumps(client.status(name), indent=2))
+            else:
+                getattr(client, args.action)(name)
+                print(f"{name}: {args.action} requested")
+    except ConnectError as exc:
+        raise SystemExit(str(exc)) from None
+    except KeyError:
+        raise SystemExit(f"no regulation for provider {args.provider!r}; known: {', '.join(regulations)}") from None
+
+
+def cmd_regulation_check(args) -> None:
+    from connectors.regulation import RegulationError, load_regulation
+
+    settings = _settings()
+    paths = args.files or sorted(settings.regulations_dir.glob("*.yaml"))
+    failed = False
+    for path in paths:
+        try:
+            regulation = load_regulation(path, settings.regulation_env())
+            print(f"{path}: ok (provider {regulation.provider}, {len(regulation.tables)} tables)")
+        except RegulationError as exc:
+            print(exc, file=sys.stderr)
+            failed = True
+    if failed:
+        raise SystemExit(1)
+
+
+def cmd_processor(args) -> None:
+    from streams.app import run
+
+    run(_settings())
+
+
+def cmd_sink(args) -> None:
+    from sinks.clickhouse_sink import run
+
+    run(_settings())
+
+
+def cmd_demo_load(args) -> None:
+    from infra.demo.cli import load
+
+    load(_settings(), rate=args.rate, duration=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qoima", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the local stack, register the demo source, start the demo load")
+    up.add_argument("--demo-rate", type=float, default=50.0, help="demo changes per second (default 50)")
+    up.add_argument("--no-demo", action="store_true", help="do not start the demo load")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop every process the stack started (by pid), keeping data")
+    down.add_argument("--wipe", action="store_true", help="also delete the stack's data")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="connector state, rows loaded and freshness per table")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    connector = sub.add_parser("connector", help="manage the Debezium connectors through Kafka Connect")
+    connector.add_argument("action", choices=["register", "status", "pause", "resume", "restart", "delete", "list"])
+    connector.add_argument("provider", nargs="?", help="provider id from its regulation (default: all)")
+    connector.set_defaults(func=cmd_connector)
+
+    regulation = sub.add_parser("regulation", help="interaction regulation files")
+    regulation_sub = regulation.add_subparsers(dest="regulation_command", required=True)
+    check = regulation_sub.add_parser("check", help="validate regulation files")
+    check.add_argument("files", nargs="*")
+    check.set_defaults(func=cmd_regulation_check)
+
+    sub.add_parser("processor", help="run the Faust processor in the foreground").set_defaults(func=cmd_processor)
+    sub.add_parser("sink", help="run the ClickHouse sink in the foreground").set_defaults(func=cmd_sink)
+
+    demo = sub.add_parser("demo", help="the demo source")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    load = demo_sub.add_parser("load", help="drive inserts, updates and deletes at the source until stopped")
+    load.add_argument("--rate", type=float, default=50.0, help="changes per second (default 50)")
+    load.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
+    load.set_defaults(func=cmd_demo_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,1 @@
+"""Load side: ClickHouse DDL derived from the regulation, and the batching Kafka-to-ClickHouse sink."""

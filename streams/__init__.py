@@ -1,0 +1,1 @@
+"""In-flight processing: Debezium decoding, depersonalization, Avro encoding, routing."""

@@ -1,0 +1,85 @@
+"""The Faust processor: raw Debezium topics in, clean Avro topics and quarantine out.
+
+At-least-once: Faust commits a raw offset only after the agent finished the event and the
+producer flushed what the agent sent, so a crash replays events instead of losing them;
+replays are harmless downstream because every record carries its LSN as `_version`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import faust
+
+from connectors.regulation import load_all
+from monitoring import metrics
+from qoima.settings import Settings
+from streams.avro_codec import codec_for
+from streams.keys import KeyRing
+from streams.router import Router
+
+log = logging.getLogger("qoima.processor")
+
+
+def create_app(settings: Settings) -> faust.App:
+    regulations = load_all(settings.regulations_dir, settings.regulation_env())
+    ring = KeyRing.load(settings.key_id, dict(os.environ), settings.master_key_file)
+    router = Router(regulations, ring, codec_for(regulations))
+
+    app = faust.App(
+        "qoima-processor",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        store="memory://",
+        topic_partitions=1,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    raw = app.topic(*router.raw_topics, key_type=bytes, value_type=bytes)
+    outputs: dict[str, faust.TopicT] = {}
+
+    def output_topic(name: str) -> faust.TopicT:
+        if name not in outputs:
+            outputs[name] = app.topic(name, key_type=bytes, value_type=bytes)
+        return outputs[name]
+
+    @app.agent(raw)
+    async def process(stream):
+        async for event in stream.events():
+            message = event.message
+            table = message.topic.split(".", 3)[-1]
+            started = time.perf_counter()
+            try:
+                out = router.route(message.topic, message.partition, message.offset, event.value)
+            except Exception as exc:  # a bug must quarantine the event, not stop the pipeline
+                log.error("internal error on %s offset %s: %s", message.topic, message.offset, type(exc).__name__)
+                out = router.internal_error(message.topic, message.partition, message.offset, event.value,
+                                            type(exc).__name__)
+            metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+            if out is None:
+                metrics.TOMBSTONES.labels(table).inc()
+                continue
+            if out.outcome == "clean":
+                metrics.EVENTS_IN.labels(out.table, out.op).inc()
+                metrics.EVENTS_OUT.labels(out.table).inc()
+                for note in out.defects:
+                    metrics.DEFECTS.labels(out.table, note.split(":", 1)[0]).inc()
+            else:
+                metrics.EVENTS_IN.labels(out.table or table, "invalid").inc()
+                metrics.QUARANTINED.labels(out.table or table, out.reason_kind).inc()
+            await output_topic(out.topic).send(key=out.key, value=out.value)
+
+    return app
+
+
+def run(settings: Settings) -> None:
+    metrics.serve(settings.ports.processor_metrics, settings.host)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel="INFO", redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,61 @@
+"""Debezium change events (JSON converter, schemas disabled) decoded into a typed change."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+OPS = {"r", "c", "u", "d", "t", "m"}
+
+
+class EnvelopeError(ValueError):
+    """The event is not a Debezium change envelope; the message never quotes its values."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Change:
+    op: str                      # r (snapshot read), c, u, d
+    row: dict[str, Any]          # `after` for r/c/u, `before` for d
+    lsn: int
+    source_ts_ms: int            # commit time at the source
+    schema: str
+    table: str
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op == "d"
+
+
+def decode(value: bytes | None) -> Change | None:
+    """None for a tombstone (Kafka compaction marker that follows a delete)."""
+    if value is None:
+        return None
+    try:
+        event = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError("undecodable", f"not JSON ({type(exc).__name__} at byte {getattr(exc, 'pos', '?')})") from None
+    if not isinstance(event, dict):
+        raise EnvelopeError("undecodable", f"expected a JSON object, got {type(event).__name__}")
+    if "payload" in event and "schema" in event:
+        event = event["payload"]  # tolerate a converter left with schemas enabled
+    op = event.get("op")
+    if op not in OPS:
+        raise EnvelopeError("undecodable", f"missing or unknown 'op' field ({op!r:.10})")
+    if op not in ("r", "c", "u", "d"):
+        raise EnvelopeError("unexpected_op", f"operation {op!r} (truncate/message) is not loaded; it needs an operator")
+    source = event.get("source")
+    if not isinstance(source, dict):
+        raise EnvelopeError("undecodable", "missing 'source' block")
+    row = event.get("before" if op == "d" else "after")
+    if not isinstance(row, dict):
+        which = "before" if op == "d" else "after"
+        raise EnvelopeError("undecodable", f"operation {op!r} without a '{which}' row image")
+    lsn, ts_ms = source.get("lsn"), source.get("ts_ms")
+    if not isinstance(lsn, int) or not isinstance(ts_ms, int):
+        raise EnvelopeError("undecodable", "source block lacks an integer 'lsn' or 'ts_ms'")
+    return Change(op=op, row=row, lsn=lsn, source_ts_ms=ts_ms,
+                  schema=str(source.get("schema", "")), table=str(source.get("table", "")))
