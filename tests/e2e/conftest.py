@@ -1,50 +1,11 @@
-"""Connections to the real stack's source and warehouse, and convergence checks."""
+"""Connections to the real stack's source (as its owner) and warehouse (as the analyst)."""
 from __future__ import annotations
-
-import hashlib
-import time
-from datetime import datetime, timezone
-from decimal import Decimal
 
 import psycopg
 import pytest
 
 from infra.stack import SOURCE_DB
 from sinks.clickhouse_users import ANALYST_USER, client
-
-# Non-personal columns per table, as the source holds them and as the warehouse holds them
-# (after generalization). The checksum of each row must match between the two.
-COMPARED = {
-    "population.persons": (
-        "SELECT person_id, extract(year FROM birth_date)::int, sex, status, "
-        "CASE WHEN kato_code ~ '^[0-9]{9}$' THEN left(kato_code, 2) END, updated_at FROM population.persons",
-        "SELECT person_id, birth_date_year, sex, status, kato_code_region, updated_at "
-        "FROM udw.demo__population__persons FINAL",
-    ),
-    "social.organizations": (
-        "SELECT org_id, name, kato_code, updated_at FROM social.organizations",
-        "SELECT org_id, name, kato_code, updated_at FROM udw.demo__social__organizations FINAL",
-    ),
-    "social.payments": (
-        "SELECT payment_id, payment_type, amount, period, status, paid_at, updated_at FROM social.payments",
-        "SELECT payment_id, payment_type, amount, period, status, paid_at, updated_at "
-        "FROM udw.demo__social__payments FINAL",
-    ),
-}
-
-
-def _canonical(value) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return "" if value is None else str(value).strip()
-
-
-def checksums(rows) -> dict:
-    return {row[0]: hashlib.sha256("|".join(_canonical(v) for v in row).encode()).hexdigest() for row in rows}
 
 
 @pytest.fixture(scope="session")
@@ -56,29 +17,3 @@ def pg(stack):
 @pytest.fixture(scope="session")
 def ch(stack):
     return client(stack.s, ANALYST_USER)
-
-
-class Mismatch(AssertionError):
-    pass
-
-
-def compare(pg, ch, table: str) -> tuple[int, int, list]:
-    source_sql, warehouse_sql = COMPARED[table]
-    source = checksums(pg.execute(source_sql).fetchall())
-    warehouse = checksums(ch.query(warehouse_sql).result_rows)
-    differing = sorted(k for k in source.keys() | warehouse.keys() if source.get(k) != warehouse.get(k))
-    return len(source), len(warehouse), differing
-
-
-def wait_converged(pg, ch, tables=tuple(COMPARED), timeout: float = 60.0) -> float:
-    """Seconds until the warehouse equals the source for `tables`; fails with the differences."""
-    started = time.monotonic()
-    while True:
-        results = {t: compare(pg, ch, t) for t in tables}
-        if all(not diff for _, _, diff in results.values()):
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            detail = {t: f"source {s} rows, warehouse {w} rows, {len(d)} keys differ (first: {d[:5]})"
-                      for t, (s, w, d) in results.items() if d}
-            raise Mismatch(f"warehouse did not converge in {timeout:.0f}s: {detail}")
-        time.sleep(0.25)

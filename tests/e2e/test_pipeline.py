@@ -8,7 +8,7 @@ import time
 
 from infra.demo.source import LoadDriver
 from infra.stack import SOURCE_DB
-from tests.e2e.conftest import compare, wait_converged
+from tests.e2e.warehouse import compare, wait_converged
 
 
 def test_initial_snapshot_lands_with_equal_checksums(stack, pg, ch):
