@@ -16,6 +16,22 @@ def _prometheus(settings: Settings, query: str) -> dict[str, float]:
     return {r["metric"].get("table", ""): float(r["value"][1]) for r in response.json()["data"]["result"]}
 
 
+def _warehouse_rows(settings: Settings, regulations: list[Regulation], problems: list[str]) -> dict[str, int]:
+    """Current rows per warehouse table (FINAL: what an analyst sees)."""
+    from sinks.clickhouse_users import writer_client
+    from sinks.ddl import WAREHOUSE_DB
+
+    try:
+        client = writer_client(settings)
+        existing = {name for (name,) in client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": WAREHOUSE_DB}).result_rows}
+        return {name: client.command(f"SELECT count() FROM {WAREHOUSE_DB}.`{name}` FINAL")
+                for r in regulations for name in (r.warehouse_table(t) for t in r.tables) if name in existing}
+    except Exception as exc:  # status must report, not crash, when ClickHouse is down
+        problems.append(f"ClickHouse at {settings.clickhouse_url} did not answer ({type(exc).__name__})")
+        return {}
+
+
 def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]:
     report: dict[str, Any] = {"connectors": {}, "tables": {}, "problems": []}
     client = ConnectClient(settings.connect_url, timeout=5)
@@ -30,14 +46,13 @@ def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]
         for q in ("0.5", "0.99"):
             quantiles[q] = _prometheus(settings, f"histogram_quantile({q}, sum by (table, le) "
                                                  f"(rate(qoima_freshness_seconds_bucket[1m])))")
-        rows = _prometheus(settings, "sum by (table) (qoima_sink_rows_total)")
     except requests.RequestException as exc:
         report["problems"].append(f"Prometheus at {settings.prometheus_url} did not answer ({type(exc).__name__})")
-        rows = {}
+    rows = _warehouse_rows(settings, regulations, report["problems"])
     for regulation in regulations:
         for table in regulation.tables:
             report["tables"][f"{regulation.provider}.{table.name}"] = {
-                "rows_loaded": rows.get(table.name),
+                "rows_in_warehouse": rows.get(regulation.warehouse_table(table)),
                 "freshness_p50_s": quantiles.get("0.5", {}).get(table.name),
                 "freshness_p99_s": quantiles.get("0.99", {}).get(table.name),
             }
@@ -48,15 +63,16 @@ def render(report: dict[str, Any]) -> str:
     lines = ["Connectors:"]
     for name, state in report["connectors"].items():
         lines.append(f"  {name:<28} {state}")
-    lines.append("Tables (freshness over the last minute):")
-    lines.append(f"  {'table':<36} {'rows loaded':>12} {'p50 s':>8} {'p99 s':>8}")
+    lines.append("Tables (rows as analysts see them; freshness over the last minute):")
+    lines.append(f"  {'table':<32} {'rows':>10} {'p50 s':>8} {'p99 s':>8}")
 
-    def fmt(value, spec):
-        return "-" if value is None or value != value else format(value, spec)
+    def fmt(value, width: int, spec: str) -> str:
+        text = "-" if value is None or value != value else format(value, spec)  # NaN: no recent writes
+        return text.rjust(width)
 
     for name, info in report["tables"].items():
-        lines.append(f"  {name:<36} {fmt(info['rows_loaded'], '12.0f')} "
-                     f"{fmt(info['freshness_p50_s'], '8.2f')} {fmt(info['freshness_p99_s'], '8.2f')}")
+        lines.append(f"  {name:<32} {fmt(info['rows_in_warehouse'], 10, 'd')} "
+                     f"{fmt(info['freshness_p50_s'], 8, '.2f')} {fmt(info['freshness_p99_s'], 8, '.2f')}")
     for problem in report["problems"]:
         lines.append(f"! {problem}")
     return "\n".join(lines)

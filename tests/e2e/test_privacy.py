@@ -1,0 +1,80 @@
+"""No clear identifier reaches a clean topic, the quarantine topic or the warehouse."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.regulation import load_all
+from streams.leak_scan import KnownValues, scan_text
+from streams.router import QUARANTINE_TOPIC
+from tests.e2e.warehouse import wait_converged
+
+
+@pytest.fixture(scope="module")
+def known(pg) -> KnownValues:
+    values = KnownValues()
+    for phone, last, first in pg.execute("SELECT phone, last_name, first_name FROM population.persons"):
+        values.add_phone(phone)
+        values.add_name(last)
+        values.add_name(first)
+    assert len(values.phones) > 1000 and len(values.names) > 50
+    return values
+
+
+def _messages(settings, topics):
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"scan-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        for topic in topics:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, 0, low)])
+            seen = low
+            while seen < high:
+                for message in consumer.consume(num_messages=1000, timeout=5):
+                    assert not message.error(), message.error()
+                    seen = message.offset() + 1
+                    yield topic, message
+    finally:
+        consumer.close()
+
+
+def test_clean_and_quarantine_topics_hold_no_clear_identifier(stack, pg, ch, known):
+    wait_converged(pg, ch, timeout=120)
+    regulations = load_all(stack.s.regulations_dir, stack.s.regulation_env())
+    topics = [r.clean_topic(t) for r in regulations for t in r.tables] + [QUARANTINE_TOPIC]
+    scanned, findings = 0, []
+    for topic, message in _messages(stack.s, topics):
+        scanned += 1
+        text = (message.key() or b"").decode("utf-8", "replace") + " " + message.value().decode("utf-8", "replace")
+        findings += scan_text(text, f"{topic}@{message.offset()}", known)
+    assert scanned > 7000, "every seeded row passed through a clean topic"
+    assert findings == []
+
+
+def test_warehouse_string_columns_hold_no_clear_identifier(stack, pg, ch, known):
+    wait_converged(pg, ch, timeout=120)
+    columns = ch.query("SELECT table, name FROM system.columns WHERE database = 'udw' AND type LIKE '%String%'"
+                       ).result_rows
+    assert len(columns) >= 8
+    findings, values = [], 0
+    for table, column in columns:
+        query = f"SELECT DISTINCT toString(`{column}`) FROM udw.`{table}` WHERE `{column}` IS NOT NULL"
+        for (value,) in ch.query(query).result_rows:
+            values += 1
+            findings += scan_text(value, f"udw.{table}.{column}", known)
+    assert values > 5000
+    assert findings == []
+
+
+def test_the_scan_itself_catches_planted_leaks(known):
+    """Guards the two tests above against passing vacuously."""
+    phone = next(iter(known.phones))
+    name = next(iter(known.names))
+    assert [f.kind for f in scan_text("x 900101300126 y", "t", known)] == ["iin"]
+    assert scan_text("x 900101300127 y", "t", known) == []  # wrong check digit: not an IIN
+    assert scan_text(f"call {phone[:2]} {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}", "t", known)
+    assert scan_text(f"ФИО: {name.title()} ", "t", known)
