@@ -65,7 +65,9 @@ class AvroCodec:
         self._by_fingerprint: dict[bytes, tuple[str, Any]] = {}
         for name, schema in schemas.items():
             parsed = fastavro.parse_schema(schema)
-            fp = int(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"), 16).to_bytes(8, "little")
+            # fastavro gives the CRC-64-AVRO fingerprint already in the little-endian byte order
+            # the single-object encoding prescribes.
+            fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
             self._by_name[name] = (_MAGIC + fp, parsed)
             self._by_fingerprint[fp] = (name, parsed)
 

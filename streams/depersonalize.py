@@ -72,7 +72,8 @@ class TablePlan:
                 self.steps.append(_Step(column.name, column.output_name, column.action,
                                         lambda v, d=decode: d(v).year))
             elif column.action is Action.generalize:
-                self.steps.append(_Step(column.name, column.output_name, column.action, _kato_region, "kato"))
+                self.steps.append(_Step(column.name, column.output_name, column.action,
+                                        lambda v, d=decode: _kato_region(d(v)), "kato"))
             else:
                 self.steps.append(_Step(column.name, column.output_name, column.action, decode))
         self.output_columns = [s.output for s in self.steps]

@@ -44,7 +44,7 @@ def decode(value: bytes | None) -> Change | None:
         event = event["payload"]  # tolerate a converter left with schemas enabled
     op = event.get("op")
     if op not in OPS:
-        raise EnvelopeError("undecodable", f"missing or unknown 'op' field ({op!r:.10})")
+        raise EnvelopeError("undecodable", "missing or unknown 'op' field")
     if op not in ("r", "c", "u", "d"):
         raise EnvelopeError("unexpected_op", f"operation {op!r} (truncate/message) is not loaded; it needs an operator")
     source = event.get("source")

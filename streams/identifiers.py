@@ -12,7 +12,7 @@ import re
 
 _W1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 _W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
-_DIGITS12 = re.compile(r"^\d{12}$")
+_DIGITS12 = re.compile(r"[0-9]{12}")  # ASCII only: \d also matches other scripts' digits
 
 
 def check_digit(first11: str) -> int | None:
@@ -25,7 +25,7 @@ def check_digit(first11: str) -> int | None:
 
 
 def has_valid_check_digit(value: str) -> bool:
-    if not _DIGITS12.match(value):
+    if not _DIGITS12.fullmatch(value):
         return False
     return check_digit(value[:11]) == int(value[11])
 

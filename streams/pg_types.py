@@ -11,33 +11,48 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Callable
 
 _EPOCH_DATE = date(1970, 1, 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _date(value: Any) -> date:
-    return _EPOCH_DATE + timedelta(days=int(value))
-
-
-def _micros(value: Any) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-def _millis(value: Any) -> datetime:
-    return _EPOCH + timedelta(milliseconds=int(value))
-
-
-def _zoned(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
-
-
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+def _date(value: Any) -> date:
+    return _EPOCH_DATE + timedelta(days=_int(value))
+
+
+def _micros(value: Any) -> datetime:
+    return _EPOCH + timedelta(microseconds=_int(value))
+
+
+def _millis(value: Any) -> datetime:
+    return _EPOCH + timedelta(milliseconds=_int(value))
+
+
+def _zoned(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(_str(value))
+    if parsed.tzinfo is None:  # would silently take the host's zone
+        raise ValueError("timestamptz without a UTC offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def _numeric(value: Any, precision: int, scale: int) -> Decimal:
+    """Exactly the declared numeric(p,s), or ValueError: never rounded, never NaN."""
+    try:
+        number = Decimal(_str(value))
+        if not number.is_finite():
+            raise ValueError("numeric is not finite")
+        context = Context(prec=precision, traps=[Inexact, InvalidOperation])
+        return number.quantize(Decimal(1).scaleb(-scale), context=context)
+    except (Inexact, InvalidOperation):
+        raise ValueError(f"value does not fit numeric({precision},{scale}) exactly") from None
 
 
 def _float(value: Any) -> float:
@@ -111,7 +126,7 @@ def parse_pg_type(declared: str) -> PgType:
                 raise ValueError(f"type {declared!r}: precision must be 1-76 and scale at most the precision")
             return PgType(declared, f"Decimal({precision}, {scale})",
                           {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale},
-                          lambda v, s=scale: Decimal(str(v)).quantize(Decimal(1).scaleb(-s)))
+                          lambda v, p=precision, s=scale: _numeric(v, p, s))
         if family == "string":
             return PgType(declared, "String", "string", _str)
         precision = int(match.group(1)) if match.group(1) else 6

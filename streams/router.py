@@ -75,6 +75,12 @@ class Router:
         except ValueError as exc:
             return self._quarantine(topic, partition, offset, value, regulation, table, "bad_value", str(exc),
                                     plan.salvage(row))
+        if change.is_delete:
+            absent = [k for k in table.primary_key if record.get(table.column(k).output_name) is None]
+            if absent:
+                return self._quarantine(topic, partition, offset, value, regulation, table, "missing_value",
+                                        f"delete without its key column(s) {', '.join(absent)}: check the "
+                                        "table's REPLICA IDENTITY against the regulation's primary_key")
         declared = {c.name for c in table.columns}
         notes = [f"{d.column}: {d.problem}" for d in defects]
         notes += [f"{name}: not declared in the regulation, not loaded" for name in sorted(set(row) - declared)]
@@ -91,7 +97,13 @@ class Router:
         clean_topic = regulation.clean_topic(table)
         key = json.dumps([record[plan.table.column(k).output_name] for k in table.primary_key],
                          default=_json_default).encode()
-        return Output(clean_topic, key, self._codec.encode(clean_topic, record), table.name, "clean",
+        try:
+            encoded = self._codec.encode(clean_topic, record)
+        except (ValueError, TypeError, OverflowError) as exc:
+            return self._quarantine(topic, partition, offset, value, regulation, table, "bad_value",
+                                    f"a value does not fit the clean schema ({type(exc).__name__})",
+                                    plan.salvage(row))
+        return Output(clean_topic, key, encoded, table.name, "clean",
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms)
 
     def internal_error(self, topic: str, partition: int, offset: int, value: bytes | None, error: str) -> Output:

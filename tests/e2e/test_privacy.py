@@ -78,3 +78,14 @@ def test_the_scan_itself_catches_planted_leaks(known):
     assert scan_text("x 900101300127 y", "t", known) == []  # wrong check digit: not an IIN
     assert scan_text(f"call {phone[:2]} {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}", "t", known)
     assert scan_text(f"ФИО: {name.title()} ", "t", known)
+
+
+def test_logs_hold_no_clear_identifier(stack, pg, ch, known):
+    wait_converged(pg, ch, timeout=120)
+    logs = sorted(stack.s.log_dir.glob("*.log"))
+    assert {p.stem for p in logs} >= {"processor", "sink", "connect", "kafka", "clickhouse"}
+    findings = []
+    for path in logs:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            findings += scan_text(line, f"{path.name}:{number}", known)
+    assert findings == []

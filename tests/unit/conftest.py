@@ -44,6 +44,11 @@ def unit_settings(unit_home) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def demo_password() -> str:
+    return DEMO_PASSWORD
+
+
+@pytest.fixture(scope="session")
 def demo_password_file(unit_settings) -> Path:
     unit_settings.secrets_dir.mkdir(parents=True, exist_ok=True)
     path = unit_settings.secrets_dir / "demo-source-password"

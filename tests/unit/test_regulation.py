@@ -1,0 +1,282 @@
+"""The regulation model (connectors/regulation.py): the demo file loads; mistakes are named."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.regulation import (Action, Generalization, IdentifierKind, RegulationError,
+                                   load_all, load_regulation)
+
+BASE = {
+    "provider": "acme",
+    "organization": "Acme ministry",
+    "information_system": "Acme register",
+    "source": {
+        "dbms": "postgresql", "host": "db.example", "port": 5432, "database": "acme",
+        "user": "qoima_capture", "password": {"file": "/run/secrets/acme-password"},
+    },
+    "tables": [{
+        "name": "population.persons",
+        "primary_key": ["person_id"],
+        "retention_days": 30,
+        "columns": [
+            {"name": "person_id", "type": "bigint", "nullable": False},
+            {"name": "iin", "type": "char(12)", "nullable": False, "action": "hash", "kind": "iin"},
+            {"name": "birth_date", "type": "date", "action": "generalize", "to": "year"},
+            {"name": "last_name", "type": "text", "action": "drop"},
+        ],
+    }],
+}
+
+
+def doc() -> dict:
+    return copy.deepcopy(BASE)
+
+
+def write(directory: Path, document, name: str = "acme.yaml") -> Path:
+    path = directory / name
+    text = document if isinstance(document, str) else yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, document, environ: dict[str, str] | None = None) -> str:
+    path = write(tmp_path, document)
+    with pytest.raises(RegulationError) as info:
+        load_regulation(path, environ or {})
+    message = str(info.value)
+    assert str(path) in message  # every message names the file
+    return message
+
+
+# --- the demo file --------------------------------------------------------------------------
+
+
+def test_demo_regulation_loads(demo, unit_settings) -> None:
+    assert demo.provider == "demo"
+    assert [t.name for t in demo.tables] == ["population.persons", "social.organizations", "social.payments"]
+    # Interpolated from the local stack's settings.
+    assert demo.source.host == unit_settings.host
+    assert demo.source.port == unit_settings.ports.postgres
+    assert demo.source.password.file == str(unit_settings.secrets_dir / "demo-source-password")
+    assert demo.source.password.env is None
+    persons = demo.table("population.persons")
+    assert persons.primary_key == ["person_id"]
+    assert persons.retention_days == 3650
+    assert persons.column("iin").action is Action.hash and persons.column("iin").kind is IdentifierKind.iin
+    assert persons.column("birth_date").to is Generalization.year
+    assert persons.column("last_name").output_name is None
+    assert persons.column("iin").output_name == "iin_hash"
+    assert persons.column("kato_code").output_name == "kato_code_region"
+    assert persons.column("birth_date").output_name == "birth_date_year"
+    assert persons.column("sex").output_name == "sex"
+
+
+def test_demo_derived_names(demo) -> None:
+    payments = demo.table("social.payments")
+    assert demo.connector_name == "qoima-demo"
+    assert demo.raw_topic(payments) == "qoima.raw.demo.social.payments"
+    assert demo.clean_topic(payments) == "qoima.clean.demo.social.payments"
+    assert demo.warehouse_table(payments) == "demo__social__payments"
+    assert (demo.slot_name, demo.publication_name) == ("qoima_demo", "qoima_demo_pub")
+    with pytest.raises(KeyError, match="population.persons"):
+        demo.table("social.nope")
+
+
+def test_base_document_is_valid(tmp_path) -> None:
+    regulation = load_regulation(write(tmp_path, doc()), {})
+    assert regulation.provider == "acme"
+
+
+# --- errors name the field and the fix ------------------------------------------------------
+
+
+def test_unknown_key_names_the_column(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][1]["actoin"] = "hash"
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons].columns[iin].actoin" in message
+    assert "unknown field" in message
+    assert "spelling" in message
+
+
+def test_unknown_top_level_key_and_missing_field_both_reported(tmp_path) -> None:
+    document = doc()
+    document["organisation"] = document.pop("organization")
+    message = error_of(tmp_path, document)
+    assert "2 problem(s)" in message
+    assert "organisation: unknown field" in message
+    assert "organization: required field is missing" in message
+
+
+def test_hash_without_kind(tmp_path) -> None:
+    document = doc()
+    del document["tables"][0]["columns"][1]["kind"]
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons].columns[iin]" in message
+    assert "'hash' needs 'kind'" in message
+    assert "iin, bin, phone, name, email" in message
+
+
+def test_generalize_without_to(tmp_path) -> None:
+    document = doc()
+    del document["tables"][0]["columns"][2]["to"]
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons].columns[birth_date]" in message
+    assert "'generalize' needs 'to'" in message
+    assert "year, kato_region" in message
+
+
+def test_kind_without_hash(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][3]["kind"] = "name"
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons].columns[last_name]" in message
+    assert "'kind' only applies to action 'hash'" in message
+
+
+def test_primary_key_not_among_columns(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["primary_key"] = ["id"]
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons]" in message
+    assert "primary key column 'id' is not among its columns" in message
+
+
+def test_nullable_primary_key(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][0]["nullable"] = True
+    message = error_of(tmp_path, document)
+    assert "primary key column 'person_id' must be declared 'nullable: false'" in message
+
+
+def test_dropped_primary_key(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][0]["action"] = "drop"
+    message = error_of(tmp_path, document)
+    assert "primary key column 'person_id' must be 'keep' or 'hash'" in message
+
+
+def test_duplicate_columns(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"].append({"name": "iin", "type": "text"})
+    message = error_of(tmp_path, document)
+    assert "columns declared twice: iin" in message
+
+
+def test_duplicate_tables(tmp_path) -> None:
+    document = doc()
+    document["tables"].append(copy.deepcopy(document["tables"][0]))
+    message = error_of(tmp_path, document)
+    assert "tables declared twice: population.persons" in message
+
+
+def test_invalid_type_lists_supported_types(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][1]["type"] = "varchar2(10)"
+    message = error_of(tmp_path, document)
+    assert "tables[population.persons].columns[iin].type" in message
+    assert "unsupported column type 'varchar2(10)'" in message
+    assert "supported:" in message
+    for supported in ("bigint", "numeric(p,s)", "varchar(n)", "timestamptz"):
+        assert supported in message
+
+
+def test_missing_variable_without_default(tmp_path) -> None:
+    document = doc()
+    document["source"]["host"] = "${ACME_DB_HOST}"
+    message = error_of(tmp_path, document, {"OTHER": "x"})
+    assert "${ACME_DB_HOST} is not set" in message
+    assert "export ACME_DB_HOST" in message
+    assert "${ACME_DB_HOST:-default}" in message
+
+
+def test_variables_and_defaults_interpolated(tmp_path) -> None:
+    document = doc()
+    document["source"]["host"] = "${ACME_DB_HOST}"
+    document["source"]["port"] = "${ACME_DB_PORT:-6543}"
+    document["source"]["password"] = {"file": "${ACME_SECRETS}/pw"}
+    regulation = load_regulation(write(tmp_path, document), {"ACME_DB_HOST": "10.0.0.5", "ACME_SECRETS": "/s"})
+    assert regulation.source.host == "10.0.0.5"
+    assert regulation.source.port == 6543
+    assert regulation.source.password.file == "/s/pw"
+
+
+def test_password_both_file_and_env(tmp_path) -> None:
+    document = doc()
+    document["source"]["password"] = {"file": "/run/secrets/pw", "env": "ACME_PASSWORD"}
+    message = error_of(tmp_path, document)
+    assert "source.password" in message
+    assert "exactly one of" in message
+
+
+def test_password_value_inline_is_refused(tmp_path) -> None:
+    document = doc()
+    document["source"]["password"] = "hunter2-inline"
+    message = error_of(tmp_path, document)
+    assert "source.password" in message
+
+
+def test_marker_capture_refused(tmp_path) -> None:
+    document = doc()
+    document["source"]["capture"] = "marker"
+    message = error_of(tmp_path, document)
+    assert "source" in message and "not implemented" in message
+
+
+def test_invalid_yaml(tmp_path) -> None:
+    message = error_of(tmp_path, "provider: acme\ntables: [unclosed\n  - x: : y\n")
+    assert "not valid YAML" in message
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path) -> None:
+    message = error_of(tmp_path, "- just\n- a list\n")
+    assert "YAML mapping" in message
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(RegulationError, match="no such regulation file"):
+        load_regulation(tmp_path / "absent.yaml", {})
+
+
+# --- secrets by reference -------------------------------------------------------------------
+
+
+def test_secret_ref_reads_file_and_env(tmp_path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    document = doc()
+    document["source"]["password"] = {"file": str(secret)}
+    assert load_regulation(write(tmp_path, document), {}).source.password.read({}) == "s3cret"
+    document["source"]["password"] = {"env": "ACME_PASSWORD"}
+    ref = load_regulation(write(tmp_path, document), {}).source.password
+    assert ref.read({"ACME_PASSWORD": "from-env"}) == "from-env"
+    with pytest.raises(RegulationError, match="ACME_PASSWORD is not set"):
+        ref.read({})
+
+
+# --- load_all -------------------------------------------------------------------------------
+
+
+def test_load_all_two_files_same_provider(tmp_path) -> None:
+    write(tmp_path, doc(), "a.yaml")
+    write(tmp_path, doc(), "b.yaml")
+    with pytest.raises(RegulationError) as info:
+        load_all(tmp_path, {})
+    assert "provider declared in more than one file: acme" in str(info.value)
+
+
+def test_load_all_distinct_providers(tmp_path) -> None:
+    write(tmp_path, doc(), "a.yaml")
+    other = doc()
+    other["provider"] = "beta"
+    write(tmp_path, other, "b.yaml")
+    assert [r.provider for r in load_all(tmp_path, {})] == ["acme", "beta"]
+
+
+def test_load_all_empty_directory(tmp_path) -> None:
+    with pytest.raises(RegulationError, match="no regulation files"):
+        load_all(tmp_path, {})

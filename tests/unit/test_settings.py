@@ -1,0 +1,118 @@
+"""Process settings (qoima/settings.py): defaults, port shift, validation messages."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from qoima.settings import REPO_ROOT, Ports, Settings, SettingsError
+
+DEFAULT_PORTS = {
+    "postgres": 55432, "kafka": 59092, "kafka_controller": 59093, "connect": 58083,
+    "clickhouse_http": 58123, "clickhouse_tcp": 59000, "prometheus": 59090,
+    "processor_metrics": 59101, "sink_metrics": 59102, "demo_metrics": 59103,
+}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.home == (REPO_ROOT / "var").resolve()
+    assert {f.name: getattr(s.ports, f.name) for f in fields(Ports)} == DEFAULT_PORTS
+    assert s.host == "127.0.0.1"
+    assert (s.kafka_heap_mb, s.connect_heap_mb, s.clickhouse_max_memory_mb) == (512, 640, 2048)
+    assert (s.sink_batch_rows, s.sink_batch_ms) == (5000, 500)
+    assert s.key_id == "k1"
+    assert s.regulations_dir == (REPO_ROOT / "connectors" / "regulations").resolve()
+    assert s.kafka_bootstrap == "127.0.0.1:59092"
+    assert s.connect_url == "http://127.0.0.1:58083"
+    assert s.clickhouse_url == "http://127.0.0.1:58123"
+    assert s.prometheus_url == "http://127.0.0.1:59090"
+
+
+def test_empty_values_mean_default() -> None:
+    s = Settings.from_env({"QOIMA_PORT_SHIFT": "", "QOIMA_SINK_BATCH_ROWS": "", "QOIMA_HOME": ""})
+    assert s.ports.kafka == 59092 and s.sink_batch_rows == 5000
+    assert s.home == (REPO_ROOT / "var").resolve()
+
+
+def test_home_moves_every_file(tmp_path) -> None:
+    s = Settings.from_env({"QOIMA_HOME": str(tmp_path)})
+    assert s.home == tmp_path.resolve()
+    for path in (s.data_dir, s.log_dir, s.run_dir, s.secrets_dir, s.conf_dir, s.master_key_file):
+        assert path.is_relative_to(tmp_path.resolve())
+    assert s.master_key_file == tmp_path.resolve() / "secrets" / "master.key"
+    env = s.regulation_env()
+    assert env["QOIMA_SECRETS_DIR"] == str(s.secrets_dir)
+    assert env["QOIMA_LOCAL_PG_PORT"] == "55432"
+
+
+@pytest.mark.parametrize("shift", [1000, -20000, 5000, -1])
+def test_port_shift_moves_every_port(shift: int) -> None:
+    s = Settings.from_env({"QOIMA_PORT_SHIFT": str(shift)})
+    for name, port in DEFAULT_PORTS.items():
+        assert getattr(s.ports, name) == port + shift, name
+    assert s.kafka_bootstrap == f"127.0.0.1:{59092 + shift}"
+    assert s.regulation_env()["QOIMA_LOCAL_PG_PORT"] == str(55432 + shift)
+
+
+def test_every_port_field_is_covered() -> None:
+    assert {f.name for f in fields(Ports)} == set(DEFAULT_PORTS)
+
+
+@pytest.mark.parametrize("raw", ["abc", "1.5", "10k", "0x10"])
+def test_port_shift_not_an_integer(raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"QOIMA_PORT_SHIFT": raw})
+    message = str(info.value)
+    assert "QOIMA_PORT_SHIFT" in message
+    assert "not an integer" in message
+    assert "between -20000 and 5000" in message
+
+
+@pytest.mark.parametrize("raw", ["5001", "-20001", "70000"])
+def test_port_shift_out_of_range(raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"QOIMA_PORT_SHIFT": raw})
+    message = str(info.value)
+    assert f"QOIMA_PORT_SHIFT={int(raw)} is out of range" in message
+    assert "between -20000 and 5000" in message
+
+
+@pytest.mark.parametrize(("name", "raw", "low", "high"), [
+    ("QOIMA_KAFKA_HEAP_MB", "128", 256, 16384),
+    ("QOIMA_CONNECT_HEAP_MB", "99999", 256, 16384),
+    ("QOIMA_CLICKHOUSE_MAX_MEMORY_MB", "100", 512, 1 << 20),
+    ("QOIMA_SINK_BATCH_ROWS", "0", 1, 1_000_000),
+    ("QOIMA_SINK_BATCH_MS", "5", 10, 600_000),
+])
+def test_other_integers_range_checked(name: str, raw: str, low: int, high: int) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: raw})
+    assert name in str(info.value)
+    assert f"between {low} and {high}" in str(info.value)
+
+
+def test_valid_integers_used() -> None:
+    s = Settings.from_env({"QOIMA_SINK_BATCH_ROWS": "100", "QOIMA_SINK_BATCH_MS": "200", "QOIMA_KAFKA_HEAP_MB": "1024"})
+    assert (s.sink_batch_rows, s.sink_batch_ms, s.kafka_heap_mb) == (100, 200, 1024)
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+@pytest.mark.parametrize("key_id", ["", "k-1", "k 1", "k1/iin", "k" * 17, "../k"])
+def test_bad_key_id_refused(key_id: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"QOIMA_KEY_ID": key_id})
+    assert "QOIMA_KEY_ID" in str(info.value)
+    assert "1-16 letters or digits" in str(info.value)
+
+
+@pytest.mark.parametrize("key_id", ["k2", "K7", "2026", "a" * 16])
+def test_good_key_id_accepted(key_id: str) -> None:
+    assert Settings.from_env({"QOIMA_KEY_ID": key_id}).key_id == key_id
+
+
+def test_regulations_dir_override(tmp_path) -> None:
+    assert Settings.from_env({"QOIMA_REGULATIONS_DIR": str(tmp_path)}).regulations_dir == tmp_path.resolve()
