@@ -33,7 +33,7 @@ ALERT_RULES = REPO_ROOT / "monitoring" / "alerts.yml"
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 SOURCE_DB = "gosdata"
 CAPTURE_USER = "qoima_capture"
-ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "demo-load"]
+ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "demo-load"]
 
 Progress = Callable[[str], None]
 
@@ -229,10 +229,10 @@ class LocalStack:
         from confluent_kafka.admin import AdminClient, NewTopic
 
         from sinks.clickhouse_sink import DEAD_LETTER_TOPIC
-        from streams.router import QUARANTINE_TOPIC
+        from streams.avro_codec import INCIDENT_TOPIC, QUARANTINE_TOPIC
 
         day, week = str(24 * 3600 * 1000), str(7 * 24 * 3600 * 1000)
-        wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week}
+        wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week}
         for regulation in regulations:
             for table in regulation.tables:
                 wanted[regulation.raw_topic(table)] = day
@@ -311,7 +311,7 @@ class LocalStack:
         p = self.s.ports
         config = _render("prometheus.yml", self.s.conf_dir / "prometheus.yml", host=self.s.host,
                          rules_file=ALERT_RULES, processor_port=p.processor_metrics, sink_port=p.sink_metrics,
-                         demo_port=p.demo_metrics, prometheus_port=p.prometheus)
+                         demo_port=p.demo_metrics, assessor_port=p.assessor_metrics, prometheus_port=p.prometheus)
         managed.start([str(PROMETHEUS_BIN), f"--config.file={config}",
                        f"--storage.tsdb.path={self.s.data_dir / 'prometheus'}",
                        f"--web.listen-address={self.s.host}:{p.prometheus}",
@@ -356,6 +356,7 @@ class LocalStack:
         self.start_prometheus()
         self.start_qoima("sink", ["sink"], self.s.ports.sink_metrics)
         self.start_qoima("processor", ["processor"], self.s.ports.processor_metrics)
+        self.start_qoima("assessor", ["assessor"], self.s.ports.assessor_metrics)
         client = ConnectClient(self.s.connect_url)
         for regulation in regulations:
             outcome = client.upsert(regulation.connector_name, connector_config(regulation))

@@ -24,12 +24,19 @@ SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert
 SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one ClickHouse insert", ["table"],
                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SINK_FAILURES = Counter("qoima_sink_insert_failures_total", "ClickHouse inserts that failed and will be retried", ["table"])
+SINK_HELD = Gauge("qoima_sink_held", "1 while a table's clean topic is paused: a batch failed the depersonalization check",
+                  ["table"])
 SINK_UNDECODABLE = Counter("qoima_sink_undecodable_total", "Clean-topic messages the sink could not decode", ["topic"])
 FRESHNESS = Histogram("qoima_freshness_seconds", "Warehouse write time minus source commit time", ["table"],
                       buckets=_FRESHNESS_BUCKETS)
 LAST_WRITE = Gauge("qoima_sink_last_write_timestamp_seconds", "Unix time of the last ClickHouse write", ["table"])
 LAST_SOURCE_COMMIT = Gauge("qoima_sink_last_source_commit_timestamp_seconds",
                            "Source commit time of the newest row written", ["table"])
+
+K_ANONYMITY = Gauge("qoima_k_anonymity", "Smallest equivalence class over the table's quasi-identifiers", ["table"])
+L_DIVERSITY = Gauge("qoima_l_diversity", "Fewest distinct sensitive values within one equivalence class", ["table"])
+K_THRESHOLD = Gauge("qoima_k_anonymity_threshold", "The table's declared min_k", ["table"])
+ROWS_AT_RISK = Gauge("qoima_reidentification_rows_at_risk", "Rows in classes smaller than the table's min_k", ["table"])
 
 DEMO_CHANGES = Counter("qoima_demo_changes_total", "Changes the demo load made at the source", ["kind"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from qoima.settings import Settings, SettingsError
@@ -112,6 +113,57 @@ def cmd_regulation_check(args) -> None:
         raise SystemExit(1)
 
 
+def cmd_scan(args) -> None:
+    from monitoring.depersonalization_check import known_values, scan_topics, scan_warehouse
+    from sinks.clickhouse_users import writer_client
+    from streams.incidents import Detection, IncidentPublisher
+
+    settings = _settings()
+    regulations = _regulations(settings)
+    known = known_values(regulations, dict(os.environ))
+    print(f"known values from the sources: {len(known.names)} name words, {len(known.phones)} phones")
+    reports = []
+    if not args.topics_only:
+        reports.append(("warehouse", scan_warehouse(writer_client(settings), regulations, known)))
+    if not args.warehouse_only:
+        reports.append(("topics", scan_topics(settings, regulations, known)))
+    leaks = 0
+    for what, report in reports:
+        print(report.render(what))
+        leaks += sum(report.findings.values())
+        for (where, kind), count in report.findings.items():
+            IncidentPublisher(settings.kafka_bootstrap).publish(Detection(
+                "qoima", where, "depersonalization_check", "other", "critical", count,
+                f"`qoima scan` found {count} clear {kind} value(s) in {where}", "scan"))
+    if leaks:
+        raise SystemExit(f"depersonalization check FAILED: {leaks} finding(s); critical incidents recorded")
+    print("depersonalization check passed")
+
+
+def cmd_risk(args) -> None:
+    from monitoring.assessor import detection, export
+    from monitoring.reidentification import assess, render
+    from sinks.clickhouse_users import writer_client
+    from streams.incidents import IncidentPublisher
+
+    settings = _settings()
+    client = writer_client(settings)
+    risks = [r for reg in _regulations(settings) for t in reg.tables if (r := assess(client, reg, t))]
+    print(render(risks) if risks else "no table declares quasi-identifiers")
+    for risk in risks:
+        export(risk)
+        if risk.below_threshold:
+            IncidentPublisher(settings.kafka_bootstrap).publish(detection(risk))
+    if any(r.below_threshold for r in risks):
+        raise SystemExit("re-identification risk above the declared threshold; incidents recorded")
+
+
+def cmd_assessor(args) -> None:
+    from monitoring.assessor import run
+
+    run(_settings())
+
+
 def cmd_processor(args) -> None:
     from streams.app import run
 
@@ -158,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*")
     check.set_defaults(func=cmd_regulation_check)
 
+    scan = sub.add_parser("scan", help="the depersonalization check: clear identifiers in the warehouse and clean topics")
+    scope = scan.add_mutually_exclusive_group()
+    scope.add_argument("--warehouse-only", action="store_true")
+    scope.add_argument("--topics-only", action="store_true")
+    scan.set_defaults(func=cmd_scan)
+    sub.add_parser("risk", help="k-anonymity and l-diversity per table, now").set_defaults(func=cmd_risk)
+    sub.add_parser("assessor", help="run the periodic assessor in the foreground").set_defaults(func=cmd_assessor)
     sub.add_parser("processor", help="run the Faust processor in the foreground").set_defaults(func=cmd_processor)
     sub.add_parser("sink", help="run the ClickHouse sink in the foreground").set_defaults(func=cmd_sink)
 

@@ -42,6 +42,7 @@ class Ports:
     processor_metrics: int = 59101
     sink_metrics: int = 59102
     demo_metrics: int = 59103
+    assessor_metrics: int = 59104
 
     def shifted(self, shift: int) -> "Ports":
         return Ports(**{name: port + shift for name, port in self.__dict__.items()})
@@ -59,6 +60,7 @@ class Settings:
     sink_batch_ms: int = 500
     regulations_dir: Path = field(default=REPO_ROOT / "connectors" / "regulations")
     key_id: str = "k1"
+    assess_interval_s: int = 300
 
     # Derived locations; one place decides the layout of QOIMA_HOME.
     @property
@@ -129,4 +131,5 @@ class Settings:
             sink_batch_ms=_int(env, "QOIMA_SINK_BATCH_MS", 500, 10, 600_000),
             regulations_dir=regulations.resolve(),
             key_id=key_id,
+            assess_interval_s=_int(env, "QOIMA_ASSESS_INTERVAL_S", 300, 5, 86400),
         )

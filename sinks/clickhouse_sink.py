@@ -6,26 +6,30 @@ deduplication token built from the exact offsets it holds, so a retry of the sam
 adds nothing; a replay with other batch boundaries adds rows that FINAL collapses by
 `_version`. An insert that fails is retried with back-off and nothing is committed until
 it succeeds: the sink stalls visibly (metrics, alert) rather than skipping data.
+
+Before a batch of clean rows is loaded, every string value is scanned for clear identifiers
+(R394 §20.5: the operator checks depersonalization before loading). A hit holds the batch
+back: nothing is inserted or committed, the topic is paused and a critical incident opens.
 """
 from __future__ import annotations
 
 import logging
 import signal
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-import clickhouse_connect
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from connectors.regulation import Regulation, Table, load_all
 from monitoring import metrics
 from qoima.settings import Settings
-from sinks.ddl import META_COLUMNS, META_FIELDS, WAREHOUSE_DB, create_table_sql, warehouse_columns
 from sinks.clickhouse_users import writer_client
-from streams.avro_codec import codec_for
+from sinks.ddl import (INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS, WAREHOUSE_DB, create_table_sql,
+                       meta_tables_sql, warehouse_columns)
+from streams.avro_codec import INCIDENT_TOPIC, codec_for
+from streams.incidents import Detection, IncidentPublisher, incident_codec
+from streams.leak_scan import scan_text
 
 log = logging.getLogger("qoima.sink")
 DEAD_LETTER_TOPIC = "qoima.deadletter.sink"
@@ -33,15 +37,37 @@ DEAD_LETTER_TOPIC = "qoima.deadletter.sink"
 
 @dataclass
 class _Target:
-    regulation: Regulation
-    table: Table
+    database: str
     ch_table: str
+    label: str                      # metric label: the source table, or the meta table
     column_names: list[str]
     fields: list[str]
     zeros: list[Any]
+    provider: str = ""
+    guarded: bool = False           # scan for clear identifiers before loading
     rows: list[list[Any]] = field(default_factory=list)
     source_ts: list[float] = field(default_factory=list)
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.source_ts.clear()
+        self.offsets.clear()
+
+
+def _clean_target(regulation: Regulation, table: Table) -> _Target:
+    columns = warehouse_columns(table)
+    names = [c.name for c in columns]
+    return _Target(WAREHOUSE_DB, regulation.warehouse_table(table), table.name,
+                   column_names=names + [name for name, _ in META_COLUMNS],
+                   fields=names + META_FIELDS,
+                   zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
+                   provider=regulation.provider, guarded=True)
+
+
+def _incident_target() -> _Target:
+    return _Target(META_DB, "incident_events", "qoima_meta.incident_events", column_names=INCIDENT_COLUMNS,
+                   fields=INCIDENT_COLUMNS, zeros=[None] * len(INCIDENT_COLUMNS))
 
 
 class ClickHouseSink:
@@ -50,31 +76,52 @@ class ClickHouseSink:
         self.regulations = load_all(settings.regulations_dir, settings.regulation_env())
         self.codec = codec_for(self.regulations)
         self.client = writer_client(settings)
-        self.targets: dict[str, _Target] = {}
+        self.targets: dict[str, _Target] = {INCIDENT_TOPIC: _incident_target()}
         for regulation in self.regulations:
             for table in regulation.tables:
-                columns = warehouse_columns(table)
-                names = [c.name for c in columns]
-                self.targets[regulation.clean_topic(table)] = _Target(
-                    regulation, table, regulation.warehouse_table(table),
-                    column_names=names + [name for name, _ in META_COLUMNS],
-                    fields=names + META_FIELDS,
-                    zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
-                )
+                self.targets[regulation.clean_topic(table)] = _clean_target(regulation, table)
+        self.held: set[str] = set()
+        self.incidents = IncidentPublisher(settings.kafka_bootstrap, incident_codec())
         self._stopping = False
 
     def ensure_tables(self) -> None:
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {WAREHOUSE_DB}")
-        for target in self.targets.values():
-            self.client.command(create_table_sql(target.regulation, target.table))
+        for regulation in self.regulations:
+            for table in regulation.tables:
+                self.client.command(create_table_sql(regulation, table))
+        for statement in meta_tables_sql():
+            self.client.command(statement)
 
     def _row(self, target: _Target, record: dict[str, Any]) -> list[Any]:
-        deleted = record["_is_deleted"] == 1
+        deleted = record.get("_is_deleted") == 1
         row = []
         for name, zero in zip(target.fields, target.zeros):
             value = record.get(name)
             row.append(zero if value is None and deleted else value)
         return row
+
+    def _leaks(self, target: _Target) -> dict[str, set[str]]:
+        """Column -> kinds of clear identifiers found in this batch (the check before load)."""
+        found: dict[str, set[str]] = {}
+        for row in target.rows:
+            for name, value in zip(target.column_names, row):
+                if isinstance(value, str) and value:
+                    for finding in scan_text(value, name):
+                        found.setdefault(name, set()).add(finding.kind)
+        return found
+
+    def _hold(self, topic: str, target: _Target, consumer: Consumer, leaks: dict[str, set[str]]) -> None:
+        """Keep a leaking batch out of the warehouse: no insert, no commit, partition paused."""
+        partitions = sorted(target.offsets)
+        span = ", ".join(f"partition {p} offsets {a}-{b}" for p, (a, b) in sorted(target.offsets.items()))
+        detail = (f"clear identifiers in a clean batch ({'; '.join(f'{c}: {sorted(k)}' for c, k in sorted(leaks.items()))}); "
+                  f"{len(target.rows)} rows at {span} held back, topic {topic} paused until an operator acts")
+        log.critical("depersonalization check failed for %s: %s", target.label, detail)
+        consumer.pause([TopicPartition(topic, p) for p in partitions])
+        self.held.add(topic)
+        metrics.SINK_HELD.labels(target.label).set(1)
+        self.incidents.publish(Detection(target.provider, target.label, "depersonalization_check", "other",
+                                         "critical", len(target.rows), detail, "sink"))
 
     def _insert(self, target: _Target) -> None:
         token = ";".join(f"{target.ch_table}:{p}:{a}-{b}" for p, (a, b) in sorted(target.offsets.items()))
@@ -82,12 +129,12 @@ class ClickHouseSink:
         while True:
             started = time.perf_counter()
             try:
-                self.client.insert(f"{WAREHOUSE_DB}.`{target.ch_table}`", target.rows,
+                self.client.insert(f"{target.database}.`{target.ch_table}`", target.rows,
                                    column_names=target.column_names,
                                    settings={"insert_deduplication_token": token})
                 break
             except Exception as exc:  # the driver raises several kinds; all mean "not stored"
-                metrics.SINK_FAILURES.labels(target.ch_table).inc()
+                metrics.SINK_FAILURES.labels(target.label).inc()
                 log.warning("insert into %s failed (%s), retrying in %.1fs", target.ch_table, type(exc).__name__, delay)
                 if self._stopping:
                     raise
@@ -95,27 +142,30 @@ class ClickHouseSink:
                 delay = min(delay * 2, 30.0)
         elapsed = time.perf_counter() - started
         now = time.time()
-        label = target.table.name
-        metrics.SINK_ROWS.labels(label).inc(len(target.rows))
-        metrics.SINK_BATCH_ROWS.labels(label).observe(len(target.rows))
-        metrics.SINK_BATCH_SECONDS.labels(label).observe(elapsed)
-        metrics.LAST_WRITE.labels(label).set(now)
-        freshness = metrics.FRESHNESS.labels(label)
-        for ts in target.source_ts:
-            freshness.observe(max(0.0, now - ts))
-        metrics.LAST_SOURCE_COMMIT.labels(label).set(max(target.source_ts))
+        metrics.SINK_ROWS.labels(target.label).inc(len(target.rows))
+        metrics.SINK_BATCH_ROWS.labels(target.label).observe(len(target.rows))
+        metrics.SINK_BATCH_SECONDS.labels(target.label).observe(elapsed)
+        metrics.LAST_WRITE.labels(target.label).set(now)
+        if target.source_ts:
+            freshness = metrics.FRESHNESS.labels(target.label)
+            for ts in target.source_ts:
+                freshness.observe(max(0.0, now - ts))
+            metrics.LAST_SOURCE_COMMIT.labels(target.label).set(max(target.source_ts))
 
     def _flush(self, consumer: Consumer) -> None:
         commits = []
         for topic, target in self.targets.items():
             if not target.offsets:
                 continue
+            leaks = self._leaks(target) if target.guarded else {}
+            if leaks:
+                self._hold(topic, target, consumer, leaks)
+                target.clear()
+                continue
             if target.rows:
                 self._insert(target)
             commits += [TopicPartition(topic, p, last + 1) for p, (_, last) in target.offsets.items()]
-            target.rows.clear()
-            target.source_ts.clear()
-            target.offsets.clear()
+            target.clear()
         if commits:
             consumer.commit(offsets=commits, asynchronous=False)
 
@@ -132,7 +182,7 @@ class ClickHouseSink:
         })
         dead_letters = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all"})
         consumer.subscribe(sorted(self.targets))
-        log.info("sink consuming %d clean topics into %s", len(self.targets), WAREHOUSE_DB)
+        log.info("sink consuming %d topics into %s and %s", len(self.targets), WAREHOUSE_DB, META_DB)
         batch_rows, batch_s = self.settings.sink_batch_rows, self.settings.sink_batch_ms / 1000
         try:
             while not self._stopping:
@@ -144,6 +194,8 @@ class ClickHouseSink:
                         if message.error():
                             log.warning("consumer error: %s", message.error())
                             continue
+                        if message.topic() in self.held:
+                            continue  # fetched before the pause took effect; it will be re-read
                         pending += 1
                         deadline = deadline or time.monotonic() + batch_s
                         self._accept(message, dead_letters)
@@ -171,7 +223,8 @@ class ClickHouseSink:
                                  headers={"source": f"{message.topic()}:{partition}:{offset}", "error": type(exc).__name__})
             return
         target.rows.append(self._row(target, record))
-        target.source_ts.append(record["_source_ts_ms"].timestamp())
+        if "_source_ts_ms" in record:
+            target.source_ts.append(record["_source_ts_ms"].timestamp())
 
     def _on_signal(self, signum, frame) -> None:
         self._stopping = True

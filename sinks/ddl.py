@@ -104,3 +104,48 @@ def create_table_sql(regulation: Regulation, table: Table) -> str:
         # Deduplication tokens only work on a non-replicated table with a window set.
         f"SETTINGS non_replicated_deduplication_window = 10000\nCOMMENT {_quote(comment)}"
     )
+
+
+META_DB = "qoima_meta"
+
+
+def meta_tables_sql() -> list[str]:
+    """Qoima's own tables: the incident journal's detections and their grouping by incident.
+
+    Analysts cannot write here (and cannot read it either unless granted): the journal is the
+    operator's record of what went wrong, DM385 §49.
+    """
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {META_DB}",
+        f"""CREATE TABLE IF NOT EXISTS {META_DB}.incident_events (
+    incident_key String,
+    provider LowCardinality(String),
+    `table` Nullable(String),
+    rule LowCardinality(String),
+    type LowCardinality(String),
+    severity LowCardinality(String),
+    count Int64,
+    detail String,
+    origin LowCardinality(String),
+    detected_ts DateTime64(3, 'UTC'),
+    _loaded_ts DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (incident_key, detected_ts)
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Every detection of a quality or depersonalization problem'""",
+        f"""CREATE VIEW IF NOT EXISTS {META_DB}.incidents AS
+SELECT incident_key, any(provider) AS provider, any(`table`) AS `table`, any(rule) AS rule,
+       any(type) AS type,
+       multiIf(has(groupUniqArray(severity), 'critical'), 'critical',
+               has(groupUniqArray(severity), 'warning'), 'warning', 'info') AS severity,
+       sum(count) AS count, count() AS detections,
+       min(detected_ts) AS first_seen, max(detected_ts) AS last_seen,
+       argMax(detail, detected_ts) AS last_detail
+FROM {META_DB}.incident_events
+GROUP BY incident_key""",
+    ]
+
+
+INCIDENT_COLUMNS = ["incident_key", "provider", "table", "rule", "type", "severity", "count", "detail",
+                    "origin", "detected_ts"]

@@ -89,8 +89,13 @@ class AvroCodec:
         return name, fastavro.schemaless_reader(io.BytesIO(payload[10:]), parsed, parsed)
 
 
+QUARANTINE_TOPIC = "qoima.quarantine"
+INCIDENT_TOPIC = "qoima.incidents"
+
+
 def codec_for(regulations: list[Regulation]) -> AvroCodec:
-    schemas = {"qoima.quarantine": load_avsc("quarantine")}
+    """Every topic Qoima writes Avro to: clean topics, quarantine, incidents."""
+    schemas = {QUARANTINE_TOPIC: load_avsc("quarantine"), INCIDENT_TOPIC: load_avsc("incident")}
     for regulation in regulations:
         for table in regulation.tables:
             schemas[regulation.clean_topic(table)] = clean_schema(regulation, table)

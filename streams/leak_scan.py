@@ -1,11 +1,13 @@
-"""Find clear identifiers in text that should hold none (clean topics, warehouse columns).
+"""Find clear identifiers in text that should hold none (clean topics, warehouse columns, logs).
 
 A finding names what kind of identifier was seen and where, never the identifier itself, so
-a scan report is safe to log. Two kinds of evidence:
-- structural: any 12-digit run that is a valid IIN (check digit and day digit) is a leak
-  wherever it appears; pseudonyms are base32, so they do not produce such runs by chance;
-- known values: phones and names taken from the source's own columns, matched after
-  normalization, catch what no pattern can (a name is just a word).
+a scan report is safe to log and to store. Two kinds of evidence:
+- structural, needing no knowledge of the source: a 12-digit run that is a valid IIN (check
+  digit and day digit); a valid BIN where the column is personal; a Kazakh mobile number in
+  any spelling; an e-mail address. Pseudonyms are base32, so they do not produce such runs by
+  chance, and redaction leaves typed placeholders, not digits;
+- known values: names (and phones) taken from the source's own personal columns, matched
+  after normalization, catch what no pattern can (a name is just a word).
 """
 from __future__ import annotations
 
@@ -13,17 +15,18 @@ import re
 from dataclasses import dataclass, field
 
 from streams import normalize
-from streams.identifiers import is_valid_iin
+from streams.identifiers import is_valid_bin, is_valid_iin
 
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{12}(?!\d)")
-_PHONE_LIKE = re.compile(r"(?<![\w+])\+?[78][\s(\-]*\d{3}[\s)\-]*\d{3}[\s\-]*\d{2}[\s\-]*\d{2}(?!\d)")
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+_PHONE_LIKE = re.compile(r"(?<![\w+])\+?[78][\s(\-]*7\d{2}[\s)\-]*\d{3}[\s\-]*\d{2}[\s\-]*\d{2}(?![0-9])")
+_EMAIL = re.compile(r"[\w.+-]*[^\W\d_][\w.+-]*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str        # iin | phone | name
-    where: str       # e.g. "udw.demo__population__persons.status" or "topic[0]@42"
+    kind: str        # iin | bin | phone | email | name
+    where: str       # e.g. "udw.demo__population__persons.status" or "topic@42"
 
 
 @dataclass
@@ -39,17 +42,27 @@ class KnownValues:
             self.phones.add(canonical)
 
     def add_name(self, value: str | None) -> None:
-        canonical = normalize.name(value) if value else None
-        if canonical and len(canonical) >= 3:
-            self.names.add(canonical)
+        for word in _WORD.findall(value or ""):
+            canonical = normalize.name(word)
+            if canonical:
+                self.names.add(canonical)
 
 
-def scan_text(text: str, where: str, known: KnownValues) -> list[Finding]:
+_EMPTY = KnownValues()
+
+
+def scan_text(text: str, where: str, known: KnownValues = _EMPTY, *, personal: bool = False) -> list[Finding]:
+    """Every kind of identifier found in `text` (each kind at most once)."""
     findings = []
-    if any(is_valid_iin(m.group()) for m in _DIGIT_RUN.finditer(text)):
+    runs = _DIGIT_RUN.findall(text)
+    if any(is_valid_iin(run) for run in runs):
         findings.append(Finding("iin", where))
-    if known.phones and any(normalize.phone(m.group()) in known.phones for m in _PHONE_LIKE.finditer(text)):
+    if personal and any(is_valid_bin(run) for run in runs):
+        findings.append(Finding("bin", where))
+    if any(normalize.phone(m.group()) for m in _PHONE_LIKE.finditer(text)):
         findings.append(Finding("phone", where))
+    if "@" in text and _EMAIL.search(text):  # the cheap test keeps long texts linear
+        findings.append(Finding("email", where))
     if known.names and any(normalize.name(w) in known.names for w in _WORD.findall(text)):
         findings.append(Finding("name", where))
     return findings

@@ -1,0 +1,65 @@
+"""The assessor process: periodic assessments over the warehouse, exported as metrics.
+
+Today it measures re-identification risk (k-anonymity, l-diversity) on a schedule; a table
+falling below its threshold opens an incident once, and another when it recovers is not
+needed: the incident's life cycle records the fix.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from connectors.regulation import load_all
+from monitoring import metrics
+from monitoring.reidentification import Risk, assess
+from qoima.settings import Settings
+from sinks.clickhouse_users import writer_client
+from streams.incidents import Detection, IncidentPublisher
+
+log = logging.getLogger("qoima.assessor")
+
+
+def export(risk: Risk) -> None:
+    label = risk.table
+    metrics.K_ANONYMITY.labels(label).set(risk.k)
+    metrics.K_THRESHOLD.labels(label).set(risk.k_threshold)
+    metrics.ROWS_AT_RISK.labels(label).set(risk.rows_at_risk)
+    if risk.l_diversity is not None:
+        metrics.L_DIVERSITY.labels(label).set(risk.l_diversity)
+
+
+def detection(risk: Risk) -> Detection:
+    return Detection(risk.provider, risk.table, "k_anonymity", "other", "warning", risk.rows_at_risk,
+                     f"k={risk.k} is below {risk.k_threshold} over ({', '.join(risk.quasi_identifiers)}): "
+                     f"{risk.classes_below_k} of {risk.classes} classes, {risk.rows_at_risk} of {risk.rows} rows",
+                     "risk")
+
+
+def run(settings: Settings) -> None:
+    metrics.serve(settings.ports.assessor_metrics, settings.host)
+    regulations = load_all(settings.regulations_dir, settings.regulation_env())
+    client = writer_client(settings)
+    publisher = IncidentPublisher(settings.kafka_bootstrap)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    below: set[str] = set()
+    while not stop.is_set():
+        for regulation in regulations:
+            for table in regulation.tables:
+                try:
+                    risk = assess(client, regulation, table)
+                except Exception as exc:  # the warehouse may be starting; try again next round
+                    log.warning("risk assessment of %s failed (%s)", table.name, type(exc).__name__)
+                    continue
+                if risk is None:
+                    continue
+                export(risk)
+                if risk.below_threshold and table.name not in below:
+                    publisher.publish(detection(risk))
+                    log.warning("re-identification risk: %s", detection(risk).detail)
+                    below.add(table.name)
+                elif not risk.below_threshold:
+                    below.discard(table.name)
+        stop.wait(settings.assess_interval_s)

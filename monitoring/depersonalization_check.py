@@ -1,0 +1,123 @@
+"""`qoima scan`: the depersonalization check on demand (R394 §20.5), over the warehouse and
+the clean topics, with the source's own names and phones as known values.
+
+The known values are read from the source through the regulation's capture account, held in
+memory only, and compared after normalization; a report says which table, column or topic
+holds which kind of identifier, and how often, never the value.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.regulation import IdentifierKind, Regulation
+from qoima.settings import Settings
+from sinks.ddl import WAREHOUSE_DB
+from streams.avro_codec import QUARANTINE_TOPIC
+from streams.leak_scan import KnownValues, scan_text
+
+_KNOWN_KINDS = {IdentifierKind.name, IdentifierKind.phone}
+
+
+@dataclass
+class ScanReport:
+    rows: int = 0
+    seconds: float = 0.0
+    findings: Counter = field(default_factory=Counter)   # (where, kind) -> count
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def render(self, what: str) -> str:
+        lines = [f"{what}: {self.rows} rows/messages scanned in {self.seconds:.1f}s "
+                 f"({self.rows_per_second:,.0f}/s), {sum(self.findings.values())} finding(s)"]
+        for (where, kind), count in sorted(self.findings.items()):
+            lines.append(f"  LEAK {kind:<6} {count:>8}  {where}")
+        return "\n".join(lines)
+
+
+def known_values(regulations: list[Regulation], environ: dict[str, str], limit: int = 2_000_000) -> KnownValues:
+    """Names and phones from the sources' columns the regulation marks as such."""
+    import psycopg
+
+    known = KnownValues()
+    for regulation in regulations:
+        source = regulation.source
+        conninfo = psycopg.conninfo.make_conninfo(
+            host=source.host, port=source.port, dbname=source.database, user=source.user,
+            password=source.password.read(environ), connect_timeout=10)
+        with psycopg.connect(conninfo) as conn:
+            for table in regulation.tables:
+                for column in table.columns:
+                    if column.kind not in _KNOWN_KINDS:
+                        continue
+                    add = known.add_name if column.kind is IdentifierKind.name else known.add_phone
+                    query = psycopg.sql.SQL("SELECT DISTINCT {} FROM {}.{} LIMIT {}").format(
+                        psycopg.sql.Identifier(column.name), psycopg.sql.Identifier(table.schema_name),
+                        psycopg.sql.Identifier(table.table_name), psycopg.sql.Literal(limit))
+                    for (value,) in conn.execute(query):
+                        add(value)
+    return known
+
+
+def scan_warehouse(client, regulations: list[Regulation], known: KnownValues, block_rows: int = 50_000) -> ScanReport:
+    report = ScanReport()
+    started = time.perf_counter()
+    for regulation in regulations:
+        for table in regulation.tables:
+            name = regulation.warehouse_table(table)
+            personal_bins = {c.output_name for c in table.columns if c.kind is IdentifierKind.bin}
+            columns = [c for (c,) in client.query(
+                "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                "AND type LIKE '%String%'", parameters={"db": WAREHOUSE_DB, "t": name}).result_rows]
+            if not columns:
+                continue
+            select = ", ".join(f"toString(`{c}`)" for c in columns)
+            with client.query_rows_stream(f"SELECT {select} FROM {WAREHOUSE_DB}.`{name}`",
+                                          settings={"max_block_size": block_rows}) as stream:
+                for row in stream:
+                    report.rows += 1
+                    for column, value in zip(columns, row):
+                        if value:
+                            for finding in scan_text(value, f"{WAREHOUSE_DB}.{name}.{column}", known,
+                                                     personal=column in personal_bins):
+                                report.findings[(finding.where, finding.kind)] += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownValues) -> ScanReport:
+    """Every message now in the clean and quarantine topics, read with a throw-away group."""
+    report = ScanReport()
+    started = time.perf_counter()
+    topics = [r.clean_topic(t) for r in regulations for t in r.tables] + [QUARANTINE_TOPIC]
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"qoima-scan-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in metadata.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, low)])
+                position = low
+                while position < high:
+                    for message in consumer.consume(num_messages=5000, timeout=5):
+                        if message.error():
+                            continue
+                        position = message.offset() + 1
+                        report.rows += 1
+                        text = (message.key() or b"").decode("utf-8", "replace") + " " + \
+                            (message.value() or b"").decode("utf-8", "replace")
+                        for finding in scan_text(text, f"{topic}[{partition}]", known):
+                            report.findings[(finding.where, finding.kind)] += 1
+    finally:
+        consumer.close()
+    report.seconds = time.perf_counter() - started
+    return report
