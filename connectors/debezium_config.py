@@ -8,13 +8,22 @@ Reference: Debezium's PostgreSQL connector documentation (connector properties).
 - a heartbeat that writes to no table (`heartbeat.interval.ms`): it lets Debezium confirm
   the slot's LSN while the captured tables are idle, so PostgreSQL does not keep WAL;
 - decimals as strings and adaptive microsecond times, decoded losslessly in streams/pg_types;
-- the password as a DirectoryConfigProvider reference, resolved inside the worker only.
+- the password as a DirectoryConfigProvider reference, resolved inside the worker only;
+- a signal table at the source (`public.qoima_signal`, created by the data owner with INSERT
+  granted to the capture account) for incremental snapshots that run while streaming goes on.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from connectors.regulation import Regulation
+
+
+SIGNAL_TABLE = "public.qoima_signal"
+SIGNAL_TABLE_DDL = (
+    "CREATE TABLE IF NOT EXISTS public.qoima_signal "
+    "(id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))"
+)
 
 
 def password_reference(regulation: Regulation) -> str:
@@ -41,7 +50,10 @@ def connector_config(regulation: Regulation) -> dict[str, str]:
         "slot.name": regulation.slot_name,
         "publication.name": regulation.publication_name,
         "publication.autocreate.mode": "disabled",
-        "table.include.list": ",".join(_regex(t.name) for t in regulation.tables),
+        "table.include.list": ",".join(_regex(t) for t in [*(t.name for t in regulation.tables), SIGNAL_TABLE]),
+        "signal.data.collection": SIGNAL_TABLE,
+        "signal.enabled.channels": "source",
+        "incremental.snapshot.chunk.size": "2048",
         "snapshot.mode": source.snapshot,
         "heartbeat.interval.ms": str(source.heartbeat_seconds * 1000),
         "topic.heartbeat.prefix": f"qoima.heartbeat.{regulation.provider}",

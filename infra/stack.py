@@ -23,6 +23,7 @@ from typing import Callable
 
 import requests
 
+from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL
 from infra.processes import Managed, StackError, log_tail, wait_until
 from qoima.settings import REPO_ROOT, Settings
 
@@ -164,12 +165,16 @@ class LocalStack:
             for schema in ("population", "social"):
                 conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {CAPTURE_USER}")
                 conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {CAPTURE_USER}")
+            # Incremental snapshots: the capture account writes signals (and Debezium its
+            # watermarks) here, and nowhere else.
+            conn.execute(SIGNAL_TABLE_DDL)
+            conn.execute(f"GRANT SELECT, INSERT, DELETE ON {SIGNAL_TABLE} TO {CAPTURE_USER}")
 
     def ensure_publication(self, regulation) -> None:
         """Created by the data owner, so the capture account needs no ownership of the tables."""
         import psycopg
 
-        tables = ", ".join(t.name for t in regulation.tables)
+        tables = ", ".join([*(t.name for t in regulation.tables), SIGNAL_TABLE])
         with psycopg.connect(self.pg_admin_conninfo(regulation.source.database), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (regulation.publication_name,)).fetchone():
                 conn.execute(f"ALTER PUBLICATION {regulation.publication_name} SET TABLE {tables}")

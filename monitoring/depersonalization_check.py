@@ -44,11 +44,13 @@ class ScanReport:
 def known_values(regulations: list[Regulation], environ: dict[str, str], limit: int = 2_000_000) -> KnownValues:
     """Names and phones from the sources' columns the regulation marks as such."""
     import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
 
     known = KnownValues()
     for regulation in regulations:
         source = regulation.source
-        conninfo = psycopg.conninfo.make_conninfo(
+        conninfo = make_conninfo(
             host=source.host, port=source.port, dbname=source.database, user=source.user,
             password=source.password.read(environ), connect_timeout=10)
         with psycopg.connect(conninfo) as conn:
@@ -57,9 +59,9 @@ def known_values(regulations: list[Regulation], environ: dict[str, str], limit: 
                     if column.kind not in _KNOWN_KINDS:
                         continue
                     add = known.add_name if column.kind is IdentifierKind.name else known.add_phone
-                    query = psycopg.sql.SQL("SELECT DISTINCT {} FROM {}.{} LIMIT {}").format(
-                        psycopg.sql.Identifier(column.name), psycopg.sql.Identifier(table.schema_name),
-                        psycopg.sql.Identifier(table.table_name), psycopg.sql.Literal(limit))
+                    query = sql.SQL("SELECT DISTINCT {} FROM {}.{} LIMIT {}").format(
+                        sql.Identifier(column.name), sql.Identifier(table.schema_name),
+                        sql.Identifier(table.table_name), sql.Literal(limit))
                     for (value,) in conn.execute(query):
                         add(value)
     return known

@@ -164,6 +164,32 @@ def cmd_assessor(args) -> None:
     run(_settings())
 
 
+def cmd_sink_skip(args) -> None:
+    from sinks.held import skip_held
+
+    settings = _settings()
+    skip_held(settings.kafka_bootstrap, args.topic, args.partition, args.through_offset)
+    print(f"{args.topic}[{args.partition}]: sink moved past offset {args.through_offset}; records up to it deleted. "
+          "Re-derive the held rows from the source (re-snapshot the table).")
+
+
+def cmd_snapshot(args) -> None:
+    from connectors.snapshot import request_snapshot
+
+    settings = _settings()
+    regulations = {r.provider: r for r in _regulations(settings)}
+    if args.provider not in regulations:
+        raise SystemExit(f"no regulation for provider {args.provider!r}; known: {', '.join(regulations)}")
+    regulation = regulations[args.provider]
+    tables = args.tables or [t.name for t in regulation.tables]
+    try:
+        signal_id = request_snapshot(regulation, tables, settings.regulation_env())
+    except KeyError as exc:
+        raise SystemExit(str(exc.args[0])) from None
+    print(f"incremental snapshot of {', '.join(tables)} requested (signal {signal_id}); streaming continues. "
+          "Progress: the connector's log and qoima status.")
+
+
 def cmd_processor(args) -> None:
     from streams.app import run
 
@@ -217,8 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(func=cmd_scan)
     sub.add_parser("risk", help="k-anonymity and l-diversity per table, now").set_defaults(func=cmd_risk)
     sub.add_parser("assessor", help="run the periodic assessor in the foreground").set_defaults(func=cmd_assessor)
+    snapshot = sub.add_parser("snapshot", help="re-snapshot tables through Debezium's incremental snapshot")
+    snapshot.add_argument("provider")
+    snapshot.add_argument("tables", nargs="*", help="schema.table (default: every table of the provider)")
+    snapshot.set_defaults(func=cmd_snapshot)
     sub.add_parser("processor", help="run the Faust processor in the foreground").set_defaults(func=cmd_processor)
-    sub.add_parser("sink", help="run the ClickHouse sink in the foreground").set_defaults(func=cmd_sink)
+    sink = sub.add_parser("sink", help="run the ClickHouse sink in the foreground (or act on it)")
+    sink.set_defaults(func=cmd_sink)
+    sink_sub = sink.add_subparsers(dest="sink_command")
+    skip = sink_sub.add_parser("skip-held", help="after a failed depersonalization check: move the sink past the "
+                                                 "held batch and delete its records (sink stopped)")
+    skip.add_argument("topic")
+    skip.add_argument("partition", type=int)
+    skip.add_argument("through_offset", type=int, help="last offset of the held batch (in the incident)")
+    skip.set_defaults(func=cmd_sink_skip)
 
     demo = sub.add_parser("demo", help="the demo source")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)

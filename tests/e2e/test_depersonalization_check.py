@@ -1,0 +1,112 @@
+"""The depersonalization check (R394 §20.5): in the pipeline it holds a leaking batch back
+with a critical incident; on demand (`qoima scan`) it finds planted leaks of every kind."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.regulation import load_all
+from monitoring.depersonalization_check import known_values, scan_topics, scan_warehouse
+from sinks.clickhouse_users import writer_client
+from sinks.held import skip_held
+from streams.avro_codec import codec_for
+from tests.e2e.warehouse import wait_converged
+
+CLEAR_IIN = "900101300126"      # valid check digit
+CLEAR_BIN = "120540001236"      # valid BIN check digit (5th digit 4)
+
+
+@pytest.fixture(scope="module")
+def regulations(stack):
+    return load_all(stack.s.regulations_dir, stack.s.regulation_env())
+
+
+@pytest.fixture(scope="module")
+def writer(stack):
+    return writer_client(stack.s)
+
+
+def _org_record(org_id: int, name: str, bin_hash: str = "b" * 52) -> dict:
+    now = datetime.now(timezone.utc)
+    return {"org_id": org_id, "bin_hash": bin_hash, "name": name, "kato_code": "751110000", "updated_at": now,
+            "_op": "c", "_version": 1, "_is_deleted": 0, "_source_ts_ms": now, "_processed_ts_ms": now,
+            "_key_id": "k1", "_defects": []}
+
+
+def test_a_leaking_clean_batch_is_held_back_with_a_critical_incident(stack, pg, ch, writer, regulations):
+    wait_converged(pg, ch, tables=("social.organizations",), timeout=120)
+    regulation = regulations[0]
+    topic = regulation.clean_topic(regulation.table("social.organizations"))
+    codec = codec_for(regulations)
+    producer = Producer({"bootstrap.servers": stack.s.kafka_bootstrap, "acks": "all"})
+    offsets = []
+    producer.produce(topic, codec.encode(topic, _org_record(990_000_001, f"ТОО Контакт {CLEAR_IIN}")),
+                     on_delivery=lambda err, msg: offsets.append(msg.offset()))
+    producer.flush(10)
+    (offset,) = offsets
+
+    deadline = time.monotonic() + 30
+    while True:
+        rows = writer.query("SELECT severity, detail FROM qoima_meta.incident_events "
+                            "WHERE rule = 'depersonalization_check' AND origin = 'sink'").result_rows
+        if rows:
+            break
+        assert time.monotonic() < deadline, "no incident for the leaking batch"
+        time.sleep(0.5)
+    severity, detail = rows[-1]
+    assert severity == "critical" and "name" in detail and f"offsets {offset}-{offset}" in detail
+    assert CLEAR_IIN not in detail
+    assert ch.query("SELECT count() FROM udw.demo__social__organizations WHERE org_id = 990000001"
+                    ).result_rows == [(0,)]
+    metrics = requests.get(f"http://{stack.s.host}:{stack.s.ports.sink_metrics}/metrics", timeout=5).text
+    assert 'qoima_sink_held{table="social.organizations"} 1.0' in metrics
+
+    # The on-demand scan sees the leak in the topic too.
+    report = scan_topics(stack.s, regulations, known_values(regulations, stack.s.regulation_env()))
+    assert report.findings[(f"{topic}[0]", "iin")] == 1
+
+    # Release: sink stopped, skip past the held batch (its records are deleted), sink started.
+    stack.managed("sink").stop()
+    skip_held(stack.s.kafka_bootstrap, topic, 0, offset)
+    stack.start_qoima("sink", ["sink"], stack.s.ports.sink_metrics)
+    consumer = Consumer({"bootstrap.servers": stack.s.kafka_bootstrap, "group.id": "probe"})
+    low, _ = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.close()
+    assert low > offset, "the leaking record is deleted from the clean topic"
+    pg.execute("UPDATE social.organizations SET kato_code = '711110000', updated_at = now() "
+               "WHERE org_id = (SELECT min(org_id) FROM social.organizations)")
+    wait_converged(pg, ch, tables=("social.organizations",), timeout=30)
+
+
+def test_scan_finds_planted_leaks_of_every_kind(stack, pg, writer, regulations):
+    known = known_values(regulations, stack.s.regulation_env())
+    surname = pg.execute("SELECT last_name FROM population.persons ORDER BY person_id LIMIT 1").fetchone()[0]
+    planted = [
+        _org_record(991_000_001, f"ТОО {CLEAR_IIN}"),
+        _org_record(991_000_002, "тел. 8 (701) 234-56-78"),
+        _org_record(991_000_003, "почта ivan.petrov@mail.kz"),
+        _org_record(991_000_004, f"ИП {surname}"),
+        _org_record(991_000_005, "ТОО Чисто", bin_hash=CLEAR_BIN),
+    ]
+    from sinks.ddl import META_FIELDS, warehouse_columns  # the sink's own column order
+    table = regulations[0].table("social.organizations")
+    names = [c.name for c in warehouse_columns(table)]
+    columns = names + ["_op", "_version", "_is_deleted", "_source_ts", "_processed_ts", "_key_id", "_defects"]
+    writer.insert("udw.demo__social__organizations", [[r[f] for f in names + META_FIELDS] for r in planted],
+                  column_names=columns)
+    try:
+        report = scan_warehouse(writer, regulations, known)
+        where = "udw.demo__social__organizations"
+        assert {kind for (place, kind) in report.findings if place.startswith(where)} == \
+            {"iin", "phone", "email", "name", "bin"}
+        assert report.findings[(f"{where}.bin_hash", "bin")] == 1
+        assert report.rows > 7000 and report.rows_per_second > 0
+    finally:
+        writer.command("ALTER TABLE udw.demo__social__organizations DELETE WHERE org_id > 991000000",
+                       settings={"mutations_sync": 2})
+    clean = scan_warehouse(writer, regulations, known)
+    assert not clean.findings, clean.render("warehouse")
