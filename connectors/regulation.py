@@ -8,9 +8,10 @@ caught on load with a message that names the field and says how to fix it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,6 +86,7 @@ class Action(str, Enum):
     hash = "hash"
     drop = "drop"
     generalize = "generalize"
+    redact = "redact"
 
 
 class IdentifierKind(str, Enum):
@@ -93,11 +95,49 @@ class IdentifierKind(str, Enum):
     phone = "phone"
     name = "name"
     email = "email"
+    passport = "passport"
+    id_card = "id_card"
 
 
 class Generalization(str, Enum):
     year = "year"
+    age_band = "age_band"
     kato_region = "kato_region"
+    address_region = "address_region"
+    postcode_region = "postcode_region"
+
+
+@dataclass(frozen=True)
+class ActionOutput:
+    """What a depersonalizing action writes: the column-name suffix and its Avro and ClickHouse types."""
+
+    suffix: str
+    avro: str
+    clickhouse: str
+
+
+# One table for the processor's column names, the Avro schemas and the warehouse DDL, so that
+# they cannot disagree. Regions and age bands repeat a few values: LowCardinality stores them
+# as a dictionary.
+_HASHED = ActionOutput("hash", "string", "String")
+_REDACTED = ActionOutput("redacted", "string", "String")
+_GENERALIZED = {
+    Generalization.year: ActionOutput("year", "int", "UInt16"),
+    Generalization.age_band: ActionOutput("age_band", "string", "LowCardinality(String)"),
+    Generalization.kato_region: ActionOutput("region", "string", "LowCardinality(String)"),
+    Generalization.address_region: ActionOutput("region", "string", "LowCardinality(String)"),
+    Generalization.postcode_region: ActionOutput("region", "string", "LowCardinality(String)"),
+}
+_DATE_GENERALIZATIONS = {Generalization.year, Generalization.age_band}
+_TEXT_TYPE = re.compile(r"^(?:text|(?:varchar|character varying|char|character|bpchar)\(\d+\))$")
+
+
+def _is_text_type(declared: str) -> bool:
+    return _TEXT_TYPE.match(" ".join(declared.lower().split())) is not None
+
+
+def _is_date_type(declared: str) -> bool:
+    return parse_pg_type(declared).clickhouse.startswith(("Date32", "DateTime64"))
 
 
 class Column(_Model):
@@ -106,8 +146,12 @@ class Column(_Model):
     nullable: bool = True
     description: str = ""
     action: Action = Action.keep
+    # What the column holds. Required to hash; on a dropped column it tells the
+    # depersonalization check which source values must never appear downstream.
     kind: IdentifierKind | None = None
     to: Generalization | None = None
+    quasi_identifier: bool = False   # with the table's other quasi-identifiers, defines k-anonymity classes
+    sensitive: bool = False          # the attribute whose diversity within a class l-diversity measures
 
     @field_validator("type")
     @classmethod
@@ -121,22 +165,51 @@ class Column(_Model):
             raise ValueError(f"column {self.name}: action 'hash' needs 'kind' (one of {', '.join(k.value for k in IdentifierKind)})")
         if self.action is Action.generalize and self.to is None:
             raise ValueError(f"column {self.name}: action 'generalize' needs 'to' (one of {', '.join(g.value for g in Generalization)})")
-        if self.action is not Action.hash and self.kind is not None:
-            raise ValueError(f"column {self.name}: 'kind' only applies to action 'hash'")
+        if self.action not in (Action.hash, Action.drop) and self.kind is not None:
+            raise ValueError(f"column {self.name}: 'kind' applies to actions 'hash' and 'drop' only")
+        if (self.quasi_identifier or self.sensitive) and self.action is Action.drop:
+            raise ValueError(f"column {self.name}: a dropped column cannot be a quasi-identifier or sensitive "
+                             "attribute (it is not in the warehouse); remove the flag or keep/generalize it")
         if self.action is not Action.generalize and self.to is not None:
             raise ValueError(f"column {self.name}: 'to' only applies to action 'generalize'")
+        if self.action is Action.redact and not _is_text_type(self.type):
+            raise ValueError(f"column {self.name}: action 'redact' needs a text column (text, varchar(n), char(n)), "
+                             f"not {self.type!r}; use 'hash' or 'drop' for other types")
+        if self.to in _DATE_GENERALIZATIONS and not _is_date_type(self.type):
+            raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a date column (date, timestamp, "
+                             f"timestamptz), not {self.type!r}; fix the type or choose another 'to'")
+        if self.to is not None and self.to not in _DATE_GENERALIZATIONS and not _is_text_type(self.type):
+            raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a text column (text, varchar(n), "
+                             f"char(n)), not {self.type!r}; fix the type or choose another 'to'")
         return self
+
+    @property
+    def output(self) -> ActionOutput | None:
+        """What a depersonalizing action writes; None for 'keep' (the source type) and 'drop'."""
+        if self.action is Action.hash:
+            return _HASHED
+        if self.action is Action.redact:
+            return _REDACTED
+        if self.action is Action.generalize:
+            return _GENERALIZED[self.to]
+        return None
 
     @property
     def output_name(self) -> str | None:
         """The column's name in clean topics and the warehouse; None when it is dropped."""
         if self.action is Action.drop:
             return None
-        if self.action is Action.hash:
-            return f"{self.name}_hash"
-        if self.action is Action.generalize:
-            return f"{self.name}_{'year' if self.to is Generalization.year else 'region'}"
-        return self.name
+        output = self.output
+        return self.name if output is None else f"{self.name}_{output.suffix}"
+
+    @property
+    def output_types(self) -> tuple[Any, str]:
+        """(Avro type, ClickHouse type without Nullable) of the output column; not for 'drop'."""
+        output = self.output
+        if output is not None:
+            return output.avro, output.clickhouse
+        pg = parse_pg_type(self.type)
+        return pg.avro, pg.clickhouse
 
 
 class Table(_Model):
@@ -144,6 +217,7 @@ class Table(_Model):
     description: str = ""
     primary_key: list[str] = Field(min_length=1)
     retention_days: int | None = Field(default=None, ge=1)
+    min_k: int = Field(default=5, ge=2, le=1000)   # k-anonymity threshold over the quasi-identifiers
     columns: list[Column] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -164,6 +238,8 @@ class Table(_Model):
                     raise ValueError(f"table {self.name}: primary key column {key!r} must be 'keep' or 'hash'")
             if column.nullable:
                 raise ValueError(f"table {self.name}: primary key column {key!r} must be declared 'nullable: false'")
+        if sum(c.sensitive for c in self.columns) > 1:
+            raise ValueError(f"table {self.name}: declare at most one 'sensitive' column")
         return self
 
     @property

@@ -12,8 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from connectors.regulation import Action, Generalization, Regulation, Table
-from streams.pg_types import parse_pg_type
+from connectors.regulation import Regulation, Table
 
 WAREHOUSE_DB = "udw"
 META_COLUMNS = [
@@ -74,13 +73,7 @@ def warehouse_columns(table: Table) -> list[WarehouseColumn]:
     for column in table.columns:
         if column.output_name is None:
             continue
-        if column.action is Action.hash:
-            ch_type = "String"
-        elif column.action is Action.generalize:
-            ch_type = "UInt16" if column.to is Generalization.year else "LowCardinality(String)"
-        else:
-            ch_type = parse_pg_type(column.type).clickhouse
-        columns.append(WarehouseColumn(column.output_name, ch_type, column.nullable))
+        columns.append(WarehouseColumn(column.output_name, column.output_types[1], column.nullable))
     return columns
 
 

@@ -18,7 +18,6 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from connectors.regulation import Regulation, Table
-from streams.pg_types import parse_pg_type
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "avro"
 _MAGIC = b"\xc3\x01"
@@ -39,12 +38,7 @@ def clean_schema(regulation: Regulation, table: Table) -> dict:
         output = column.output_name
         if output is None:
             continue
-        if column.action.value == "hash":
-            avro_type: Any = "string"
-        elif column.action.value == "generalize":
-            avro_type = "int" if column.to.value == "year" else "string"
-        else:
-            avro_type = parse_pg_type(column.type).avro
+        avro_type = column.output_types[0]
         # Deletes carry only the key, so every non-key column may be null in a clean record.
         nullable = column.name not in table.primary_key
         fields.append({"name": output, "type": _nullable(avro_type) if nullable else avro_type,

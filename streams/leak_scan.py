@@ -20,7 +20,9 @@ from streams.identifiers import is_valid_bin, is_valid_iin
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 _PHONE_LIKE = re.compile(r"(?<![\w+])\+?[78][\s(\-]*7\d{2}[\s)\-]*\d{3}[\s\-]*\d{2}[\s\-]*\d{2}(?![0-9])")
 _EMAIL = re.compile(r"[\w.+-]*[^\W\d_][\w.+-]*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
-_WORD = re.compile(r"[^\W\d_]{3,}")
+# Whole words only: names fold to Latin, and letter runs inside base32 pseudonyms would
+# otherwise match short names ("kim", "dana").
+_WORD = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def settings():
     os.environ.setdefault("QOIMA_PORT_SHIFT", "1000")
     # Small batches and a short batch window: the tests look for rows within seconds.
     os.environ.setdefault("QOIMA_SINK_BATCH_MS", "200")
+    os.environ.setdefault("QOIMA_ASSESS_INTERVAL_S", "5")
     from qoima.settings import Settings
 
     return Settings.from_env()

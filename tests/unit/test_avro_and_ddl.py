@@ -255,3 +255,65 @@ def test_warehouse_columns_match_avro_fields(demo) -> None:
         assert [c.name for c in warehouse_columns(table)] == avro
     assert [c.name for c in warehouse_columns(demo.table("population.persons"))] == [
         "person_id", "iin_hash", "birth_date_year", "sex", "phone_hash", "kato_code_region", "status", "updated_at"]
+
+
+# --- every action: one source of truth for the output name and type ------------------------
+
+ALL_ACTIONS = {
+    "name": "social.appeals",
+    "primary_key": ["appeal_id", "iin"],
+    "columns": [
+        {"name": "appeal_id", "type": "bigint", "nullable": False},
+        {"name": "iin", "type": "char(12)", "nullable": False, "action": "hash", "kind": "iin"},
+        {"name": "passport_no", "type": "text", "action": "hash", "kind": "passport"},
+        {"name": "born", "type": "date", "action": "generalize", "to": "year"},
+        {"name": "born_again", "type": "date", "nullable": False, "action": "generalize", "to": "age_band"},
+        {"name": "kato", "type": "varchar(9)", "action": "generalize", "to": "kato_region"},
+        {"name": "address", "type": "text", "action": "generalize", "to": "address_region"},
+        {"name": "postcode", "type": "varchar(8)", "action": "generalize", "to": "postcode_region"},
+        {"name": "body", "type": "text", "action": "redact"},
+        {"name": "secret", "type": "text", "action": "drop"},
+    ],
+}
+EXPECTED = {  # output name: (Avro type, ClickHouse DDL type)
+    "appeal_id": ("long", "Int64"),
+    "iin_hash": ("string", "String"),
+    "passport_no_hash": (["null", "string"], "Nullable(String)"),
+    "born_year": (["null", "int"], "Nullable(UInt16)"),
+    "born_again_age_band": (["null", "string"], "LowCardinality(String)"),
+    "kato_region": (["null", "string"], "LowCardinality(Nullable(String))"),
+    "address_region": (["null", "string"], "LowCardinality(Nullable(String))"),
+    "postcode_region": (["null", "string"], "LowCardinality(Nullable(String))"),
+    "body_redacted": (["null", "string"], "Nullable(String)"),
+}
+
+
+def test_every_action_has_matching_avro_and_clickhouse_types(demo) -> None:
+    from connectors.regulation import Table
+
+    table = Table.model_validate(ALL_ACTIONS)
+    schema = clean_schema(demo, table)
+    fastavro.parse_schema(schema)
+    avro = {f["name"]: f["type"] for f in schema["fields"][: -len(META_FIELDS)]}
+    lines = column_lines(create_table_sql(demo, table))
+    assert list(avro) == list(EXPECTED) == [c.name for c in warehouse_columns(table)]
+    for name, (avro_type, ddl_type) in EXPECTED.items():
+        assert avro[name] == avro_type, name
+        assert lines[name] == ddl_type, name
+    assert "secret" not in lines and "`secret`" not in create_table_sql(demo, table)
+    assert "ORDER BY (`appeal_id`, `iin_hash`)" in create_table_sql(demo, table)
+
+
+def test_new_action_records_round_trip(demo) -> None:
+    from connectors.regulation import Table
+
+    table = Table.model_validate(ALL_ACTIONS)
+    codec = AvroCodec({"t": clean_schema(demo, table)})
+    record = {
+        "appeal_id": 1, "iin_hash": "a" * 52, "passport_no_hash": None, "born_year": 1985,
+        "born_again_age_band": "30-39", "kato_region": "75", "address_region": "15", "postcode_region": "old:05",
+        "body_redacted": "ИИН [IIN]", "_op": "c", "_version": 1, "_is_deleted": 0,
+        "_source_ts_ms": datetime(2024, 1, 1, tzinfo=UTC), "_processed_ts_ms": datetime(2024, 1, 1, tzinfo=UTC),
+        "_key_id": "k1", "_defects": [],
+    }
+    assert codec.decode(codec.encode("t", record))[1] == record

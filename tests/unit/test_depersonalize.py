@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import traceback
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
+from connectors.regulation import Table
 from streams.depersonalize import INVALID_PREFIX, Defect, TablePlan, plans_for
 from streams.keys import pseudonym
 
@@ -178,3 +179,117 @@ def test_salvage_keeps_what_can_be_depersonalized(persons, ring) -> None:
     assert salvaged["iin_hash"] == pseudonym(ring.subkey("iin"), IIN.encode())
     assert "last_name" not in salvaged and "address" not in salvaged
     assert IIN not in repr(salvaged) and "Әлібек" not in repr(salvaged)
+
+
+# --- the new actions on a table of their own ------------------------------------------------
+
+APPEALS = {
+    "name": "social.appeals",
+    "primary_key": ["appeal_id"],
+    "columns": [
+        {"name": "appeal_id", "type": "bigint", "nullable": False},
+        {"name": "full_name", "type": "text", "action": "hash", "kind": "name"},
+        {"name": "passport_no", "type": "varchar(12)", "action": "hash", "kind": "passport"},
+        {"name": "id_card_no", "type": "varchar(12)", "action": "hash", "kind": "id_card"},
+        {"name": "birth_date", "type": "date", "action": "generalize", "to": "age_band"},
+        {"name": "address", "type": "text", "action": "generalize", "to": "address_region"},
+        {"name": "postcode", "type": "varchar(8)", "action": "generalize", "to": "postcode_region"},
+        {"name": "body", "type": "text", "action": "redact"},
+    ],
+}
+REFERENCE = date(2024, 6, 1)
+BODY = "Прошу проверить выплату. ИИН 850101 300 124, тел. +7 (701) 234-56-78, паспорт N 1234 5678."
+
+
+def appeal(**overrides) -> dict:
+    row = {"appeal_id": 1, "full_name": "Нұрлан Әлібеков", "passport_no": "N12345678", "id_card_no": "012345678",
+           "birth_date": BIRTH_DAYS, "address": "Ақтөбе облысы, Ақтөбе қ., Абай даңғылы 10",
+           "postcode": "D00 A1B2", "body": BODY}
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture(scope="module")
+def appeals(ring) -> TablePlan:
+    return TablePlan(Table.model_validate(APPEALS), ring)
+
+
+def test_appeals_output_columns(appeals) -> None:
+    assert appeals.output_columns == ["appeal_id", "full_name_hash", "passport_no_hash", "id_card_no_hash",
+                                      "birth_date_age_band", "address_region", "postcode_region", "body_redacted"]
+
+
+def test_new_actions_applied(appeals, ring) -> None:
+    out, defects = appeals.apply(appeal(), today=REFERENCE)
+    assert defects == []
+    assert out["full_name_hash"] == pseudonym(ring.subkey("name"), b"nurlan alibekov")
+    assert out["passport_no_hash"] == pseudonym(ring.subkey("passport"), b"N12345678")
+    assert out["id_card_no_hash"] == pseudonym(ring.subkey("id_card"), b"012345678")
+    assert out["birth_date_age_band"] == "30-39"          # 1985-01-01 on 2024-06-01: 39
+    assert out["address_region"] == "15"
+    assert out["postcode_region"] == "D"
+    assert out["body_redacted"] == ("Прошу проверить выплату. ИИН [IIN], тел. [PHONE], паспорт [PASSPORT].")
+    text = repr(out)
+    for clear in ("850101", "300 124", "701", "1234 5678", "12345678", "Нұрлан", "Әлібеков", "Абай", "D00 A1B2"):
+        assert clear not in text
+
+
+def test_name_in_latin_gets_the_cyrillic_pseudonym(appeals) -> None:
+    cyrillic, _ = appeals.apply(appeal(), today=REFERENCE)
+    latin, _ = appeals.apply(appeal(full_name="NURLAN ALIBEKOV"), today=REFERENCE)
+    kazakh_latin, _ = appeals.apply(appeal(full_name="Nurlan Älibekov"), today=REFERENCE)
+    assert cyrillic["full_name_hash"] == latin["full_name_hash"] == kazakh_latin["full_name_hash"]
+
+
+def test_age_band_uses_the_reference_date(appeals) -> None:
+    assert appeals.apply(appeal(), today=date(2024, 12, 31))[0]["birth_date_age_band"] == "30-39"
+    assert appeals.apply(appeal(), today=date(2025, 1, 1))[0]["birth_date_age_band"] == "40-49"
+    # Without a date, today's (UTC) is used: some band, never the birth date.
+    assert appeals.apply(appeal())[0]["birth_date_age_band"].endswith(("9", "+"))
+
+
+def test_new_actions_report_defects_without_values(appeals) -> None:
+    out, defects = appeals.apply(appeal(passport_no="N1234567", id_card_no="12345678", birth_date=20000,
+                                        address="ул. Ленина 5", postcode="A05E7H", full_name="12345"),
+                                 today=REFERENCE)
+    assert out["passport_no_hash"].startswith(INVALID_PREFIX)
+    assert out["id_card_no_hash"].startswith(INVALID_PREFIX)
+    assert out["full_name_hash"].startswith(INVALID_PREFIX)
+    assert out["birth_date_age_band"] is None
+    assert out["address_region"] is None and out["postcode_region"] is None
+    assert defects == [
+        Defect("full_name", "not a valid name"),
+        Defect("passport_no", "not a valid passport"),
+        Defect("id_card_no", "not a valid id_card"),
+        Defect("birth_date", "date after the reference date"),
+        Defect("address", "no region found"),
+        Defect("postcode", "not a Kazakh postcode"),
+    ]
+    for clear in ("N1234567", "12345678", "Ленина", "A05E7H", "12345"):
+        assert clear not in repr(defects)
+
+
+def test_redaction_counts_are_not_defects(appeals) -> None:
+    out, defects = appeals.apply(appeal(body="Без идентификаторов, сумма 12 500,00 тенге."), today=REFERENCE)
+    assert out["body_redacted"] == "Без идентификаторов, сумма 12 500,00 тенге."
+    assert defects == []
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("body", 12345),
+    ("address", ["Алматы"]),
+    ("birth_date", "1985-01-01"),
+    ("passport_no", 12345678),
+])
+def test_new_actions_wrong_type_names_column_not_value(appeals, column: str, value) -> None:
+    with pytest.raises(ValueError) as info:
+        appeals.apply(appeal(**{column: value}), today=REFERENCE)
+    assert str(info.value).startswith(f"column {column}:")
+    assert str(value) not in str(info.value)
+
+
+def test_salvage_with_new_actions(appeals) -> None:
+    salvaged = appeals.salvage(appeal(appeal_id="x", birth_date="bad"), today=REFERENCE)
+    assert "appeal_id" not in salvaged and "birth_date_age_band" not in salvaged
+    assert salvaged["body_redacted"].startswith("Прошу проверить")
+    assert "850101" not in repr(salvaged)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from streams.identifiers import check_digit, has_valid_check_digit, is_valid_bin, is_valid_iin
+from streams.identifiers import (check_digit, has_valid_check_digit, is_valid_bin, is_valid_email,
+                                 is_valid_id_card, is_valid_iin, is_valid_name, is_valid_passport,
+                                 is_valid_phone)
 
 W1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
@@ -144,3 +146,50 @@ def test_fifth_digit_separates_iin_and_bin(fifth: str) -> None:
     assert is_valid_bin(value) is (fifth in "456")
     if fifth in "789":
         assert not is_valid_iin(value) and not is_valid_bin(value)
+
+
+# --- validators of the other kinds: canonical forms only -------------------------------------
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("+77012345678", True), ("+77271234567", True),
+    ("77012345678", False),      # no '+'
+    ("+74951234567", False),     # Russian: no 7 after the country code
+    ("+87012345678", False), ("+7701234567", False), ("+770123456789", False),
+    ("+7 701 234 56 78", False),  # not canonical
+])
+def test_phone_validator(value: str, valid: bool) -> None:
+    assert is_valid_phone(value) is valid
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("N12345678", True), ("N00000000", True),
+    ("n12345678", False), ("Н12345678", False),  # lower case, Cyrillic: not canonical
+    ("N1234567", False), ("N123456789", False), ("12345678", False), ("N 12345678", False),
+    ("N" + "".join(chr(ord(c) + 0xFEE0) for c in "12345678"), False),
+])
+def test_passport_validator(value: str, valid: bool) -> None:
+    assert is_valid_passport(value) is valid
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("012345678", True), ("999999999", True),
+    ("01234567", False), ("0123456789", False), ("012 345 678", False), ("01234567a", False),
+    ("".join(chr(ord(c) + 0xFEE0) for c in "012345678"), False),
+])
+def test_id_card_validator(value: str, valid: bool) -> None:
+    assert is_valid_id_card(value) is valid
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("aliya.k@mail.kz", True), ("a@b.kz", True),
+    ("a@b", False), ("a b@mail.kz", False), ("a@@mail.kz", False), ("@mail.kz", False), ("", False),
+])
+def test_email_validator(value: str, valid: bool) -> None:
+    assert is_valid_email(value) is valid
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("alibek", True), ("ә", True), ("o'neil", True), ("", False), ("123", False), (" - ", False),
+])
+def test_name_validator(value: str, valid: bool) -> None:
+    assert is_valid_name(value) is valid

@@ -118,7 +118,7 @@ def test_hash_without_kind(tmp_path) -> None:
     message = error_of(tmp_path, document)
     assert "tables[population.persons].columns[iin]" in message
     assert "'hash' needs 'kind'" in message
-    assert "iin, bin, phone, name, email" in message
+    assert "iin, bin, phone, name, email, passport, id_card" in message
 
 
 def test_generalize_without_to(tmp_path) -> None:
@@ -127,15 +127,125 @@ def test_generalize_without_to(tmp_path) -> None:
     message = error_of(tmp_path, document)
     assert "tables[population.persons].columns[birth_date]" in message
     assert "'generalize' needs 'to'" in message
-    assert "year, kato_region" in message
+    assert "year, age_band, kato_region, address_region, postcode_region" in message
 
 
-def test_kind_without_hash(tmp_path) -> None:
+def test_kind_on_a_kept_column_refused(tmp_path) -> None:
     document = doc()
-    document["tables"][0]["columns"][3]["kind"] = "name"
+    document["tables"][0]["columns"].append({"name": "note", "type": "text", "kind": "name"})
     message = error_of(tmp_path, document)
-    assert "tables[population.persons].columns[last_name]" in message
-    assert "'kind' only applies to action 'hash'" in message
+    assert "tables[population.persons].columns[note]" in message
+    assert "'kind' applies to actions 'hash' and 'drop' only" in message
+
+
+def test_kind_on_a_dropped_column_tells_the_scanner_what_it_holds(tmp_path) -> None:
+    document = doc()
+    column = next(c for c in document["tables"][0]["columns"] if c["name"] == "last_name")
+    assert column["action"] == "drop"
+    column["kind"] = "name"
+    loaded = load_regulation(write(tmp_path, document), {})
+    assert loaded.table("population.persons").column("last_name").kind is IdentifierKind.name
+
+
+def test_quasi_identifier_flags(tmp_path) -> None:
+    message = error_of(tmp_path, with_column(name="note", type="text", action="drop", quasi_identifier=True))
+    assert "columns[note]" in message and "cannot be a quasi-identifier" in message
+    document = doc()
+    for column in document["tables"][0]["columns"]:
+        if column["name"] in ("iin", "birth_date"):
+            column["sensitive"] = True
+    assert "at most one 'sensitive' column" in error_of(tmp_path, document)
+
+
+def with_column(**column) -> dict:
+    document = doc()
+    document["tables"][0]["columns"].append(column)
+    return document
+
+
+def test_to_without_generalize(tmp_path) -> None:
+    message = error_of(tmp_path, with_column(name="note", type="text", action="redact", to="year"))
+    assert "tables[population.persons].columns[note]" in message
+    assert "'to' only applies to action 'generalize'" in message
+
+
+def test_kind_with_redact_refused(tmp_path) -> None:
+    message = error_of(tmp_path, with_column(name="note", type="text", action="redact", kind="iin"))
+    assert "columns[note]" in message and "'kind' applies to actions 'hash' and 'drop' only" in message
+
+
+@pytest.mark.parametrize("declared", ["bigint", "date", "numeric(14,2)", "jsonb", "uuid", "timestamptz"])
+def test_redact_needs_a_text_column(tmp_path, declared: str) -> None:
+    message = error_of(tmp_path, with_column(name="note", type=declared, action="redact"))
+    assert "tables[population.persons].columns[note]" in message
+    assert "action 'redact' needs a text column (text, varchar(n), char(n))" in message
+    assert repr(declared) in message
+    assert "use 'hash' or 'drop'" in message
+
+
+@pytest.mark.parametrize("declared", ["text", "varchar(2000)", "character varying(50)", "char(12)", "TEXT"])
+def test_redact_on_text_types(tmp_path, declared: str) -> None:
+    regulation = load_regulation(write(tmp_path, with_column(name="note", type=declared, action="redact")), {})
+    column = regulation.tables[0].column("note")
+    assert column.action is Action.redact
+    assert column.output_name == "note_redacted"
+    assert column.output_types == ("string", "String")
+
+
+@pytest.mark.parametrize("to", ["year", "age_band"])
+@pytest.mark.parametrize("declared", ["text", "varchar(10)", "bigint"])
+def test_date_generalizations_need_a_date_column(tmp_path, to: str, declared: str) -> None:
+    message = error_of(tmp_path, with_column(name="born", type=declared, action="generalize", to=to))
+    assert "tables[population.persons].columns[born]" in message
+    assert f"'to: {to}' needs a date column (date, timestamp, timestamptz)" in message
+    assert "fix the type or choose another 'to'" in message
+
+
+@pytest.mark.parametrize("to", ["kato_region", "address_region", "postcode_region"])
+@pytest.mark.parametrize("declared", ["date", "bigint", "integer"])
+def test_text_generalizations_need_a_text_column(tmp_path, to: str, declared: str) -> None:
+    message = error_of(tmp_path, with_column(name="place", type=declared, action="generalize", to=to))
+    assert "tables[population.persons].columns[place]" in message
+    assert f"'to: {to}' needs a text column" in message
+
+
+@pytest.mark.parametrize(("to", "declared", "suffix", "types"), [
+    ("year", "date", "year", ("int", "UInt16")),
+    ("year", "timestamptz", "year", ("int", "UInt16")),
+    ("age_band", "date", "age_band", ("string", "LowCardinality(String)")),
+    ("age_band", "timestamp", "age_band", ("string", "LowCardinality(String)")),
+    ("kato_region", "varchar(9)", "region", ("string", "LowCardinality(String)")),
+    ("address_region", "text", "region", ("string", "LowCardinality(String)")),
+    ("postcode_region", "char(7)", "region", ("string", "LowCardinality(String)")),
+])
+def test_generalization_outputs(tmp_path, to: str, declared: str, suffix: str, types: tuple) -> None:
+    regulation = load_regulation(write(tmp_path, with_column(name="x", type=declared, action="generalize", to=to)), {})
+    column = regulation.tables[0].column("x")
+    assert column.to is Generalization(to)
+    assert column.output_name == f"x_{suffix}"
+    assert column.output_types == types
+
+
+@pytest.mark.parametrize("kind", ["passport", "id_card", "email", "name"])
+def test_new_hash_kinds(tmp_path, kind: str) -> None:
+    regulation = load_regulation(write(tmp_path, with_column(name="doc", type="text", action="hash", kind=kind)), {})
+    column = regulation.tables[0].column("doc")
+    assert column.kind is IdentifierKind(kind)
+    assert (column.output_name, column.output_types) == ("doc_hash", ("string", "String"))
+
+
+def test_keep_and_drop_outputs(demo) -> None:
+    persons = demo.table("population.persons")
+    assert persons.column("person_id").output_types == ("long", "Int64")
+    assert persons.column("person_id").output is None
+    assert persons.column("last_name").output is None and persons.column("last_name").output_name is None
+
+
+def test_redacted_primary_key_refused(tmp_path) -> None:
+    document = doc()
+    document["tables"][0]["columns"][0].update(type="text", action="redact")
+    message = error_of(tmp_path, document)
+    assert "primary key column 'person_id' must be 'keep' or 'hash'" in message
 
 
 def test_primary_key_not_among_columns(tmp_path) -> None:
