@@ -208,6 +208,19 @@ def cmd_demo_load(args) -> None:
     load(_settings(), rate=args.rate, duration=args.duration)
 
 
+def cmd_load_history(args) -> None:
+    from connectors.history import HistoryError
+    from connectors.history_load import load_history
+    from connectors.regulation import RegulationError
+    from streams.keys import MasterKeyError
+
+    try:
+        summary = load_history(_settings(), args.provider, args.table, args.path, progress=not args.no_progress)
+    except (HistoryError, RegulationError, MasterKeyError) as exc:
+        raise SystemExit(f"qoima load-history: {exc}") from None
+    print(summary.render())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qoima", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--rate", type=float, default=50.0, help="changes per second (default 50)")
     load.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
     load.set_defaults(func=cmd_demo_load)
+
+    history = sub.add_parser("load-history", help="load a historical CSV or Parquet file into a regulated table "
+                             "through depersonalization and quarantine (R394 §21)")
+    history.add_argument("provider", help="provider id from its regulation")
+    history.add_argument("table", help="schema.table as the regulation names it")
+    history.add_argument("path", help="CSV (UTF-8, CP1251 or UTF-16; ',' ';' or tab; header row) or Parquet")
+    history.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when not a TTY)")
+    history.set_defaults(func=cmd_load_history)
     return parser
 
 

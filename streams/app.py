@@ -16,7 +16,7 @@ from connectors.regulation import load_all
 from monitoring import metrics
 from qoima.settings import Settings
 from streams.avro_codec import codec_for
-from streams.keys import KeyRing
+from streams.keys import load_schedule
 from streams.router import Router
 
 log = logging.getLogger("qoima.processor")
@@ -24,8 +24,9 @@ log = logging.getLogger("qoima.processor")
 
 def create_app(settings: Settings) -> faust.App:
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
-    ring = KeyRing.load(settings.key_id, dict(os.environ), settings.master_key_file)
-    router = Router(regulations, ring, codec_for(regulations))
+    keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
+    router = Router(regulations, keys, codec_for(regulations))
+    log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
 
     app = faust.App(
         "qoima-processor",

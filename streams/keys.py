@@ -81,3 +81,76 @@ def create_master_key_file(path: Path) -> bool:
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     return True
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    """Keys with the moment each takes effect, for rotation.
+
+    The key for a change is the newest one whose `active_from` is not after the change's
+    source commit time, so a replayed event gets the pseudonym it got the first time.
+    """
+
+    entries: tuple[tuple[int, KeyRing], ...]   # (active_from in epoch ms, key), sorted
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise MasterKeyError("the key schedule is empty; list at least one key")
+        ids = [ring.key_id for _, ring in self.entries]
+        if len(set(ids)) != len(ids):
+            raise MasterKeyError(f"key ids must be unique in the schedule: {', '.join(ids)}")
+
+    @classmethod
+    def single(cls, ring: KeyRing) -> "KeySchedule":
+        return cls(((0, ring),))
+
+    def for_time(self, ts_ms: int) -> KeyRing:
+        chosen = self.entries[0][1]
+        for active_from, ring in self.entries:
+            if active_from <= ts_ms:
+                chosen = ring
+        return chosen
+
+    @property
+    def key_ids(self) -> list[str]:
+        return [ring.key_id for _, ring in self.entries]
+
+
+def load_schedule(key_id: str, environ: dict[str, str], default_file: Path) -> KeySchedule:
+    """QOIMA_KEYRING_FILE (a YAML list of keys by reference), else the single master key."""
+    path = environ.get("QOIMA_KEYRING_FILE")
+    if not path:
+        return KeySchedule.single(KeyRing.load(key_id, environ, default_file))
+    from datetime import datetime, timezone
+
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise MasterKeyError(f"QOIMA_KEYRING_FILE={path} does not exist") from None
+    entries = []
+    for number, item in enumerate(document.get("keys") or [], 1):
+        if not isinstance(item, dict) or not str(item.get("id", "")).isalnum():
+            raise MasterKeyError(f"{path}: key #{number} needs an 'id' of letters and digits")
+        if ("file" in item) == ("env" in item):
+            raise MasterKeyError(f"{path}: key {item['id']} needs exactly one of 'file' or 'env'")
+        if "file" in item:
+            ring = KeyRing.load(str(item["id"]), {"QOIMA_MASTER_KEY_FILE": str(item["file"])}, Path(item["file"]))
+        else:
+            ring = KeyRing.load(str(item["id"]), {"QOIMA_MASTER_KEY": environ.get(str(item["env"]), "")},
+                                default_file)
+        when = item.get("active_from")
+        try:
+            if isinstance(when, datetime):  # YAML's own timestamp: naive means UTC there
+                moment = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            else:
+                moment = None if when is None else datetime.fromisoformat(str(when))
+                if moment is not None and moment.tzinfo is None:
+                    raise ValueError("no zone")
+            active_from = 0 if moment is None else int(moment.timestamp() * 1000)
+        except ValueError:
+            raise MasterKeyError(f"{path}: key {item['id']}: active_from must be ISO 8601 with a zone, "
+                                 "e.g. 2026-12-01T00:00:00Z") from None
+        entries.append((active_from, ring))
+    return KeySchedule(tuple(sorted(entries, key=lambda entry: entry[0])))

@@ -2,6 +2,8 @@
 
 Pure logic, no Kafka: the Faust agent feeds it events and sends what it returns, so the
 whole decision (decode, depersonalize, validate, route) is testable without a broker.
+Historical rows (`qoima load-history`, R394 §21) enter through `route_row`, which turns them
+into Debezium's form and takes the same path from the decoded change on.
 """
 from __future__ import annotations
 
@@ -9,15 +11,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from connectors.regulation import Regulation, Table
 from streams import envelope
-from streams.avro_codec import AvroCodec
+from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
 from streams.depersonalize import TablePlan
-from streams.keys import KeyRing, pseudonym
-
-QUARANTINE_TOPIC = "qoima.quarantine"
+from streams.keys import KeyRing, KeySchedule, pseudonym
+from streams.pg_types import PgType, ValueRefused, parse_pg_type
 
 
 @dataclass(frozen=True)
@@ -31,21 +32,37 @@ class Output:
     reason_kind: str = ""
     defects: tuple[str, ...] = field(default_factory=tuple)
     source_ts_ms: int | None = None
+    reason: str = ""            # a quarantine's reason: column names and problems, never values
 
 
 def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+def _missing(table: Table, row: dict[str, Any]) -> list[str]:
+    return [c.name for c in table.columns if not c.nullable and row.get(c.name) is None]
+
+
 class Router:
-    def __init__(self, regulations: list[Regulation], ring: KeyRing, codec: AvroCodec) -> None:
+    def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec) -> None:
         self._codec = codec
-        self._key_id = ring.key_id
-        self._digest_key = ring.subkey("quarantine-digest")
-        self._tables: dict[str, tuple[Regulation, Table, TablePlan]] = {}
+        self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
+        self._tables: dict[str, tuple[Regulation, Table]] = {}
+        self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
+        self._types: dict[str, dict[str, PgType]] = {}
         for regulation in regulations:
             for table in regulation.tables:
-                self._tables[regulation.raw_topic(table)] = (regulation, table, TablePlan(table, ring))
+                self._tables[regulation.raw_topic(table)] = (regulation, table)
+                # Dropped columns are never decoded, here as in `route`: only their presence counts.
+                self._types[regulation.raw_topic(table)] = {c.name: parse_pg_type(c.type) for c in table.columns
+                                                            if c.output_name is not None}
+
+    def _plan(self, topic: str, ts_ms: int) -> TablePlan:
+        ring = self._keys.for_time(ts_ms)
+        plan = self._plans.get((topic, ring.key_id))
+        if plan is None:
+            plan = self._plans[(topic, ring.key_id)] = TablePlan(self._tables[topic][1], ring)
+        return plan
 
     @property
     def raw_topics(self) -> list[str]:
@@ -57,28 +74,92 @@ class Router:
         if entry is None:
             return self._quarantine(topic, partition, offset, value, None, None, "unknown_table",
                                     "no regulation declares this raw topic")
-        regulation, table, plan = entry
+        regulation, table = entry
         try:
             change = envelope.decode(value)
         except envelope.EnvelopeError as exc:
             return self._quarantine(topic, partition, offset, value, regulation, table, exc.kind, str(exc))
         if change is None:
             return None
+        return self._route_change(topic, partition, offset, lambda: value, regulation, table,
+                                  self._plan(topic, change.source_ts_ms), change)
+
+    def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
+                  source_ts_ms: int, origin: str, offset: int = 0) -> Output:
+        """The record for one historical row: the same checks and depersonalization as `route`.
+
+        `row` maps source column names to Python values as `PgType.decode` gives them; a `str`
+        is a value's text form and is read with its column's `from_text` first (for a text
+        column that only checks its declared length). Each value is then put into the JSON
+        form Debezium would have sent, and the row goes down `route`'s own path as a snapshot
+        read (`_op` 'r') with `_version` = `version`. Undeclared columns are noted in
+        `_defects` by name. Quarantine records name `origin` (e.g. 'history:persons.csv') as
+        their source topic, partition 0 and `offset` (the row's number in the file).
+        """
+        topic = regulation.raw_topic(table)
+        entry = self._tables.get(topic)
+        if entry is None:
+            raise ValueError(f"this router was not built with the regulation of {regulation.provider} {table.name}")
+        regulation, table = entry
+        plan = self._plan(topic, source_ts_ms)
+        types = self._types[topic]
+        debezium: dict[str, Any] = {}
+        refused: list[tuple[str, str]] = []
+        for name, value in row.items():
+            pg = types.get(name)
+            if pg is None or value is None:
+                debezium[name] = value  # undeclared or dropped: never decoded, never forwarded
+                continue
+            try:
+                debezium[name] = pg.to_debezium(pg.from_text(value) if isinstance(value, str) else value)
+            except ValueRefused as exc:  # its message never quotes the value
+                refused.append((name, f"column {name} ({pg.declared}): {exc}"))
+
+        def payload() -> bytes:  # only a quarantine record needs it, for its size and keyed digest
+            return json.dumps(row, default=_json_default, ensure_ascii=False, sort_keys=True).encode()
+
+        if refused:
+            failed = {name for name, _ in refused}
+            missing = [name for name in _missing(table, debezium) if name not in failed]
+            salvaged = plan.salvage(debezium)
+            for name in failed:
+                salvaged.pop(table.column(name).output_name, None)
+            if missing:
+                return self._quarantine(origin, 0, offset, payload(), regulation, table, "missing_value",
+                                        f"mandatory column(s) empty: {', '.join(missing)}", salvaged)
+            return self._quarantine(origin, 0, offset, payload(), regulation, table, "bad_value",
+                                    "; ".join(reason for _, reason in refused), salvaged)
+        change = envelope.Change(op="r", row=debezium, lsn=version, source_ts_ms=source_ts_ms,
+                                 schema=table.schema_name, table=table.table_name)
+        return self._route_change(origin, 0, offset, payload, regulation, table, plan, change)
+
+    def quarantine_row(self, regulation: Regulation, table: Table, *, kind: str, reason: str, origin: str,
+                       offset: int = 0) -> Output:
+        """A quarantine record for a historical row that cannot even be read as columns
+        (a CSV line with the wrong number of fields); it carries no payload at all."""
+        return self._quarantine(origin, 0, offset, None, regulation, table, kind, reason)
+
+    def _route_change(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
+                      regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change) -> Output:
+        """From a decoded change on: mandatory columns, depersonalization, Avro. `payload` gives
+        the raw bytes, needed only for a quarantine record's size and digest."""
         row = change.row
         if not change.is_delete:
-            missing = [c.name for c in table.columns if not c.nullable and row.get(c.name) is None]
+            missing = _missing(table, row)
             if missing:
-                return self._quarantine(topic, partition, offset, value, regulation, table, "missing_value",
+                return self._quarantine(topic, partition, offset, payload(), regulation, table, "missing_value",
                                         f"mandatory column(s) empty: {', '.join(missing)}", plan.salvage(row))
+        # Age bands are relative to the change's own commit date, so a replay gives the same band.
+        commit_date = datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc).date()
         try:
-            record, defects = (plan.key_only(row), []) if change.is_delete else plan.apply(row)
+            record, defects = (plan.key_only(row), []) if change.is_delete else plan.apply(row, today=commit_date)
         except ValueError as exc:
-            return self._quarantine(topic, partition, offset, value, regulation, table, "bad_value", str(exc),
+            return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value", str(exc),
                                     plan.salvage(row))
         if change.is_delete:
             absent = [k for k in table.primary_key if record.get(table.column(k).output_name) is None]
             if absent:
-                return self._quarantine(topic, partition, offset, value, regulation, table, "missing_value",
+                return self._quarantine(topic, partition, offset, payload(), regulation, table, "missing_value",
                                         f"delete without its key column(s) {', '.join(absent)}: check the "
                                         "table's REPLICA IDENTITY against the regulation's primary_key")
         declared = {c.name for c in table.columns}
@@ -91,7 +172,7 @@ class Router:
             _is_deleted=1 if change.is_delete else 0,
             _source_ts_ms=datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc),
             _processed_ts_ms=now,
-            _key_id=self._key_id,
+            _key_id=plan.key_id,
             _defects=notes,
         )
         clean_topic = regulation.clean_topic(table)
@@ -100,7 +181,7 @@ class Router:
         try:
             encoded = self._codec.encode(clean_topic, record)
         except (ValueError, TypeError, OverflowError) as exc:
-            return self._quarantine(topic, partition, offset, value, regulation, table, "bad_value",
+            return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
                                     f"a value does not fit the clean schema ({type(exc).__name__})",
                                     plan.salvage(row))
         return Output(clean_topic, key, encoded, table.name, "clean",
@@ -116,6 +197,7 @@ class Router:
                     regulation: Regulation | None, table: Table | None, kind: str, reason: str,
                     salvaged: dict[str, Any] | None = None) -> Output:
         raw = value or b""
+        ring = self._keys.for_time(int(time.time() * 1000))
         record = {
             "provider": regulation.provider if regulation else topic.split(".")[2] if topic.count(".") >= 2 else "",
             "table": table.name if table else None,
@@ -126,10 +208,10 @@ class Router:
             "error_kind": kind,
             "payload_depersonalized": json.dumps(salvaged, default=_json_default, ensure_ascii=False) if salvaged else None,
             "payload_bytes": len(raw),
-            "payload_digest": pseudonym(self._digest_key, raw),
+            "payload_digest": pseudonym(ring.subkey("quarantine-digest"), raw),
             "quarantined_ts_ms": datetime.fromtimestamp(time.time(), timezone.utc),
-            "key_id": self._key_id,
+            "key_id": ring.key_id,
         }
         return Output(QUARANTINE_TOPIC, f"{topic}:{partition}:{offset}".encode(),
                       self._codec.encode(QUARANTINE_TOPIC, record), table.name if table else "",
-                      "quarantined", reason_kind=kind)
+                      "quarantined", reason_kind=kind, reason=reason)

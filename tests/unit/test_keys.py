@@ -200,3 +200,51 @@ def test_create_master_key_file_is_random(tmp_path) -> None:
     create_master_key_file(a)
     create_master_key_file(b)
     assert a.read_text() != b.read_text()
+
+
+# --- key schedule (rotation) ----------------------------------------------------------------
+
+def _key_file(tmp_path, name: str) -> str:
+    path = tmp_path / f"{name}.key"
+    path.write_text(("%02x" % (len(name) + 17)) * 32)
+    return str(path)
+
+
+def test_schedule_picks_the_key_by_source_commit_time(tmp_path) -> None:
+    from streams.keys import load_schedule
+
+    schedule_file = tmp_path / "keys.yaml"
+    schedule_file.write_text(
+        "keys:\n"
+        f"  - {{id: k2, file: {_key_file(tmp_path, 'second')}, active_from: '2026-12-01T00:00:00Z'}}\n"
+        f"  - {{id: k1, file: {_key_file(tmp_path, 'first')}}}\n")
+    schedule = load_schedule("ignored", {"QOIMA_KEYRING_FILE": str(schedule_file)}, tmp_path / "none")
+    assert schedule.key_ids == ["k1", "k2"]
+    switch = 1_796_083_200_000  # 2026-12-01T00:00:00Z
+    assert schedule.for_time(switch - 1).key_id == "k1"
+    assert schedule.for_time(switch).key_id == "k2"
+    assert schedule.for_time(0).key_id == "k1"
+    assert schedule.for_time(switch).subkey("iin") != schedule.for_time(0).subkey("iin")
+
+
+def test_schedule_errors_name_the_problem(tmp_path) -> None:
+    from streams.keys import MasterKeyError, load_schedule
+
+    bad = tmp_path / "keys.yaml"
+    bad.write_text(f"keys:\n  - {{id: k1, file: {_key_file(tmp_path, 'a')}, active_from: 'soon'}}\n")
+    with pytest.raises(MasterKeyError, match="active_from must be ISO 8601"):
+        load_schedule("k1", {"QOIMA_KEYRING_FILE": str(bad)}, tmp_path / "none")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(f"keys:\n  - {{id: k1, file: {_key_file(tmp_path, 'a')}}}\n"
+                     f"  - {{id: k1, file: {_key_file(tmp_path, 'b')}}}\n")
+    with pytest.raises(MasterKeyError, match="unique"):
+        load_schedule("k1", {"QOIMA_KEYRING_FILE": str(twice)}, tmp_path / "none")
+    with pytest.raises(MasterKeyError, match="does not exist"):
+        load_schedule("k1", {"QOIMA_KEYRING_FILE": str(tmp_path / "missing.yaml")}, tmp_path / "none")
+
+
+def test_without_a_schedule_the_master_key_is_the_only_key(tmp_path) -> None:
+    from streams.keys import load_schedule
+
+    schedule = load_schedule("k9", {"QOIMA_MASTER_KEY": "ab" * 32}, tmp_path / "none")
+    assert schedule.key_ids == ["k9"] and schedule.for_time(10**13).key_id == "k9"
