@@ -30,6 +30,21 @@ class Change:
         return self.op == "d"
 
 
+def _position(source: dict[str, Any]) -> int | None:
+    """The change's LSN. Incremental-snapshot reads carry no `lsn`, only `sequence`
+    ([last committed LSN, current LSN] as strings): the stream position when the chunk was
+    read, which is after every change the chunk already reflects."""
+    lsn = source.get("lsn")
+    if isinstance(lsn, int) and not isinstance(lsn, bool):
+        return lsn
+    try:
+        sequence = json.loads(source.get("sequence") or "null")
+        positions = [int(p) for p in sequence or [] if p is not None]
+    except (TypeError, ValueError):
+        return None
+    return max(positions) if positions else None
+
+
 def decode(value: bytes | None) -> Change | None:
     """None for a tombstone (Kafka compaction marker that follows a delete)."""
     if value is None:
@@ -54,8 +69,8 @@ def decode(value: bytes | None) -> Change | None:
     if not isinstance(row, dict):
         which = "before" if op == "d" else "after"
         raise EnvelopeError("undecodable", f"operation {op!r} without a '{which}' row image")
-    lsn, ts_ms = source.get("lsn"), source.get("ts_ms")
-    if not isinstance(lsn, int) or not isinstance(ts_ms, int):
-        raise EnvelopeError("undecodable", "source block lacks an integer 'lsn' or 'ts_ms'")
+    lsn, ts_ms = _position(source), source.get("ts_ms")
+    if lsn is None or not isinstance(ts_ms, int):
+        raise EnvelopeError("undecodable", "source block lacks an LSN ('lsn' or 'sequence') or an integer 'ts_ms'")
     return Change(op=op, row=row, lsn=lsn, source_ts_ms=ts_ms,
                   schema=str(source.get("schema", "")), table=str(source.get("table", "")))

@@ -17,7 +17,7 @@ from streams.avro_codec import codec_for
 from tests.e2e.warehouse import wait_converged
 
 CLEAR_IIN = "900101300126"      # valid check digit
-CLEAR_BIN = "120540001236"      # valid BIN check digit (5th digit 4)
+CLEAR_BIN = "120540001238"      # valid BIN check digit (5th digit 4)
 
 
 @pytest.fixture(scope="module")

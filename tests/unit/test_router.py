@@ -316,3 +316,18 @@ def test_delete_without_key_is_quarantined(router, check) -> None:
 def test_numeric_nan_is_bad_value(router, check) -> None:
     out = router.route(PAYMENTS_RAW, 0, 22, envelope("c", payment_row(amount="NaN"), table="social.payments"))
     quarantined(out, check, "bad_value")
+
+
+def test_incremental_snapshot_read_takes_its_version_from_the_sequence(router, codec) -> None:
+    """Debezium's incremental-snapshot reads have no `lsn`; the stream position in
+    `sequence` orders them after every change they already reflect."""
+    from streams import envelope
+
+    event = {"op": "r", "before": None, "after": {"org_id": 5},
+             "source": {"lsn": None, "sequence": '["30614560","30614999"]', "ts_ms": 1, "snapshot": "incremental",
+                        "schema": "social", "table": "organizations"}}
+    change = envelope.decode(json.dumps(event).encode())
+    assert change.lsn == 30614999 and change.op == "r"
+    event["source"]["sequence"] = None
+    with pytest.raises(envelope.EnvelopeError, match="lacks an LSN"):
+        envelope.decode(json.dumps(event).encode())
