@@ -2,7 +2,6 @@
 with a critical incident; on demand (`qoima scan`) it finds planted leaks of every kind."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 import pytest
@@ -14,7 +13,7 @@ from monitoring.depersonalization_check import known_values, scan_topics, scan_w
 from sinks.clickhouse_users import writer_client
 from sinks.held import skip_held
 from streams.avro_codec import codec_for
-from tests.e2e.warehouse import wait_converged
+from tests.e2e.warehouse import incident_events, wait_converged
 
 CLEAR_IIN = "900101300126"      # valid check digit
 CLEAR_BIN = "120540001238"      # valid BIN check digit (5th digit 4)
@@ -49,14 +48,8 @@ def test_a_leaking_clean_batch_is_held_back_with_a_critical_incident(stack, pg, 
     producer.flush(10)
     (offset,) = offsets
 
-    deadline = time.monotonic() + 30
-    while True:
-        rows = writer.query("SELECT severity, detail FROM qoima_meta.incident_events "
-                            "WHERE rule = 'depersonalization_check' AND origin = 'sink'").result_rows
-        if rows:
-            break
-        assert time.monotonic() < deadline, "no incident for the leaking batch"
-        time.sleep(0.5)
+    rows = incident_events(writer, "rule = 'depersonalization_check' AND origin = 'sink'", 30,
+                           "the leaking batch")
     severity, detail = rows[-1]
     assert severity == "critical" and "name" in detail and f"offsets {offset}-{offset}" in detail
     assert CLEAR_IIN not in detail

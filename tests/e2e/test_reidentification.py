@@ -2,7 +2,6 @@
 and a table below its threshold opens an incident and exports its metrics."""
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests
@@ -10,7 +9,7 @@ import requests
 from connectors.regulation import load_all
 from monitoring.reidentification import assess
 from sinks.clickhouse_users import writer_client
-from tests.e2e.warehouse import wait_converged
+from tests.e2e.warehouse import incident_events, wait_converged
 
 SOURCE_CLASSES = """
 SELECT min(c), count(*), min(l) FROM (
@@ -46,14 +45,8 @@ def test_coarser_quasi_identifiers_meet_the_threshold(stack, regulation):
 
 def test_assessor_exports_metrics_and_opens_an_incident(stack):
     writer = writer_client(stack.s)
-    deadline = time.monotonic() + 60
-    while True:
-        rows = writer.query("SELECT severity, detail FROM qoima_meta.incident_events "
-                            "WHERE rule = 'k_anonymity' AND table = 'population.persons'").result_rows
-        if rows:
-            break
-        assert time.monotonic() < deadline, "the assessor opened no incident"
-        time.sleep(1)
+    rows = incident_events(writer, "rule = 'k_anonymity' AND table = 'population.persons'", 60,
+                           "the assessor's k-anonymity check")
     assert rows[0][0] == "warning" and "k=" in rows[0][1]
     text = requests.get(f"http://{stack.s.host}:{stack.s.ports.assessor_metrics}/metrics", timeout=5).text
     assert 'qoima_k_anonymity{table="population.persons"}' in text

@@ -66,3 +66,15 @@ def wait_converged(pg, ch, tables=tuple(COMPARED), timeout: float = 60.0) -> flo
                       for t, (s, w, d) in results.items() if d}
             raise Mismatch(f"warehouse did not converge in {timeout:.0f}s: {detail}")
         time.sleep(0.25)
+
+
+def incident_events(writer, where: str, timeout: float, what: str) -> list[tuple[str, str]]:
+    """(severity, detail) of the journal's detections matching `where`, once there are any."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = writer.query(f"SELECT severity, detail FROM qoima_meta.incident_events WHERE {where} "
+                            "ORDER BY detected_ts").result_rows
+        if rows:
+            return rows
+        assert time.monotonic() < deadline, f"no incident: {what}"
+        time.sleep(0.5)
