@@ -368,7 +368,8 @@ class LocalStack:
             client.wait_running(regulation.connector_name, timeout=120)
             self.progress(f"connector {regulation.connector_name}: {outcome}, RUNNING")
         if demo_rate:
-            self.start_qoima("demo-load", ["demo", "load", "--rate", str(demo_rate)], self.s.ports.demo_metrics)
+            self.start_qoima("demo-load", ["demo", "load", "--rate", str(demo_rate), "--metrics"],
+                             self.s.ports.demo_metrics)
         self.progress(f"stack ready in {time.monotonic() - started:.0f}s")
 
     def down(self, wipe: bool) -> None:

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors.regulation import IdentifierKind, Regulation
 from qoima.settings import Settings
 from sinks.ddl import WAREHOUSE_DB
-from streams.avro_codec import QUARANTINE_TOPIC
+from streams.avro_codec import QUARANTINE_TOPIC, codec_for
 from streams.leak_scan import KnownValues, scan_text
 
 _KNOWN_KINDS = {IdentifierKind.name, IdentifierKind.phone}
@@ -93,10 +93,27 @@ def scan_warehouse(client, regulations: list[Regulation], known: KnownValues, bl
     return report
 
 
+def _strings(record: dict) -> list[tuple[str, str]]:
+    """(field, value) for every string in a decoded record, arrays of strings included."""
+    found = []
+    for name, value in record.items():
+        if isinstance(value, str):
+            found.append((name, value))
+        elif isinstance(value, list):
+            found.extend((name, item) for item in value if isinstance(item, str))
+    return found
+
+
 def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownValues) -> ScanReport:
-    """Every message now in the clean and quarantine topics, read with a throw-away group."""
+    """Every message now in the clean and quarantine topics, read with a throw-away group.
+
+    Messages are decoded and their string fields scanned one by one: Avro's binary numbers,
+    read as text, would otherwise spell out short words by chance. A message that does not
+    decode is scanned as raw text, so nothing escapes the check.
+    """
     report = ScanReport()
     started = time.perf_counter()
+    codec = codec_for(regulations)
     topics = [r.clean_topic(t) for r in regulations for t in r.tables] + [QUARANTINE_TOPIC]
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"qoima-scan-{uuid.uuid4()}",
                          "enable.auto.commit": False})
@@ -115,10 +132,15 @@ def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownV
                             continue
                         position = message.offset() + 1
                         report.rows += 1
-                        text = (message.key() or b"").decode("utf-8", "replace") + " " + \
-                            (message.value() or b"").decode("utf-8", "replace")
-                        for finding in scan_text(text, f"{topic}[{partition}]", known):
-                            report.findings[(finding.where, finding.kind)] += 1
+                        try:
+                            _, record = codec.decode(message.value() or b"")
+                            fields = _strings(record)
+                        except ValueError:
+                            fields = [("(undecodable)", (message.value() or b"").decode("utf-8", "replace"))]
+                        fields.append(("(key)", (message.key() or b"").decode("utf-8", "replace")))
+                        for name, value in fields:
+                            for finding in scan_text(value, f"{topic}[{partition}].{name}", known):
+                                report.findings[(finding.where, finding.kind)] += 1
     finally:
         consumer.close()
     report.seconds = time.perf_counter() - started

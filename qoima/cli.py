@@ -205,7 +205,7 @@ def cmd_sink(args) -> None:
 def cmd_demo_load(args) -> None:
     from infra.demo.cli import load
 
-    load(_settings(), rate=args.rate, duration=args.duration)
+    load(_settings(), rate=args.rate, duration=args.duration, serve_metrics=args.metrics)
 
 
 def cmd_load_history(args) -> None:
@@ -276,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     load = demo_sub.add_parser("load", help="drive inserts, updates and deletes at the source until stopped")
     load.add_argument("--rate", type=float, default=50.0, help="changes per second (default 50)")
     load.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
+    load.add_argument("--metrics", action="store_true", help="serve Prometheus metrics on the demo port "
+                                                             "(what `qoima up` does for its own demo load)")
     load.set_defaults(func=cmd_demo_load)
 
     history = sub.add_parser("load-history", help="load a historical CSV or Parquet file into a regulated table "

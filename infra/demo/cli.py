@@ -7,10 +7,13 @@ from monitoring import metrics
 from qoima.settings import Settings
 
 
-def load(settings: Settings, rate: float, duration: float | None) -> LoadSummary:
+def load(settings: Settings, rate: float, duration: float | None, serve_metrics: bool = False) -> LoadSummary:
+    """`serve_metrics` is for the stack's own demo load; extra ad-hoc loads run beside it
+    without a metrics port of their own."""
     if rate <= 0:
         raise SystemExit("--rate must be a positive number of changes per second")
-    metrics.serve(settings.ports.demo_metrics, settings.host)
+    if serve_metrics:
+        metrics.serve(settings.ports.demo_metrics, settings.host)
     conninfo = LocalStack(settings).pg_admin_conninfo(SOURCE_DB)
     seen = {"inserts": 0, "updates": 0, "deletes": 0}
 

@@ -60,7 +60,7 @@ def test_a_leaking_clean_batch_is_held_back_with_a_critical_incident(stack, pg, 
 
     # The on-demand scan sees the leak in the topic too.
     report = scan_topics(stack.s, regulations, known_values(regulations, stack.s.regulation_env()))
-    assert report.findings[(f"{topic}[0]", "iin")] == 1
+    assert report.findings[(f"{topic}[0].name", "iin")] == 1
 
     # Release: sink stopped, skip past the held batch (its records are deleted), sink started.
     stack.managed("sink").stop()
