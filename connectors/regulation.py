@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -212,6 +214,164 @@ class Column(_Model):
         return pg.avro, pg.clickhouse
 
 
+class RuleKind(str, Enum):
+    """DM385 §35 quality indicators; `incident_type` is the §49 incident type a violation raises."""
+
+    completeness = "completeness"
+    accuracy = "accuracy"
+    consistency = "consistency"
+    uniqueness = "uniqueness"
+    integrity = "integrity"
+    timeliness = "timeliness"
+    coverage = "coverage"
+
+    @property
+    def incident_type(self) -> str:
+        return _INCIDENT_TYPES[self]
+
+    @property
+    def stateful(self) -> bool:
+        """Needs other rows, tables or the clock, so it is not evaluated per row (streams/quality.py)."""
+        return self in _STATEFUL_KINDS
+
+
+_INCIDENT_TYPES = {
+    RuleKind.completeness: "completeness", RuleKind.accuracy: "accuracy_contradiction",
+    RuleKind.consistency: "consistency", RuleKind.uniqueness: "uniqueness", RuleKind.integrity: "integrity",
+    RuleKind.timeliness: "timeliness", RuleKind.coverage: "coverage",
+}
+_STATEFUL_KINDS = frozenset({RuleKind.uniqueness, RuleKind.integrity, RuleKind.timeliness, RuleKind.coverage})
+
+
+class RuleCheck(str, Enum):
+    identifier = "identifier"
+    allowed = "allowed"
+    range = "range"
+    reference = "reference"
+    pattern = "pattern"
+
+
+class RuleAction(str, Enum):
+    reject = "reject"   # quarantined, not loaded
+    flag = "flag"       # loaded, the violation listed on the row
+    hold = "hold"       # kept out of the analysts' table until the incident is resolved
+
+
+# Parameters each kind (and each accuracy check) needs and may take, in the order hints list them.
+_RULE_PARAMETERS = ("column", "columns", "check", "identifier", "values", "min", "max", "reference", "pattern",
+                    "expression", "references", "grace_seconds", "max_lag_seconds", "tolerance")
+_KIND_PARAMETERS: dict[RuleKind, tuple[set[str], set[str]]] = {
+    RuleKind.completeness: ({"columns"}, set()),
+    RuleKind.accuracy: ({"column", "check"}, set()),
+    RuleKind.consistency: ({"expression"}, set()),
+    RuleKind.uniqueness: ({"columns"}, set()),
+    RuleKind.integrity: ({"column", "references"}, {"grace_seconds"}),
+    RuleKind.timeliness: ({"max_lag_seconds"}, set()),
+    RuleKind.coverage: ({"tolerance"}, set()),
+}
+_CHECK_PARAMETERS: dict[RuleCheck, tuple[set[str], set[str]]] = {
+    RuleCheck.identifier: ({"identifier"}, set()),
+    RuleCheck.allowed: ({"values"}, set()),
+    RuleCheck.range: (set(), {"min", "max"}),
+    RuleCheck.reference: ({"reference"}, set()),
+    RuleCheck.pattern: ({"pattern"}, set()),
+}
+_PARAMETER_HINTS = {
+    "column": "'column: <name>'",
+    "columns": "'columns: [<name>, ...]'",
+    "check": f"'check' (one of {', '.join(c.value for c in RuleCheck)})",
+    "identifier": f"'identifier' (one of {', '.join(k.value for k in IdentifierKind)})",
+    "values": "'values: [...]'",
+    "reference": "'reference' (a file of connectors/reference/ without .csv, e.g. kato_regions)",
+    "expression": "'expression' (e.g. \"birth_date <= today\")",
+    "references": "'references: schema.table.column'",
+    "max_lag_seconds": "'max_lag_seconds: <seconds>'",
+    "tolerance": "'tolerance: <ratio 0-1>'",
+}
+_COLUMN_PATH = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+class Rule(_Model):
+    """A data-quality rule of a table (DM385 §35, §49); docs/regulation.md, "Quality rules"."""
+
+    name: str = Field(pattern=_IDENT)
+    kind: RuleKind
+    action: RuleAction = RuleAction.flag
+    description: str = ""
+    column: str | None = None
+    columns: list[str] | None = Field(default=None, min_length=1)
+    check: RuleCheck | None = None                       # accuracy
+    identifier: IdentifierKind | None = None             # check: identifier
+    values: list[str | bool | int | float | date] | None = Field(default=None, min_length=1)  # check: allowed
+    min: int | float | Decimal | date | str | None = None  # check: range
+    max: int | float | Decimal | date | str | None = None
+    reference: str | None = None                         # check: reference
+    pattern: str | None = None                           # check: pattern
+    expression: str | None = None                        # consistency
+    references: str | None = None                        # integrity: schema.table.column
+    grace_seconds: int | None = Field(default=None, ge=0)        # integrity, 300 when not given
+    max_lag_seconds: int | None = Field(default=None, ge=1)      # timeliness
+    tolerance: float | None = Field(default=None, ge=0, le=1)    # coverage
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "integrity" and data.get("grace_seconds") is None:
+            data = {**data, "grace_seconds": 300}
+        return data
+
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _bound(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a bound is a number or a date (YYYY-MM-DD), not true/false")
+        return value
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Rule":
+        required, allowed = set(_KIND_PARAMETERS[self.kind][0]), set(_KIND_PARAMETERS[self.kind][1])
+        what = f"kind '{self.kind.value}'"
+        if self.kind is RuleKind.accuracy and self.check is not None:
+            required |= _CHECK_PARAMETERS[self.check][0]
+            allowed |= _CHECK_PARAMETERS[self.check][1]
+            what += f" with check '{self.check.value}'"
+        given = {p for p in _RULE_PARAMETERS if getattr(self, p) is not None}
+        missing = [p for p in _RULE_PARAMETERS if p in required - given]
+        if missing:
+            raise ValueError(f"rule {self.name}: {what} needs {' and '.join(_PARAMETER_HINTS.get(p, repr(p)) for p in missing)}")
+        extra = [p for p in _RULE_PARAMETERS if p in given - required - allowed]
+        if extra:
+            takes = [p for p in _RULE_PARAMETERS if p in required | allowed]
+            raise ValueError(f"rule {self.name}: {', '.join(repr(p) for p in extra)} does not apply to {what}; "
+                             f"remove it ({what} takes {', '.join(repr(p) for p in takes)})")
+        if self.check is RuleCheck.range and self.min is None and self.max is None:
+            raise ValueError(f"rule {self.name}: check 'range' needs 'min', 'max' or both")
+        if self.columns is not None and len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"rule {self.name}: a column is listed twice in 'columns'")
+        if self.references is not None and not _COLUMN_PATH.match(self.references):
+            raise ValueError(f"rule {self.name}: 'references' is schema.table.column, e.g. population.persons.iin")
+        from streams.quality import validate_rule  # imported here: streams.quality imports this module
+        validate_rule(self)  # expression syntax, pattern, reference data
+        return self
+
+
+class Notify(_Model):
+    """A webhook told of the table's incidents when they open and when they are resolved (DM385 §49)."""
+
+    url: str
+    name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"notify url {value!r} must be an http:// or https:// URL with a host")
+        return value
+
+
 class Table(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="schema.table")
     description: str = ""
@@ -219,6 +379,8 @@ class Table(_Model):
     retention_days: int | None = Field(default=None, ge=1)
     min_k: int = Field(default=5, ge=2, le=1000)   # k-anonymity threshold over the quasi-identifiers
     columns: list[Column] = Field(min_length=1)
+    rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), streams/quality.py
+    notify: list[Notify] = []   # webhooks for its incidents, monitoring/notifier.py
 
     @model_validator(mode="after")
     def _consistent(self) -> "Table":
@@ -240,6 +402,13 @@ class Table(_Model):
                 raise ValueError(f"table {self.name}: primary key column {key!r} must be declared 'nullable: false'")
         if sum(c.sensitive for c in self.columns) > 1:
             raise ValueError(f"table {self.name}: declare at most one 'sensitive' column")
+        return self
+
+    @model_validator(mode="after")
+    def _valid_rules(self) -> "Table":
+        if self.rules:
+            from streams.quality import validate_rules  # imported here: streams.quality imports this module
+            validate_rules(self)  # names unique, columns declared, checks fit the column types
         return self
 
     @property
@@ -287,6 +456,16 @@ class Regulation(_Model):
 
     def warehouse_table(self, table: Table) -> str:
         return f"{self.provider}__{table.schema_name}__{table.table_name}"
+
+    def held_topic(self, table: Table) -> str:
+        """Records a 'hold' quality rule keeps out of the analysts' table (DM385 §49)."""
+        return f"qoima.held.{self.provider}.{table.name}"
+
+    def held_table(self, table: Table) -> str:
+        return f"held__{self.warehouse_table(table)}"
+
+    def incident_key(self, table: Table, rule: str) -> str:
+        return f"{self.provider}/{table.name}/{rule}"
 
     @property
     def slot_name(self) -> str:

@@ -242,6 +242,7 @@ class LocalStack:
             for table in regulation.tables:
                 wanted[regulation.raw_topic(table)] = day
                 wanted[regulation.clean_topic(table)] = week
+                wanted[regulation.held_topic(table)] = week
         admin = AdminClient({"bootstrap.servers": self.s.kafka_bootstrap})
         existing = set(admin.list_topics(timeout=10).topics)
         new = [NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": retention})

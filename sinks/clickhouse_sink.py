@@ -25,8 +25,8 @@ from connectors.regulation import Regulation, Table, load_all
 from monitoring import metrics
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
-from sinks.ddl import (INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS, WAREHOUSE_DB, create_table_sql,
-                       meta_tables_sql, warehouse_columns)
+from sinks.ddl import (HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS, WAREHOUSE_DB,
+                       create_table_sql, meta_tables_sql, warehouse_columns)
 from streams.avro_codec import INCIDENT_TOPIC, codec_for
 from streams.incidents import Detection, IncidentPublisher, incident_codec
 from streams.leak_scan import scan_text
@@ -65,6 +65,16 @@ def _clean_target(regulation: Regulation, table: Table) -> _Target:
                    provider=regulation.provider, guarded=True)
 
 
+def _held_target(regulation: Regulation, table: Table) -> _Target:
+    target = _clean_target(regulation, table)
+    target.database, target.ch_table = META_DB, regulation.held_table(table)
+    target.label = f"held:{table.name}"
+    target.column_names = target.column_names + [HELD_COLUMN[0]]
+    target.fields = target.fields + [HELD_COLUMN[0]]
+    target.zeros = target.zeros + [None]
+    return target
+
+
 def _incident_target() -> _Target:
     return _Target(META_DB, "incident_events", "qoima_meta.incident_events", column_names=INCIDENT_COLUMNS,
                    fields=INCIDENT_COLUMNS, zeros=[None] * len(INCIDENT_COLUMNS))
@@ -80,6 +90,7 @@ class ClickHouseSink:
         for regulation in self.regulations:
             for table in regulation.tables:
                 self.targets[regulation.clean_topic(table)] = _clean_target(regulation, table)
+                self.targets[regulation.held_topic(table)] = _held_target(regulation, table)
         self.held: set[str] = set()
         self.incidents = IncidentPublisher(settings.kafka_bootstrap, incident_codec())
         self._stopping = False
@@ -91,6 +102,9 @@ class ClickHouseSink:
                 self.client.command(create_table_sql(regulation, table))
         for statement in meta_tables_sql():
             self.client.command(statement)
+        for regulation in self.regulations:
+            for table in regulation.tables:
+                self.client.command(create_table_sql(regulation, table, held=True))
 
     def _row(self, target: _Target, record: dict[str, Any]) -> list[Any]:
         deleted = record.get("_is_deleted") == 1

@@ -81,17 +81,24 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def create_table_sql(regulation: Regulation, table: Table) -> str:
+HELD_COLUMN = ("_held_by", "Array(String)")
+
+
+def create_table_sql(regulation: Regulation, table: Table, held: bool = False) -> str:
+    """The analysts' table in `udw`, or with `held=True` its twin in `qoima_meta` where records
+    a 'hold' rule keeps back wait for their incidents' resolution."""
     columns = warehouse_columns(table)
     lines = [f"    `{c.name}` {c.ddl_type}" for c in columns]
-    lines += [f"    `{name}` {ch_type}" for name, ch_type in META_COLUMNS]
+    lines += [f"    `{name}` {ch_type}" for name, ch_type in META_COLUMNS + ([HELD_COLUMN] if held else [])]
     lines.append("    `_loaded_ts` DateTime64(3, 'UTC') DEFAULT now64(3)")
     order_by = ", ".join(f"`{table.column(k).output_name}`" for k in table.primary_key)
     ttl = (f"\nTTL toDateTime(_source_ts) + INTERVAL {table.retention_days} DAY"
            if table.retention_days else "")
     comment = table.description or f"{regulation.provider}: {table.name}"
+    name = f"{META_DB}.`{regulation.held_table(table)}`" if held else \
+        f"{WAREHOUSE_DB}.`{regulation.warehouse_table(table)}`"
     return (
-        f"CREATE TABLE IF NOT EXISTS {WAREHOUSE_DB}.`{regulation.warehouse_table(table)}` (\n"
+        f"CREATE TABLE IF NOT EXISTS {name} (\n"
         + ",\n".join(lines)
         + f"\n)\nENGINE = ReplacingMergeTree(_version, _is_deleted)\nORDER BY ({order_by}){ttl}\n"
         # Deduplication tokens only work on a non-replicated table with a window set.
@@ -102,8 +109,85 @@ def create_table_sql(regulation: Regulation, table: Table) -> str:
 META_DB = "qoima_meta"
 
 
+# The incident life cycle (DM385 §49), append-only: who moved which incident to which status.
+INCIDENT_TRANSITIONS_SQL = f"""CREATE TABLE IF NOT EXISTS {META_DB}.incident_transitions (
+    incident_key String,
+    status LowCardinality(String),
+    actor String,
+    note String,
+    ts DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (incident_key, ts)
+COMMENT 'Incident life cycle: open -> acknowledged -> resolved -> closed, who and when (append-only)'"""
+
+# The notifier's outbox: one row per (incident episode, event, target); each delivery attempt
+# writes a new version, so FINAL shows where every notification stands.
+NOTIFICATIONS_SQL = f"""CREATE TABLE IF NOT EXISTS {META_DB}.notifications (
+    id String,
+    incident_key String,
+    event LowCardinality(String),
+    url String,
+    payload String,
+    created_ts DateTime64(3, 'UTC'),
+    attempts UInt32,
+    delivered_ts Nullable(DateTime64(3, 'UTC')),
+    last_error String,
+    next_attempt_ts DateTime64(3, 'UTC'),
+    _version UInt64
+)
+ENGINE = ReplacingMergeTree(_version)
+ORDER BY id
+COMMENT 'Incident notifications to webhook targets (outbox, delivered at least once)'"""
+
+# Incidents with their current status. Status: the latest transition, else 'open'; a detection
+# newer than the latest transition of a resolved or closed incident reopens it (by 'qoima',
+# since that detection). opened_ts starts the current open episode (NULL once resolved or
+# closed), resolved_ts is the latest resolution (NULL unless resolved or closed): the notifier
+# keys its 'opened' and 'resolved' notifications on them. `OR REPLACE`: a stack created before
+# the life cycle gets the new columns when the sink starts.
+INCIDENTS_VIEW_SQL = f"""CREATE OR REPLACE VIEW {META_DB}.incidents AS
+SELECT incident_key, provider, `table`, rule, type, severity, count, detections, first_seen, last_seen, last_detail,
+       multiIf(transitions = 0, 'open', reopened, 'open', last_status) AS status,
+       multiIf(transitions = 0, '', reopened, 'qoima', last_actor) AS status_by,
+       multiIf(transitions = 0, first_seen, reopened, reopened_ts, last_ts) AS status_ts,
+       multiIf(transitions = 0, '', reopened, 'detected again after its resolution', last_note) AS status_note,
+       if(status IN ('resolved', 'closed'), NULL,
+          if(last_open_ts > last_resolution_ts, last_open_ts, reopened_ts)) AS opened_ts,
+       if(status IN ('resolved', 'closed'), resolved_ts, NULL) AS resolved_ts,
+       transitions
+FROM (
+    SELECT e.incident_key AS incident_key, any(e.provider) AS provider, any(e.`table`) AS `table`,
+           any(e.rule) AS rule, any(e.type) AS type,
+           multiIf(has(groupUniqArray(e.severity), 'critical'), 'critical',
+                   has(groupUniqArray(e.severity), 'warning'), 'warning', 'info') AS severity,
+           sum(e.count) AS count, count() AS detections,
+           min(e.detected_ts) AS first_seen, max(e.detected_ts) AS last_seen,
+           argMax(e.detail, e.detected_ts) AS last_detail,
+           any(t.transitions) AS transitions, any(t.last_status) AS last_status,
+           any(t.last_actor) AS last_actor, any(t.last_note) AS last_note, any(t.last_ts) AS last_ts,
+           any(t.last_resolution_ts) AS last_resolution_ts, any(t.last_open_ts) AS last_open_ts,
+           any(t.resolved_ts) AS resolved_ts,
+           minIf(e.detected_ts, e.detected_ts > t.last_resolution_ts) AS reopened_ts,
+           transitions > 0 AND last_status IN ('resolved', 'closed') AND last_seen > last_ts AS reopened
+    FROM {META_DB}.incident_events AS e
+    LEFT JOIN (
+        SELECT incident_key, count() AS transitions,
+               argMax(status, ts) AS last_status, argMax(actor, ts) AS last_actor,
+               argMax(note, ts) AS last_note, max(ts) AS last_ts,
+               maxIf(ts, status IN ('resolved', 'closed')) AS last_resolution_ts,
+               maxIf(ts, status = 'resolved') AS resolved_ts,
+               maxIf(ts, status = 'open') AS last_open_ts
+        FROM {META_DB}.incident_transitions
+        GROUP BY incident_key) AS t ON e.incident_key = t.incident_key
+    GROUP BY e.incident_key
+    SETTINGS join_use_nulls = 0
+)"""
+
+
 def meta_tables_sql() -> list[str]:
-    """Qoima's own tables: the incident journal's detections and their grouping by incident.
+    """Qoima's own tables: the incident journal's detections, their life cycle, the notification
+    outbox, and the view that groups detections by incident with its current status.
 
     Analysts cannot write here (and cannot read it either unless granted): the journal is the
     operator's record of what went wrong, DM385 §49.
@@ -127,16 +211,9 @@ ENGINE = MergeTree
 ORDER BY (incident_key, detected_ts)
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Every detection of a quality or depersonalization problem'""",
-        f"""CREATE VIEW IF NOT EXISTS {META_DB}.incidents AS
-SELECT incident_key, any(provider) AS provider, any(`table`) AS `table`, any(rule) AS rule,
-       any(type) AS type,
-       multiIf(has(groupUniqArray(severity), 'critical'), 'critical',
-               has(groupUniqArray(severity), 'warning'), 'warning', 'info') AS severity,
-       sum(count) AS count, count() AS detections,
-       min(detected_ts) AS first_seen, max(detected_ts) AS last_seen,
-       argMax(detail, detected_ts) AS last_detail
-FROM {META_DB}.incident_events
-GROUP BY incident_key""",
+        INCIDENT_TRANSITIONS_SQL,
+        NOTIFICATIONS_SQL,
+        INCIDENTS_VIEW_SQL,
     ]
 
 

@@ -63,7 +63,8 @@ class AvroCodec:
             # the single-object encoding prescribes.
             fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
             self._by_name[name] = (_MAGIC + fp, parsed)
-            self._by_fingerprint[fp] = (name, parsed)
+            # Held topics share their clean twin's schema; a fingerprint names the clean one.
+            self._by_fingerprint.setdefault(fp, (name, parsed))
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         header, parsed = self._by_name[name]
@@ -92,7 +93,8 @@ def codec_for(regulations: list[Regulation]) -> AvroCodec:
     schemas = {QUARANTINE_TOPIC: load_avsc("quarantine"), INCIDENT_TOPIC: load_avsc("incident")}
     for regulation in regulations:
         for table in regulation.tables:
-            schemas[regulation.clean_topic(table)] = clean_schema(regulation, table)
+            schemas[regulation.clean_topic(table)] = schema = clean_schema(regulation, table)
+            schemas[regulation.held_topic(table)] = schema
     return AvroCodec(schemas)
 
 

@@ -11,7 +11,10 @@ import pytest
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.avro_codec import AvroCodec, clean_schema, codec_for, load_avsc
-from sinks.ddl import META_COLUMNS, META_FIELDS, create_table_sql, warehouse_columns
+from sinks.ddl import HELD_COLUMN, META_COLUMNS, META_FIELDS, create_table_sql, warehouse_columns
+
+# Clean records carry the warehouse's meta fields plus the hold list, which only held tables store.
+AVRO_META = META_FIELDS + [HELD_COLUMN[0]]
 
 UTC = timezone.utc
 DROPPED = ("last_name", "first_name", "middle_name", "address")
@@ -54,7 +57,7 @@ def payment_record(**overrides) -> dict:
         "_op": "c", "_version": 24_023_128, "_is_deleted": 0,
         "_source_ts_ms": datetime(2024, 1, 20, 4, 0, 0, 123000, tzinfo=UTC),
         "_processed_ts_ms": datetime(2024, 1, 20, 4, 0, 1, 456000, tzinfo=UTC),
-        "_key_id": "k1", "_defects": ["kato_code: not a 9-digit KATO code"],
+        "_key_id": "k1", "_defects": ["kato_code: not a 9-digit KATO code"], "_held_by": [],
     }
     record.update(overrides)
     return record
@@ -65,7 +68,7 @@ def payment_record(**overrides) -> dict:
 
 def test_every_clean_schema_parses_with_expected_fields(demo) -> None:
     meta = [f["name"] for f in load_avsc("clean_meta")["fields"]]
-    assert meta == META_FIELDS
+    assert meta == AVRO_META
     for table in demo.tables:
         schema = clean_schema(demo, table)
         fastavro.parse_schema(schema)
@@ -87,7 +90,7 @@ def test_quarantine_schema_parses() -> None:
     schema = load_avsc("quarantine")
     fastavro.parse_schema(schema)
     kinds = next(f for f in schema["fields"] if f["name"] == "error_kind")["type"]["symbols"]
-    assert set(kinds) == {"undecodable", "unknown_table", "bad_value", "missing_value", "unexpected_op",
+    assert set(kinds) == {"undecodable", "unknown_table", "bad_value", "missing_value", "unexpected_op", "rule_violation",
                           "internal_error"}
 
 
@@ -251,7 +254,7 @@ def test_warehouse_zero_values(demo) -> None:
 
 def test_warehouse_columns_match_avro_fields(demo) -> None:
     for table in demo.tables:
-        avro = [f["name"] for f in clean_schema(demo, table)["fields"]][: -len(META_FIELDS)]
+        avro = [f["name"] for f in clean_schema(demo, table)["fields"]][: -len(AVRO_META)]
         assert [c.name for c in warehouse_columns(table)] == avro
     assert [c.name for c in warehouse_columns(demo.table("population.persons"))] == [
         "person_id", "iin_hash", "birth_date_year", "sex", "phone_hash", "kato_code_region", "status", "updated_at"]
@@ -294,7 +297,7 @@ def test_every_action_has_matching_avro_and_clickhouse_types(demo) -> None:
     table = Table.model_validate(ALL_ACTIONS)
     schema = clean_schema(demo, table)
     fastavro.parse_schema(schema)
-    avro = {f["name"]: f["type"] for f in schema["fields"][: -len(META_FIELDS)]}
+    avro = {f["name"]: f["type"] for f in schema["fields"][: -len(AVRO_META)]}
     lines = column_lines(create_table_sql(demo, table))
     assert list(avro) == list(EXPECTED) == [c.name for c in warehouse_columns(table)]
     for name, (avro_type, ddl_type) in EXPECTED.items():
@@ -314,6 +317,6 @@ def test_new_action_records_round_trip(demo) -> None:
         "born_again_age_band": "30-39", "kato_region": "75", "address_region": "15", "postcode_region": "old:05",
         "body_redacted": "ИИН [IIN]", "_op": "c", "_version": 1, "_is_deleted": 0,
         "_source_ts_ms": datetime(2024, 1, 1, tzinfo=UTC), "_processed_ts_ms": datetime(2024, 1, 1, tzinfo=UTC),
-        "_key_id": "k1", "_defects": [],
+        "_key_id": "k1", "_defects": [], "_held_by": [],
     }
     assert codec.decode(codec.encode("t", record))[1] == record

@@ -127,6 +127,7 @@ def test_create_update_snapshot_are_clean(router, check, ring, op: str) -> None:
         "_source_ts_ms": datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc),
         "_key_id": "k1",
         "_defects": [],
+        "_held_by": [],
     }
     processed = record.pop("_processed_ts_ms")
     assert record == expected
