@@ -34,7 +34,8 @@ ALERT_RULES = REPO_ROOT / "monitoring" / "alerts.yml"
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 SOURCE_DB = "gosdata"
 CAPTURE_USER = "qoima_capture"
-ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "demo-load"]
+ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "demo-webhook",
+         "demo-load"]
 
 Progress = Callable[[str], None]
 
@@ -330,13 +331,22 @@ class LocalStack:
         return lambda: requests.get(f"http://{self.s.host}:{port}/metrics", timeout=2).ok
 
     def start_qoima(self, name: str, argv: list[str], metrics_port: int) -> None:
+        """A Qoima process, healthy once its /metrics answers."""
+        self._start_qoima(name, argv, self._metrics_healthy(metrics_port),
+                          f"metrics on http://{self.s.host}:{metrics_port}/metrics")
+
+    def start_process(self, name: str, argv: list[str], port: int) -> None:
+        """A Qoima process without metrics, healthy once its port answers."""
+        self._start_qoima(name, argv, lambda: _port_open(self.s.host, port), f"on {self.s.host}:{port}")
+
+    def _start_qoima(self, name: str, argv: list[str], healthy: Callable[[], bool], where: str) -> None:
         managed = self.managed(name)
         if managed.pid():
             self.progress(f"{name}: already running")
             return
         managed.start([self.python, "-m", "qoima", *argv], env=self._env(), cwd=REPO_ROOT)
-        wait_until(self._metrics_healthy(metrics_port), 60, name, managed)
-        self.progress(f"{name}: up, metrics on http://{self.s.host}:{metrics_port}/metrics")
+        wait_until(healthy, 60, name, managed)
+        self.progress(f"{name}: up, {where}")
 
     # ---------------------------------------------------------------- all
     def up(self, demo_rate: float | None) -> None:
@@ -369,6 +379,7 @@ class LocalStack:
             client.wait_running(regulation.connector_name, timeout=120)
             self.progress(f"connector {regulation.connector_name}: {outcome}, RUNNING")
         if demo_rate:
+            self.start_process("demo-webhook", ["demo", "webhook"], self.s.ports.demo_webhook)
             self.start_qoima("demo-load", ["demo", "load", "--rate", str(demo_rate), "--metrics"],
                              self.s.ports.demo_metrics)
         self.progress(f"stack ready in {time.monotonic() - started:.0f}s")

@@ -3,6 +3,7 @@
 Today it measures re-identification risk (k-anonymity, l-diversity) on a schedule; a table
 falling below its threshold opens an incident once, and another when it recovers is not
 needed: the incident's life cycle records the fix.
+A thread of this process also delivers incident notifications (monitoring/notifier.py).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 import threading
 
 from connectors.regulation import load_all
-from monitoring import metrics
+from monitoring import metrics, notifier
 from monitoring.reidentification import Risk, assess
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
@@ -44,6 +45,8 @@ def run(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Incident notifications (DM385 §49) every few seconds, whatever the assessment interval.
+    notifier.start(settings, regulations, stop)
     below: set[str] = set()
     while not stop.is_set():
         for regulation in regulations:

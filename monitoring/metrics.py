@@ -14,6 +14,8 @@ EVENTS_IN = Counter("qoima_processor_events_in_total", "Raw change events consum
 EVENTS_OUT = Counter("qoima_processor_events_out_total", "Clean records produced", ["table"])
 QUARANTINED = Counter("qoima_quarantined_total", "Events sent to quarantine", ["table", "reason"])
 DEFECTS = Counter("qoima_processor_defects_total", "Values that failed validation (loaded with a marker)", ["table", "column"])
+QUALITY_VIOLATIONS = Counter("qoima_quality_violations_total", "Rows that broke a quality rule",
+                             ["table", "rule", "action"])
 TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
 PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, depersonalize and encode one event",
                             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))

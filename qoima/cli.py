@@ -208,6 +208,13 @@ def cmd_demo_load(args) -> None:
     load(_settings(), rate=args.rate, duration=args.duration, serve_metrics=args.metrics)
 
 
+def cmd_demo_webhook(args) -> None:
+    from infra.demo.webhook import serve
+
+    settings = _settings()
+    serve(settings.host, settings.ports.demo_webhook)
+
+
 def cmd_load_history(args) -> None:
     from connectors.history import HistoryError
     from connectors.history_load import load_history
@@ -219,6 +226,37 @@ def cmd_load_history(args) -> None:
     except (HistoryError, RegulationError, MasterKeyError) as exc:
         raise SystemExit(f"qoima load-history: {exc}") from None
     print(summary.render())
+
+
+def cmd_incidents(args) -> None:
+    from monitoring.incident_journal import (ACTIONS, IncidentJournal, TransitionError, iso, render_list,
+                                             render_show)
+    from sinks.clickhouse_users import writer_client
+
+    settings = _settings()
+    client = writer_client(settings)
+    journal = IncidentJournal(client)
+    try:
+        if args.incidents_command == "list":
+            incidents = journal.list(status=args.status, table=args.table)
+            print(json.dumps([i.as_json() for i in incidents], indent=2, ensure_ascii=False) if args.json
+                  else render_list(incidents))
+        elif args.incidents_command == "show":
+            incident = journal.get(args.key)
+            if incident is None:
+                raise SystemExit(f"no incident {args.key!r} in the journal; `qoima incidents list` shows the keys")
+            print(render_show(incident, journal.transitions(args.key), journal.detections(args.key)))
+        else:
+            actor = args.by or os.environ.get("USER") or "operator"
+            done = journal.record(args.key, ACTIONS[args.incidents_command], actor, args.note or "")
+            print(f"{done.incident_key}: {done.status} by {done.actor} at {iso(done.ts)}")
+            if done.status == "resolved":
+                from sinks.release import release  # DM385 §49: lift the hold once the error is fixed
+
+                for table, rows in release(client, _regulations(settings), journal.resolved_keys()).items():
+                    print(f"released {rows} held row(s) of {table} into the analysts' table")
+    except TransitionError as exc:
+        raise SystemExit(f"qoima incidents {args.incidents_command}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--metrics", action="store_true", help="serve Prometheus metrics on the demo port "
                                                              "(what `qoima up` does for its own demo load)")
     load.set_defaults(func=cmd_demo_load)
+    demo_sub.add_parser("webhook", help="receive the demo tables' incident notifications and log them"
+                        ).set_defaults(func=cmd_demo_webhook)
 
     history = sub.add_parser("load-history", help="load a historical CSV or Parquet file into a regulated table "
                              "through depersonalization and quarantine (R394 §21)")
@@ -287,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("path", help="CSV (UTF-8, CP1251 or UTF-16; ',' ';' or tab; header row) or Parquet")
     history.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when not a TTY)")
     history.set_defaults(func=cmd_load_history)
+
+    incidents = sub.add_parser("incidents", help="the incident journal (DM385 §49): list, show, and move incidents "
+                               "through open -> acknowledged -> resolved -> closed")
+    incidents.set_defaults(func=cmd_incidents)
+    incidents_sub = incidents.add_subparsers(dest="incidents_command", required=True)
+    listing = incidents_sub.add_parser("list", help="incidents with their current status, latest first")
+    listing.add_argument("--status", choices=["open", "acknowledged", "resolved", "closed"])
+    listing.add_argument("--table", help="schema.table as the regulation names it")
+    listing.add_argument("--json", action="store_true")
+    show = incidents_sub.add_parser("show", help="one incident, its transitions and its recent detections")
+    show.add_argument("key", help="incident key: provider/table/rule")
+    for verb, what in (("ack", "acknowledge: someone is on it"), ("resolve", "the problem is fixed"),
+                       ("close", "the one who raised it confirms the fix"),
+                       ("reopen", "a resolved incident is not fixed after all")):
+        move = incidents_sub.add_parser(verb, help=what)
+        move.add_argument("key", help="incident key: provider/table/rule")
+        move.add_argument("--by", help="who (default: $USER, else 'operator')")
+        move.add_argument("--note", help="why, or what was done (stored in the journal; no personal data)")
     return parser
 
 

@@ -43,6 +43,7 @@ class Ports:
     sink_metrics: int = 59102
     demo_metrics: int = 59103
     assessor_metrics: int = 59104
+    demo_webhook: int = 59999
 
     def shifted(self, shift: int) -> "Ports":
         return Ports(**{name: port + shift for name, port in self.__dict__.items()})
@@ -109,6 +110,7 @@ class Settings:
             "QOIMA_LOCAL_PG_HOST": self.host,
             "QOIMA_LOCAL_PG_PORT": str(self.ports.postgres),
             "QOIMA_SECRETS_DIR": str(self.secrets_dir),
+            "QOIMA_DEMO_WEBHOOK_PORT": str(self.ports.demo_webhook),
             **os.environ,
         }
 

@@ -153,7 +153,7 @@ SELECT incident_key, provider, `table`, rule, type, severity, count, detections,
        multiIf(transitions = 0, first_seen, reopened, reopened_ts, last_ts) AS status_ts,
        multiIf(transitions = 0, '', reopened, 'detected again after its resolution', last_note) AS status_note,
        if(status IN ('resolved', 'closed'), NULL,
-          if(last_open_ts > last_resolution_ts, last_open_ts, reopened_ts)) AS opened_ts,
+          greatest(first_seen, if(last_open_ts > last_resolution_ts, last_open_ts, reopened_ts))) AS opened_ts,
        if(status IN ('resolved', 'closed'), resolved_ts, NULL) AS resolved_ts,
        transitions
 FROM (

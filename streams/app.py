@@ -15,7 +15,8 @@ import faust
 from connectors.regulation import load_all
 from monitoring import metrics
 from qoima.settings import Settings
-from streams.avro_codec import codec_for
+from streams.avro_codec import INCIDENT_TOPIC, codec_for
+from streams.incidents import Detection
 from streams.keys import load_schedule
 from streams.router import Router
 
@@ -25,7 +26,8 @@ log = logging.getLogger("qoima.processor")
 def create_app(settings: Settings) -> faust.App:
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
-    router = Router(regulations, keys, codec_for(regulations))
+    codec = codec_for(regulations)
+    router = Router(regulations, keys, codec)
     log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
 
     app = faust.App(
@@ -50,6 +52,27 @@ def create_app(settings: Settings) -> faust.App:
             outputs[name] = app.topic(name, key_type=bytes, value_type=bytes)
         return outputs[name]
 
+    # Rule violations become incident detections, summed per incident and sent every few
+    # seconds: one detection per bad row would flood the journal.
+    pending: dict[tuple[str, str, str], list] = {}
+
+    def note_violations(out) -> None:
+        for violation in out.violations:
+            metrics.QUALITY_VIOLATIONS.labels(out.table, violation.rule, violation.action).inc()
+            key = (out.provider, out.table, violation.rule)
+            entry = pending.setdefault(key, [violation, 0])
+            entry[1] += 1
+
+    @app.timer(interval=5.0)
+    async def flush_detections():
+        while pending:
+            (provider, table, rule), (violation, count) = pending.popitem()
+            detection = Detection(provider, table, rule, violation.incident_type,
+                                  "critical" if violation.action == "hold" else "warning", count,
+                                  f"{count} row(s), action {violation.action}: {violation.problem}", "processor")
+            await output_topic(INCIDENT_TOPIC).send(key=detection.key.encode(),
+                                                    value=codec.encode(INCIDENT_TOPIC, detection.record()))
+
     @app.agent(raw)
     async def process(stream):
         async for event in stream.events():
@@ -66,11 +89,14 @@ def create_app(settings: Settings) -> faust.App:
             if out is None:
                 metrics.TOMBSTONES.labels(table).inc()
                 continue
-            if out.outcome == "clean":
+            note_violations(out)
+            if out.outcome in ("clean", "held"):
                 metrics.EVENTS_IN.labels(out.table, out.op).inc()
                 metrics.EVENTS_OUT.labels(out.table).inc()
+                broken = {v.problem for v in out.violations}  # counted as rule violations instead
                 for note in out.defects:
-                    metrics.DEFECTS.labels(out.table, note.split(":", 1)[0]).inc()
+                    if note not in broken:
+                        metrics.DEFECTS.labels(out.table, note.split(":", 1)[0]).inc()
             else:
                 metrics.EVENTS_IN.labels(out.table or table, "invalid").inc()
                 metrics.QUARANTINED.labels(out.table or table, out.reason_kind).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -19,6 +19,7 @@ from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
 from streams.pg_types import PgType, ValueRefused, parse_pg_type
+from streams.quality import RuleSet, Violation
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Output:
     defects: tuple[str, ...] = field(default_factory=tuple)
     source_ts_ms: int | None = None
     reason: str = ""            # a quarantine's reason: column names and problems, never values
+    violations: tuple[Violation, ...] = ()   # quality rules broken (all actions)
+    provider: str = ""
 
 
 def _json_default(value: Any) -> str:
@@ -50,9 +53,11 @@ class Router:
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
         self._types: dict[str, dict[str, PgType]] = {}
+        self._rules: dict[str, RuleSet] = {}
         for regulation in regulations:
             for table in regulation.tables:
                 self._tables[regulation.raw_topic(table)] = (regulation, table)
+                self._rules[regulation.raw_topic(table)] = RuleSet.for_table(table)
                 # Dropped columns are never decoded, here as in `route`: only their presence counts.
                 self._types[regulation.raw_topic(table)] = {c.name: parse_pg_type(c.type) for c in table.columns
                                                             if c.output_name is not None}
@@ -149,8 +154,23 @@ class Router:
             if missing:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "missing_value",
                                         f"mandatory column(s) empty: {', '.join(missing)}", plan.salvage(row))
-        # Age bands are relative to the change's own commit date, so a replay gives the same band.
+        # Age bands and rules are relative to the change's own commit date, so a replay gives
+        # the same band and the same verdict.
         commit_date = datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc).date()
+        rules = self._rules.get(regulation.raw_topic(table))
+        violations: list[Violation] = []
+        if rules and not change.is_delete:
+            try:
+                violations = rules.evaluate(rules.decode(row), commit_date)
+            except ValueError as exc:
+                return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
+                                        str(exc), plan.salvage(row))
+            rejected = RuleSet.rejects(violations)
+            if rejected:
+                out = self._quarantine(topic, partition, offset, payload(), regulation, table, "rule_violation",
+                                       "; ".join(v.problem for v in rejected),
+                                       plan.salvage(row))
+                return replace(out, violations=tuple(violations))
         try:
             record, defects = (plan.key_only(row), []) if change.is_delete else plan.apply(row, today=commit_date)
         except ValueError as exc:
@@ -165,6 +185,8 @@ class Router:
         declared = {c.name for c in table.columns}
         notes = [f"{d.column}: {d.problem}" for d in defects]
         notes += [f"{name}: not declared in the regulation, not loaded" for name in sorted(set(row) - declared)]
+        notes += [v.problem for v in violations]  # each names its columns and its rule
+        held_by = [regulation.incident_key(table, v.rule) for v in RuleSet.holds(violations)]
         now = datetime.now(timezone.utc)
         record.update(
             _op=change.op,
@@ -174,8 +196,10 @@ class Router:
             _processed_ts_ms=now,
             _key_id=plan.key_id,
             _defects=notes,
+            _held_by=held_by,
         )
-        clean_topic = regulation.clean_topic(table)
+        # A held record waits in qoima_meta until its incidents are resolved (DM385 §49).
+        clean_topic = regulation.held_topic(table) if held_by else regulation.clean_topic(table)
         key = json.dumps([record[plan.table.column(k).output_name] for k in table.primary_key],
                          default=_json_default).encode()
         try:
@@ -184,8 +208,9 @@ class Router:
             return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
                                     f"a value does not fit the clean schema ({type(exc).__name__})",
                                     plan.salvage(row))
-        return Output(clean_topic, key, encoded, table.name, "clean",
-                      op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms)
+        return Output(clean_topic, key, encoded, table.name, "held" if held_by else "clean",
+                      op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
+                      violations=tuple(violations), provider=regulation.provider)
 
     def internal_error(self, topic: str, partition: int, offset: int, value: bytes | None, error: str) -> Output:
         entry = self._tables.get(topic)
@@ -214,4 +239,5 @@ class Router:
         }
         return Output(QUARANTINE_TOPIC, f"{topic}:{partition}:{offset}".encode(),
                       self._codec.encode(QUARANTINE_TOPIC, record), table.name if table else "",
-                      "quarantined", reason_kind=kind, reason=reason)
+                      "quarantined", reason_kind=kind, reason=reason,
+                      provider=regulation.provider if regulation else "")

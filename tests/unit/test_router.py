@@ -170,8 +170,11 @@ def test_defective_identifiers_are_clean_with_notes(router, check) -> None:
     assert out.outcome == "clean"
     record = check(out)
     assert record["iin_hash"].startswith("invalid:")
-    assert sorted(record["_defects"]) == ["iin: not a valid iin", "phone: not a valid phone"]
+    # The identifier's own validation, and the demo's flag rule iin_valid on the same column.
+    assert sorted(record["_defects"]) == ["iin: not a valid iin", "iin: not a valid iin (rule iin_valid)",
+                                          "phone: not a valid phone"]
     assert list(out.defects) == record["_defects"]
+    assert [(v.rule, v.action) for v in out.violations] == [("iin_valid", "flag")]
     assert "850101300125" not in json.dumps(record, default=str)
 
 
