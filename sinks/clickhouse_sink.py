@@ -160,7 +160,7 @@ class ClickHouseSink:
         metrics.SINK_BATCH_ROWS.labels(target.label).observe(len(target.rows))
         metrics.SINK_BATCH_SECONDS.labels(target.label).observe(elapsed)
         metrics.LAST_WRITE.labels(target.label).set(now)
-        if target.source_ts:
+        if target.source_ts and target.database == WAREHOUSE_DB:  # held rows are not in the warehouse yet
             freshness = metrics.FRESHNESS.labels(target.label)
             for ts in target.source_ts:
                 freshness.observe(max(0.0, now - ts))
