@@ -26,6 +26,14 @@ SIGNAL_TABLE_DDL = (
 )
 
 
+HEARTBEAT_PREFIX = "qoima.heartbeat."
+
+
+def heartbeat_topic(regulation: Regulation) -> str:
+    """Debezium names it <topic.heartbeat.prefix>.<topic.prefix>."""
+    return f"{HEARTBEAT_PREFIX}{regulation.provider}.{regulation.raw_topic_prefix}"
+
+
 def password_reference(regulation: Regulation) -> str:
     ref = regulation.source.password
     if ref.file is None:
@@ -56,7 +64,7 @@ def connector_config(regulation: Regulation) -> dict[str, str]:
         "incremental.snapshot.chunk.size": "2048",
         "snapshot.mode": source.snapshot,
         "heartbeat.interval.ms": str(source.heartbeat_seconds * 1000),
-        "topic.heartbeat.prefix": f"qoima.heartbeat.{regulation.provider}",
+        "topic.heartbeat.prefix": HEARTBEAT_PREFIX + regulation.provider,
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",
         "interval.handling.mode": "string",

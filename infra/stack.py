@@ -23,7 +23,7 @@ from typing import Callable
 
 import requests
 
-from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL
+from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL, heartbeat_topic
 from infra.processes import Managed, StackError, log_tail, wait_until
 from qoima.settings import REPO_ROOT, Settings
 
@@ -244,6 +244,7 @@ class LocalStack:
                 wanted[regulation.raw_topic(table)] = day
                 wanted[regulation.clean_topic(table)] = week
                 wanted[regulation.held_topic(table)] = week
+            wanted[heartbeat_topic(regulation)] = day
         admin = AdminClient({"bootstrap.servers": self.s.kafka_bootstrap})
         existing = set(admin.list_topics(timeout=10).topics)
         new = [NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": retention})

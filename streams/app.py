@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from types import SimpleNamespace
 
 import faust
 
+from connectors.debezium_config import heartbeat_topic
 from connectors.regulation import load_all
 from monitoring import metrics
 from qoima.settings import Settings
@@ -27,7 +29,6 @@ def create_app(settings: Settings) -> faust.App:
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     codec = codec_for(regulations)
-    router = Router(regulations, keys, codec)
     log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
 
     app = faust.App(
@@ -44,7 +45,14 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
-    raw = app.topic(*router.raw_topics, key_type=bytes, value_type=bytes)
+    # Uniqueness and integrity state, as Faust tables: changelog topics make it survive
+    # restarts and rebalances. Keys and values are digests and row keys, never clear values.
+    state = {name: app.Table(f"qoima-quality-{name}", default=None, partitions=1)
+             for name in ("values", "owners", "references", "pending")}
+    router = Router(regulations, keys, codec, state=state)
+    heartbeats = [heartbeat_topic(r) for r in regulations]
+    raw = app.topic(*router.raw_topics, *heartbeats, key_type=bytes, value_type=bytes)
+    last_expiry = [0.0]
     outputs: dict[str, faust.TopicT] = {}
 
     def output_topic(name: str) -> faust.TopicT:
@@ -77,6 +85,15 @@ def create_app(settings: Settings) -> faust.App:
     async def process(stream):
         async for event in stream.events():
             message = event.message
+            # Missing references are judged here, in stream context (Faust tables change only
+            # there); Debezium's heartbeats keep this running while the tables are idle.
+            if time.monotonic() - last_expiry[0] > 1.0:
+                last_expiry[0] = time.monotonic()
+                for regulation, expired_table, violation in router.stateful.expire(int(time.time() * 1000)):
+                    note_violations(SimpleNamespace(violations=(violation,), provider=regulation.provider,
+                                                    table=expired_table.name))
+            if message.topic in heartbeats:
+                continue
             table = message.topic.split(".", 3)[-1]
             started = time.perf_counter()
             try:

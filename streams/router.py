@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from collections.abc import MutableMapping
 from typing import Any, Callable
 
 from connectors.regulation import Regulation, Table
@@ -20,6 +21,7 @@ from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
 from streams.pg_types import PgType, ValueRefused, parse_pg_type
 from streams.quality import RuleSet, Violation
+from streams.stateful_rules import StatefulRules
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,15 @@ def _missing(table: Table, row: dict[str, Any]) -> list[str]:
 
 
 class Router:
-    def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec) -> None:
+    def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec,
+                 state: dict[str, MutableMapping] | None = None) -> None:
+        """`state`: the mappings uniqueness and integrity rules keep (`values`, `owners`,
+        `references`, `pending`); Faust tables in the processor. Without it those rules are off."""
         self._codec = codec
         self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
+        # Quality state must not change with key rotation: it is digested with the oldest key.
+        self.stateful = StatefulRules(regulations, self._keys.entries[0][1].subkey("quality-state"),
+                                      **state) if state is not None else None
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
         self._types: dict[str, dict[str, PgType]] = {}
@@ -165,6 +173,9 @@ class Router:
             except ValueError as exc:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
                                         str(exc), plan.salvage(row))
+        if self.stateful is not None:
+            violations += self.stateful.observe(table, change, int(time.time() * 1000))
+        if violations:
             rejected = RuleSet.rejects(violations)
             if rejected:
                 out = self._quarantine(topic, partition, offset, payload(), regulation, table, "rule_violation",
