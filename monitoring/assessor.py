@@ -1,8 +1,13 @@
 """The assessor process: periodic assessments over the warehouse, exported as metrics.
 
-Today it measures re-identification risk (k-anonymity, l-diversity) on a schedule; a table
-falling below its threshold opens an incident once, and another when it recovers is not
-needed: the incident's life cycle records the fix.
+Every `QOIMA_ASSESS_INTERVAL_S` it measures, per regulated table:
+- re-identification risk (k-anonymity, l-diversity); a table falling below its threshold opens
+  an incident once, and another when it recovers is not needed: the incident's life cycle
+  records the fix;
+- the quality indicators (DM385 §53-55, monitoring/quality_assessment.py), recorded in
+  `qoima_meta.quality_assessments` and exported as gauges;
+- coverage, source rows against warehouse rows (monitoring/coverage.py); a gap beyond the
+  table's tolerance on two consecutive rounds opens a coverage incident.
 A thread of this process also delivers incident notifications (monitoring/notifier.py).
 """
 from __future__ import annotations
@@ -11,8 +16,8 @@ import logging
 import signal
 import threading
 
-from connectors.regulation import load_all
-from monitoring import metrics, notifier
+from connectors.regulation import Regulation, load_all
+from monitoring import coverage, metrics, notifier, quality_assessment
 from monitoring.reidentification import Risk, assess
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
@@ -37,6 +42,35 @@ def detection(risk: Risk) -> Detection:
                      "risk")
 
 
+def assess_quality(client, regulations: list[Regulation]) -> None:
+    """One quality assessment of every table, recorded and exported; failures are logged."""
+    assessments, _ = quality_assessment.assess_all(client, regulations)
+    for assessment in assessments:
+        quality_assessment.export(assessment)
+    try:
+        quality_assessment.ensure_table(client)
+        quality_assessment.record(client, assessments)
+    except Exception as exc:  # the gauges are set; the record waits for the next round
+        log.warning("quality assessment not recorded (%s)", type(exc).__name__)
+
+
+def check_coverage(client, regulations: list[Regulation], environ: dict[str, str],
+                   watch: coverage.CoverageWatch, publisher: IncidentPublisher) -> None:
+    """One coverage round: counts exported, a lasting gap published as an incident."""
+    for measured in coverage.measure(client, regulations, environ):
+        coverage.export(measured)
+        found = watch.observe(measured)
+        if found is None:
+            continue
+        try:
+            publisher.publish(found)
+            log.warning("coverage: %s: %s", measured.table, found.detail)
+        except Exception as exc:
+            log.warning("coverage incident of %s not recorded (%s); retrying next round",
+                        measured.table, type(exc).__name__)
+            watch.forget(measured)
+
+
 def run(settings: Settings) -> None:
     metrics.serve(settings.ports.assessor_metrics, settings.host)
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
@@ -48,6 +82,8 @@ def run(settings: Settings) -> None:
     # Incident notifications (DM385 §49) every few seconds, whatever the assessment interval.
     notifier.start(settings, regulations, stop)
     below: set[str] = set()
+    watch = coverage.CoverageWatch()
+    environ = settings.regulation_env()
     while not stop.is_set():
         for regulation in regulations:
             for table in regulation.tables:
@@ -65,4 +101,6 @@ def run(settings: Settings) -> None:
                     below.add(table.name)
                 elif not risk.below_threshold:
                     below.discard(table.name)
+        assess_quality(client, regulations)
+        check_coverage(client, regulations, environ, watch, publisher)
         stop.wait(settings.assess_interval_s)

@@ -71,8 +71,10 @@ def scan_warehouse(client, regulations: list[Regulation], known: KnownValues, bl
     report = ScanReport()
     started = time.perf_counter()
     for regulation in regulations:
-        for table in regulation.tables:
-            name = regulation.warehouse_table(table)
+        for table, name in ((t, n) for t in regulation.tables
+                            # The corrections history keeps every version: a leak fixed by an
+                            # update is gone from the table but not from its history.
+                            for n in (regulation.warehouse_table(t), f"{regulation.warehouse_table(t)}__history")):
             personal_bins = {c.output_name for c in table.columns if c.kind is IdentifierKind.bin}
             columns = [c for (c,) in client.query(
                 "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "

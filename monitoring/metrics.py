@@ -40,6 +40,24 @@ L_DIVERSITY = Gauge("qoima_l_diversity", "Fewest distinct sensitive values withi
 K_THRESHOLD = Gauge("qoima_k_anonymity_threshold", "The table's declared min_k", ["table"])
 ROWS_AT_RISK = Gauge("qoima_reidentification_rows_at_risk", "Rows in classes smaller than the table's min_k", ["table"])
 
+QUALITY_INDICATOR = Gauge("qoima_quality_indicator", "Latest quality assessment: the share of rows meeting the "
+                          "indicator (completeness, accuracy, consistency, uniqueness, integrity, actuality, "
+                          "timeliness), 0-1", ["table", "indicator"])
+QUALITY_COLUMN_COMPLETENESS = Gauge("qoima_quality_column_completeness",
+                                    "Latest quality assessment: the share of non-null values of a nullable column",
+                                    ["table", "column"])
+QUALITY_ASSESSED = Gauge("qoima_quality_assessment_timestamp_seconds", "Unix time of the table's latest quality "
+                         "assessment", ["table"])
+COVERAGE_SOURCE_ROWS = Gauge("qoima_coverage_source_rows", "Rows of the source table, counted through the capture "
+                             "account", ["table"])
+COVERAGE_WAREHOUSE_ROWS = Gauge("qoima_coverage_warehouse_rows", "Current rows of the warehouse table (FINAL, not "
+                                "deleted)", ["table"])
+COVERAGE_TOLERANCE = Gauge("qoima_coverage_tolerance", "The table's accepted coverage gap |source - warehouse| / "
+                           "source (its coverage rule's tolerance, else 0.01)", ["table"])
+
+INCIDENTS = Gauge("qoima_incidents", "Incidents in the journal by status, DM385 type and severity",
+                  ["status", "type", "severity"])
+
 DEMO_CHANGES = Counter("qoima_demo_changes_total", "Changes the demo load made at the source", ["kind"])
 
 

@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter as Counter_
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Protocol
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 import requests
 from prometheus_client import Counter, Gauge
 
+from monitoring import metrics
 from monitoring.incident_journal import (ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, Incident, IncidentJournal, iso,
                                          now_ms, utc)
 from sinks.ddl import META_DB
@@ -185,6 +187,14 @@ def targets_for(regulations) -> dict[tuple[str, str], list[str]]:
     return targets
 
 
+def export_journal(incidents: list[Incident]) -> None:
+    """The journal as a metric: incidents by status, DM385 type and severity."""
+    counts = Counter_((i.status, i.type, i.severity) for i in incidents)
+    metrics.INCIDENTS.clear()
+    for (status, kind, severity), count in counts.items():
+        metrics.INCIDENTS.labels(status, kind, severity).set(count)
+
+
 def _utcnow() -> datetime:
     return now_ms()
 
@@ -209,7 +219,9 @@ class Notifier:
     def enqueue(self) -> list[Notification]:
         now = self.clock()
         candidates: list[Notification] = []
-        for incident in self.incidents.list():
+        incidents = self.incidents.list()
+        export_journal(incidents)
+        for incident in incidents:
             urls = self.targets.get((incident.provider, incident.table or ""), [])
             wanted = self.wanted(incident) if urls else None
             if wanted is None:

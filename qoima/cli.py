@@ -164,6 +164,25 @@ def cmd_assessor(args) -> None:
     run(_settings())
 
 
+def cmd_dq(args) -> None:
+    from monitoring import quality_assessment as dq
+    from sinks.clickhouse_users import writer_client
+
+    settings = _settings()
+    client = writer_client(settings)
+    failed: list[str] = []
+    if args.dq_command == "assess":
+        assessments, failed = dq.assess_all(client, _regulations(settings))
+        dq.ensure_table(client)
+        dq.record(client, assessments)
+        report = dq.report_of(assessments)
+    else:
+        report = dq.latest(client)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else dq.render(report))
+    if failed:
+        raise SystemExit(f"qoima dq assess: not assessed: {'; '.join(failed)}")
+
+
 def cmd_sink_skip(args) -> None:
     from sinks.held import skip_held
 
@@ -206,6 +225,22 @@ def cmd_demo_load(args) -> None:
     from infra.demo.cli import load
 
     load(_settings(), rate=args.rate, duration=args.duration, serve_metrics=args.metrics)
+
+
+def cmd_quarantine_replay(args) -> None:
+    from streams.avro_codec import codec_for
+    from streams.keys import load_schedule
+    from streams.replay import replay
+    from streams.router import Router
+
+    settings = _settings()
+    regulations = _regulations(settings)
+    codec = codec_for(regulations)
+    keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
+    # Stateless rules only: the processor's uniqueness and integrity state lives in its own
+    # Faust tables, and a replay must not change it behind the processor's back.
+    summary = replay(settings.kafka_bootstrap, Router(regulations, keys, codec), codec, table=args.table)
+    print(summary.render())
 
 
 def cmd_demo_webhook(args) -> None:
@@ -294,6 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(func=cmd_scan)
     sub.add_parser("risk", help="k-anonymity and l-diversity per table, now").set_defaults(func=cmd_risk)
     sub.add_parser("assessor", help="run the periodic assessor in the foreground").set_defaults(func=cmd_assessor)
+    dq = sub.add_parser("dq", help="data-quality assessment (DM385 §53-55): the seven indicators per table")
+    dq.set_defaults(func=cmd_dq)
+    dq_sub = dq.add_subparsers(dest="dq_command", required=True)
+    for verb, what in (("report", "the latest recorded assessment of every table"),
+                       ("assess", "assess every table now and record it")):
+        dq_sub.add_parser(verb, help=what).add_argument("--json", action="store_true")
+    quarantine = sub.add_parser("quarantine", help="the quarantine topic")
+    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
+    replay = quarantine_sub.add_parser("replay", help="route quarantined events again with today's rules")
+    replay.add_argument("--table", help="schema.table (default: every table)")
+    replay.set_defaults(func=cmd_quarantine_replay)
     snapshot = sub.add_parser("snapshot", help="re-snapshot tables through Debezium's incremental snapshot")
     snapshot.add_argument("provider")
     snapshot.add_argument("tables", nargs="*", help="schema.table (default: every table of the provider)")

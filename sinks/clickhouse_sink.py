@@ -26,7 +26,7 @@ from monitoring import metrics
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks.ddl import (HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS, WAREHOUSE_DB,
-                       create_table_sql, meta_tables_sql, warehouse_columns)
+                       create_table_sql, history_sql, meta_tables_sql, warehouse_columns)
 from streams.avro_codec import INCIDENT_TOPIC, codec_for
 from streams.incidents import Detection, IncidentPublisher, incident_codec
 from streams.leak_scan import scan_text
@@ -100,6 +100,8 @@ class ClickHouseSink:
         for regulation in self.regulations:
             for table in regulation.tables:
                 self.client.command(create_table_sql(regulation, table))
+                for statement in history_sql(regulation, table):  # corrections history, DM385 §49
+                    self.client.command(statement)
         for statement in meta_tables_sql():
             self.client.command(statement)
         for regulation in self.regulations:

@@ -109,6 +109,61 @@ def create_table_sql(regulation: Regulation, table: Table, held: bool = False) -
 META_DB = "qoima_meta"
 
 
+# The history of corrections (DM385 §49): every version of every row, as it was loaded, next to
+# the current-state table. The ReplacingMergeTree keeps only a key's newest version once it
+# merges; the history table is a plain MergeTree fed by a materialized view, so whatever reaches
+# `udw.<t>` (the sink's inserts, released held rows) is appended there too and never replaced.
+HISTORY_SUFFIX = "__history"
+HISTORY_VIEW_SUFFIX = "__history_mv"
+
+
+def history_table(regulation: Regulation, table: Table) -> str:
+    return f"{regulation.warehouse_table(table)}{HISTORY_SUFFIX}"
+
+
+def history_sql(regulation: Regulation, table: Table) -> list[str]:
+    """The history table of `udw.<t>`, a one-time copy of what `udw.<t>` held before it existed,
+    and the materialized view that appends every later insert. Run right after create_table_sql.
+
+    Same columns as `udw.<t>` (`AS`), ordered by the key then `_version`, with the table's
+    retention. The deduplication window lets a retried insert (same `insert_deduplication_token`)
+    be dropped in the view too: `deduplicate_blocks_in_dependent_materialized_views` (1 by
+    default in ClickHouse 26.9) only skips a block whose target table keeps a deduplication log.
+    The copy runs only while the history is empty, so on a stack that predates it the versions
+    then in `udw.<t>` are kept; on a new stack both are empty and it copies nothing.
+    """
+    current = f"{WAREHOUSE_DB}.`{regulation.warehouse_table(table)}`"
+    history = f"{WAREHOUSE_DB}.`{history_table(regulation, table)}`"
+    view = f"{WAREHOUSE_DB}.`{regulation.warehouse_table(table)}{HISTORY_VIEW_SUFFIX}`"
+    order_by = ", ".join([f"`{table.column(k).output_name}`" for k in table.primary_key] + ["_version"])
+    ttl = (f"\nTTL toDateTime(_source_ts) + INTERVAL {table.retention_days} DAY"
+           if table.retention_days else "")
+    comment = f"Every loaded version of {regulation.provider}: {table.name} (history of corrections, DM385 §49)"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {history} AS {current}\nENGINE = MergeTree\nORDER BY ({order_by}){ttl}\n"
+        f"SETTINGS non_replicated_deduplication_window = 10000\nCOMMENT {_quote(comment)}",
+        f"INSERT INTO {history} SELECT * FROM {current} WHERE (SELECT count() FROM {history}) = 0",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {history} AS SELECT * FROM {current}",
+    ]
+
+
+# Data-quality assessments (DM385 §53-55): the indicators of every regulated table, measured on
+# a schedule by the assessor (monitoring/quality_assessment.py), one row per indicator (and per
+# column for column completeness) per assessment.
+QUALITY_ASSESSMENTS_SQL = f"""CREATE TABLE IF NOT EXISTS {META_DB}.quality_assessments (
+    ts DateTime64(3, 'UTC'),
+    provider LowCardinality(String),
+    `table` LowCardinality(String),
+    indicator LowCardinality(String),
+    `column` String DEFAULT '',
+    value Float64,
+    rows UInt64
+)
+ENGINE = MergeTree
+ORDER BY (`table`, indicator, ts)
+COMMENT 'Quality indicators per table over time (DM385 §53-55): ratios in [0, 1], rows measured'"""
+
+
 # The incident life cycle (DM385 §49), append-only: who moved which incident to which status.
 INCIDENT_TRANSITIONS_SQL = f"""CREATE TABLE IF NOT EXISTS {META_DB}.incident_transitions (
     incident_key String,
@@ -187,7 +242,8 @@ FROM (
 
 def meta_tables_sql() -> list[str]:
     """Qoima's own tables: the incident journal's detections, their life cycle, the notification
-    outbox, and the view that groups detections by incident with its current status.
+    outbox, the view that groups detections by incident with its current status, and the
+    quality assessments.
 
     Analysts cannot write here (and cannot read it either unless granted): the journal is the
     operator's record of what went wrong, DM385 §49.
@@ -214,6 +270,7 @@ COMMENT 'Every detection of a quality or depersonalization problem'""",
         INCIDENT_TRANSITIONS_SQL,
         NOTIFICATIONS_SQL,
         INCIDENTS_VIEW_SQL,
+        QUALITY_ASSESSMENTS_SQL,
     ]
 
 

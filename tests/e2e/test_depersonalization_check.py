@@ -108,7 +108,7 @@ def test_scan_finds_planted_leaks_of_every_kind(stack, pg, writer, regulations):
         assert report.findings[(f"{where}.bin_hash", "bin")] == 1
         assert report.rows > 7000 and report.rows_per_second > 0
     finally:
-        writer.command("ALTER TABLE udw.demo__social__organizations DELETE WHERE org_id > 991000000",
-                       settings={"mutations_sync": 2})
+        for name in ("demo__social__organizations", "demo__social__organizations__history"):
+            writer.command(f"ALTER TABLE udw.{name} DELETE WHERE org_id > 991000000", settings={"mutations_sync": 2})
     clean = scan_warehouse(writer, regulations, known)
     assert not clean.findings, clean.render("warehouse")

@@ -74,3 +74,39 @@ def test_flag_reject_and_hold(stack, pg, ch):
                     parameters={"id": held}).result_rows == [("99000000",)]
     assert writer.command(f"SELECT count() FROM qoima_meta.held__demo__social__payments WHERE payment_id = {held}") == 0
     wait_converged(pg, ch, timeout=60)
+
+
+def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch):
+    from connectors.regulation import load_all
+    from streams.avro_codec import codec_for
+    from streams.keys import KeyRing
+    from streams.replay import replay
+    from streams.router import Router
+
+    writer = writer_client(stack.s)
+    started = time.time()
+    person = _person(pg, "880808400123", "pending_review")
+    incident_events(writer, "rule = 'status_known' AND origin = 'processor' "
+                    f"AND detected_ts > toDateTime64({started}, 3)", 30, "the rejected person")
+    assert ch.query(f"SELECT count() FROM {PERSONS} WHERE person_id = {{id:Int64}}",
+                    parameters={"id": person}).result_rows == [(0,)]
+
+    # The fix: the provider's status list gains 'pending_review'.
+    regulation = load_all(stack.s.regulations_dir, stack.s.regulation_env())[0]
+    persons = regulation.table("population.persons")
+    rules = [r.model_copy(update={"values": [*r.values, "pending_review"]}) if r.name == "status_known" else r
+             for r in persons.rules]
+    fixed = regulation.model_copy(update={"tables": [
+        t.model_copy(update={"rules": rules}) if t.name == persons.name else t for t in regulation.tables]})
+    ring = KeyRing.load(stack.s.key_id, {}, stack.s.master_key_file)
+    codec = codec_for([fixed])
+    first = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
+    assert first.replayed["clean"] >= 1
+    _until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+                            parameters={"id": person}).result_rows == [(1,)], 30, "replayed row not loaded")
+    second = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
+    assert second.replayed["clean"] == first.replayed["clean"]
+    time.sleep(2)
+    assert ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+                    parameters={"id": person}).result_rows == [(1,)], "a replay never duplicates"
+    pg.execute("DELETE FROM population.persons WHERE person_id = %s", (person,))
