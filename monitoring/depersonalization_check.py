@@ -8,17 +8,15 @@ holds which kind of identifier, and how often, never the value.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-
-from confluent_kafka import Consumer, TopicPartition
 
 from connectors.regulation import IdentifierKind, Regulation
 from qoima.settings import Settings
 from sinks.ddl import WAREHOUSE_DB
 from streams.avro_codec import QUARANTINE_TOPIC, codec_for
 from streams.leak_scan import KnownValues, scan_text
+from streams.topic_reader import read_topic, throwaway_consumer
 
 _KNOWN_KINDS = {IdentifierKind.name, IdentifierKind.phone}
 
@@ -117,32 +115,20 @@ def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownV
     started = time.perf_counter()
     codec = codec_for(regulations)
     topics = [r.clean_topic(t) for r in regulations for t in r.tables] + [QUARANTINE_TOPIC]
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"qoima-scan-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = throwaway_consumer(settings.kafka_bootstrap, "scan")
     try:
         for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            for partition in metadata.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                position = low
-                while position < high:
-                    for message in consumer.consume(num_messages=5000, timeout=5):
-                        if message.error():
-                            continue
-                        position = message.offset() + 1
-                        report.rows += 1
-                        try:
-                            _, record = codec.decode(message.value() or b"")
-                            fields = _strings(record)
-                        except ValueError:
-                            fields = [("(undecodable)", (message.value() or b"").decode("utf-8", "replace"))]
-                        fields.append(("(key)", (message.key() or b"").decode("utf-8", "replace")))
-                        for name, value in fields:
-                            for finding in scan_text(value, f"{topic}[{partition}].{name}", known):
-                                report.findings[(finding.where, finding.kind)] += 1
+            for partition, message in read_topic(consumer, topic):
+                report.rows += 1
+                try:
+                    _, record = codec.decode(message.value() or b"")
+                    fields = _strings(record)
+                except ValueError:
+                    fields = [("(undecodable)", (message.value() or b"").decode("utf-8", "replace"))]
+                fields.append(("(key)", (message.key() or b"").decode("utf-8", "replace")))
+                for name, value in fields:
+                    for finding in scan_text(value, f"{topic}[{partition}].{name}", known):
+                        report.findings[(finding.where, finding.kind)] += 1
     finally:
         consumer.close()
     report.seconds = time.perf_counter() - started

@@ -13,7 +13,6 @@ replayed; such records are reported as expired, never silently skipped. Historic
 """
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
 from streams.router import Router
+from streams.topic_reader import read_topic, throwaway_consumer
 
 
 @dataclass
@@ -34,20 +34,6 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
-def _read_all(consumer: Consumer, topic: str, partition: int = 0):
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-    if high <= low:
-        return
-    consumer.assign([TopicPartition(topic, partition, low)])
-    position = low
-    while position < high:
-        for message in consumer.consume(num_messages=1000, timeout=5):
-            if message.error():
-                continue
-            position = message.offset() + 1
-            yield message
-
-
 def _raw_event(consumer: Consumer, topic: str, partition: int, offset: int):
     consumer.assign([TopicPartition(topic, partition, offset)])
     for message in consumer.consume(num_messages=1, timeout=10):
@@ -59,15 +45,13 @@ def _raw_event(consumer: Consumer, topic: str, partition: int, offset: int):
 def replay(bootstrap: str, router: Router, codec: AvroCodec, table: str | None = None) -> ReplaySummary:
     """Replay every quarantined raw event (of `table` only, if given)."""
     summary = ReplaySummary()
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"qoima-replay-{uuid.uuid4()}",
-                       "enable.auto.commit": False})
-    fetcher = Consumer({"bootstrap.servers": bootstrap, "group.id": f"qoima-replay-{uuid.uuid4()}",
-                        "enable.auto.commit": False, "auto.offset.reset": "error"})
+    reader = throwaway_consumer(bootstrap, "replay")
+    fetcher = throwaway_consumer(bootstrap, "replay")
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
     raw_topics = set(router.raw_topics)
     seen: set[tuple[str, int, int]] = set()
     try:
-        records = [codec.decode(m.value())[1] for m in _read_all(reader, QUARANTINE_TOPIC)]
+        records = [codec.decode(m.value())[1] for _, m in read_topic(reader, QUARANTINE_TOPIC)]
         for record in records:
             if table and record["table"] != table:
                 continue

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra.demo.generator import make_iin
 from monitoring.quality_assessment import INDICATORS
 from sinks.clickhouse_users import writer_client
-from tests.e2e.warehouse import COMPARED, wait_converged
+from tests.e2e.warehouse import COMPARED, poll_until, wait_converged
 
 PERSONS = "udw.demo__population__persons"
 PAYMENTS = "udw.demo__social__payments"
@@ -25,14 +25,6 @@ PAYMENTS_HISTORY = "udw.demo__social__payments__history"
 SOURCE_TABLES = tuple(COMPARED)   # population.persons, social.organizations, social.payments
 
 
-def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
 
 
 def _qoima(stack, *args: str) -> subprocess.CompletedProcess:
@@ -50,7 +42,7 @@ def _person_without_kato(pg, ch) -> None:
         "INSERT INTO population.persons (iin, last_name, first_name, birth_date, sex, status, kato_code) "
         "VALUES (%s, 'Тестова', 'Тест', '1991-03-14', 'F', 'active', NULL) RETURNING person_id",
         (iin,)).fetchone()[0]
-    _until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+    poll_until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
                             parameters={"id": person_id}).result_rows[0][0], 30, "the person without KATO not loaded")
 
 
@@ -98,7 +90,7 @@ def test_history_keeps_every_version_of_a_payment(stack, pg, ch):
     before = ch.query(f"SELECT _version FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
                       parameters={"id": payment_id}).result_rows[0][0]
     pg.execute("UPDATE social.payments SET updated_at = now() WHERE payment_id = %s", (payment_id,))
-    _until(lambda: ch.query(f"SELECT _version FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
+    poll_until(lambda: ch.query(f"SELECT _version FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
                             parameters={"id": payment_id}).result_rows[0][0] > before, 30, "the update not loaded")
 
     versions = ch.query(f"SELECT _version FROM {PAYMENTS_HISTORY} WHERE payment_id = {{id:Int64}} ORDER BY _version",
@@ -127,7 +119,7 @@ def test_coverage_gauges_equal_the_source_counts(stack, pg, ch):
         return all(gauges.get(("qoima_coverage_source_rows", t)) == n and
                    gauges.get(("qoima_coverage_warehouse_rows", t)) == n for t, n in source.items()) and gauges
 
-    gauges = _until(matching, 60, f"coverage gauges never matched the source counts {source}: "
+    gauges = poll_until(matching, 60, f"coverage gauges never matched the source counts {source}: "
                                   f"{_assessor_metrics(stack)}")
     assert all(gauges[("qoima_coverage_tolerance", t)] > 0 for t in SOURCE_TABLES)
     # The assessor's own quality assessment is exported too: seven indicators per table.

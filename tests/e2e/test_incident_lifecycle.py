@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from connectors.regulation import load_all
 from sinks.clickhouse_users import writer_client
 from streams.incidents import Detection, IncidentPublisher
+from tests.e2e.warehouse import poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = "population.persons"
@@ -88,14 +88,6 @@ class Webhook:
         self.server.server_close()
 
 
-def wait_for(probe, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.5)
 
 
 def journal(writer, key: str) -> tuple[str, str, str] | None:
@@ -129,20 +121,20 @@ def test_incident_life_cycle_with_webhook_notifications(stack, ch, writer, provi
     publisher.publish(Detection(provider, TABLE, rule, "completeness", "warning", 3, DETAIL, "e2e"))
 
     # Open from its first detection, in qoima_meta, which the analyst cannot read.
-    assert wait_for(lambda: journal(writer, key), 60, "the detection in the journal") == ("open", "", "")
+    assert poll_until(lambda: journal(writer, key), 60, "the detection in the journal") == ("open", "", "")
     for relation in ("incidents", "incident_transitions", "notifications"):
         with pytest.raises(Exception, match=r"(?i)privileges|ACCESS_DENIED|497"):
             ch.query(f"SELECT count() FROM qoima_meta.{relation}")
 
     # The target is down: the notifier's first attempt fails and is scheduled again.
-    failed = wait_for(lambda: [r for r in outbox(writer, key, "opened") if r[1] >= 1], 60,
+    failed = poll_until(lambda: [r for r in outbox(writer, key, "opened") if r[1] >= 1], 60,
                       "a failed first attempt of the 'opened' notification")
     assert failed[0][2] == "ConnectionError" and failed[0][3] is None
 
     webhook = Webhook(webhook_port)
     try:
-        headers, body = wait_for(lambda: webhook.find(key, "opened"), 60, "the 'opened' notification")[0]
-        [(opened_id, attempts, _, _delivered)] = wait_for(
+        headers, body = poll_until(lambda: webhook.find(key, "opened"), 60, "the 'opened' notification")[0]
+        [(opened_id, attempts, _, _delivered)] = poll_until(
             lambda: [r for r in outbox(writer, key, "opened") if r[3] is not None], 15, "the delivery mark")
         assert headers["Idempotency-Key"] == opened_id and attempts >= 2
         assert set(body) == PAYLOAD_FIELDS
@@ -162,7 +154,7 @@ def test_incident_life_cycle_with_webhook_notifications(stack, ch, writer, provi
         assert listed.returncode == 0 and key in listed.stdout
 
         move(stack, writer, "resolve", key, "resolved", "e2e: fixed at the source")
-        headers, body = wait_for(lambda: webhook.find(key, "resolved"), 60, "the 'resolved' notification")[0]
+        headers, body = poll_until(lambda: webhook.find(key, "resolved"), 60, "the 'resolved' notification")[0]
         assert body["status"] == "resolved" and set(body) == PAYLOAD_FIELDS
         assert headers["Idempotency-Key"] != opened_id
 
@@ -175,11 +167,11 @@ def test_incident_life_cycle_with_webhook_notifications(stack, ch, writer, provi
 
         # Seen again after the fix: the view reopens it, and the target hears of it again.
         publisher.publish(Detection(provider, TABLE, rule, "completeness", "warning", 1, DETAIL, "e2e"))
-        reopened = wait_for(lambda: (row := journal(writer, key)) and row[0] == "open" and row, 60, "the reopening")
+        reopened = poll_until(lambda: (row := journal(writer, key)) and row[0] == "open" and row, 60, "the reopening")
         assert reopened == ("open", "qoima", "detected again after its resolution")
-        wait_for(lambda: webhook.ids(key, "opened") - {opened_id}, 60, "the reopened episode's 'opened' notification")
+        poll_until(lambda: webhook.ids(key, "opened") - {opened_id}, 60, "the reopened episode's 'opened' notification")
         assert len(webhook.ids(key, "resolved")) == 1     # duplicates of one delivery share their key
         move(stack, writer, "resolve", key, "resolved")
-        wait_for(lambda: len(webhook.ids(key, "resolved")) == 2, 60, "the second 'resolved' notification")
+        poll_until(lambda: len(webhook.ids(key, "resolved")) == 2, 60, "the second 'resolved' notification")
     finally:
         webhook.close()

@@ -9,7 +9,7 @@ import sys
 import time
 
 from sinks.clickhouse_users import writer_client
-from tests.e2e.warehouse import incident_events, wait_converged
+from tests.e2e.warehouse import incident_events, poll_until, wait_converged
 
 PERSONS = "udw.demo__population__persons"
 PAYMENTS = "udw.demo__social__payments"
@@ -22,14 +22,6 @@ def _person(pg, iin: str, status: str) -> int:
         (iin, status)).fetchone()[0]
 
 
-def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
 
 
 def test_flag_reject_and_hold(stack, pg, ch):
@@ -38,7 +30,7 @@ def test_flag_reject_and_hold(stack, pg, ch):
 
     # flag: an IIN with a wrong check digit is loaded, pseudonymized as invalid, and marked.
     flagged = _person(pg, "900101300127", "active")
-    defects = _until(lambda: ch.query(f"SELECT _defects FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+    defects = poll_until(lambda: ch.query(f"SELECT _defects FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
                                       parameters={"id": flagged}).result_rows, 20, "flagged row not loaded")
     assert "iin: not a valid iin (rule iin_valid)" in defects[0][0]
 
@@ -59,7 +51,7 @@ def test_flag_reject_and_hold(stack, pg, ch):
     key = "demo/social.payments/amount_plausible"
     rows = incident_events(writer, f"incident_key = '{key}'", 30, "the held row")
     assert rows[-1][0] == "critical"
-    _until(lambda: writer.command("SELECT count() FROM qoima_meta.held__demo__social__payments "
+    poll_until(lambda: writer.command("SELECT count() FROM qoima_meta.held__demo__social__payments "
                                   f"WHERE payment_id = {held}"), 20, "held row not in qoima_meta")
     assert ch.query(f"SELECT count() FROM {PAYMENTS} WHERE payment_id = {{id:Int64}}",
                     parameters={"id": held}).result_rows == [(0,)]
@@ -102,7 +94,7 @@ def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch):
     codec = codec_for([fixed])
     first = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
     assert first.replayed["clean"] >= 1
-    _until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+    poll_until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
                             parameters={"id": person}).result_rows == [(1,)], 30, "replayed row not loaded")
     second = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
     assert second.replayed["clean"] == first.replayed["clean"]

@@ -78,3 +78,14 @@ def incident_events(writer, where: str, timeout: float, what: str) -> list[tuple
             return rows
         assert time.monotonic() < deadline, f"no incident: {what}"
         time.sleep(0.5)
+
+
+def poll_until(probe, timeout: float, what: str):
+    """The first truthy value `probe` returns within `timeout` seconds; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.5)
