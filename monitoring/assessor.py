@@ -19,6 +19,7 @@ import threading
 from connectors.regulation import Regulation, load_all
 from monitoring import coverage, metrics, notifier, quality_assessment
 from monitoring.reidentification import Risk, assess
+from monitoring.silence import SilenceWatch, last_commit
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
 from streams.incidents import Detection, IncidentPublisher
@@ -71,6 +72,22 @@ def check_coverage(client, regulations: list[Regulation], environ: dict[str, str
             watch.forget(measured)
 
 
+def check_silence(client, regulations: list[Regulation], watch: SilenceWatch,
+                  publisher: IncidentPublisher) -> None:
+    for regulation in regulations:
+        try:
+            last = last_commit(client, regulation)
+        except Exception as exc:  # the warehouse may be starting; next round
+            log.warning("source silence of %s not checked (%s)", regulation.provider, type(exc).__name__)
+            continue
+        if last is not None:
+            metrics.SOURCE_LAST_COMMIT.labels(regulation.provider).set(last)
+        found = watch.observe(regulation, last)
+        if found is not None:
+            publisher.publish(found)
+            log.warning("source silent: %s", found.detail)
+
+
 def run(settings: Settings) -> None:
     metrics.serve(settings.ports.assessor_metrics, settings.host)
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
@@ -83,6 +100,7 @@ def run(settings: Settings) -> None:
     notifier.start(settings, regulations, stop)
     below: set[str] = set()
     watch = coverage.CoverageWatch()
+    silence = SilenceWatch()
     environ = settings.regulation_env()
     while not stop.is_set():
         for regulation in regulations:
@@ -103,4 +121,5 @@ def run(settings: Settings) -> None:
                     below.discard(table.name)
         assess_quality(client, regulations)
         check_coverage(client, regulations, environ, watch, publisher)
+        check_silence(client, regulations, silence, publisher)
         stop.wait(settings.assess_interval_s)

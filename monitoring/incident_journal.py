@@ -142,6 +142,7 @@ class DetectionRow:
     count: int
     origin: str
     detail: str
+    samples: tuple[str, ...] = ()   # depersonalized keys of affected records
 
 
 def _rows(result) -> list[dict[str, Any]]:
@@ -182,11 +183,11 @@ class IncidentJournal:
                 for r in _rows(result)]
 
     def detections(self, key: str, limit: int = 20) -> list[DetectionRow]:
-        result = self.client.query(f"SELECT detected_ts, severity, count, origin, detail FROM {EVENTS_TABLE} "
+        result = self.client.query(f"SELECT detected_ts, severity, count, origin, detail, samples FROM {EVENTS_TABLE} "
                                    "WHERE incident_key = {key:String} ORDER BY detected_ts DESC "
                                    "LIMIT {limit:UInt32}", parameters={"key": key, "limit": limit})
-        return [DetectionRow(utc(r["detected_ts"]), r["severity"], int(r["count"]), r["origin"], r["detail"])
-                for r in _rows(result)]
+        return [DetectionRow(utc(r["detected_ts"]), r["severity"], int(r["count"]), r["origin"], r["detail"],
+                             tuple(r.get("samples") or ())) for r in _rows(result)]
 
     def resolved_keys(self) -> set[str]:
         """Incidents that are resolved or closed now (what releases records a rule holds back)."""
@@ -254,4 +255,6 @@ def render_show(incident: Incident, transitions: list[Transition], detections: l
     lines += ["", f"recent detections (latest {len(detections)}):" if detections else "detections: none"]
     for d in detections:
         lines.append(f"  {iso(d.detected_ts)}  {d.severity:<8}  count {d.count}  ({d.origin})  {d.detail}")
+        if d.samples:
+            lines.append(f"      samples: {', '.join(d.samples)}")
     return "\n".join(lines)

@@ -55,6 +55,8 @@ COVERAGE_WAREHOUSE_ROWS = Gauge("qoima_coverage_warehouse_rows", "Current rows o
 COVERAGE_TOLERANCE = Gauge("qoima_coverage_tolerance", "The table's accepted coverage gap |source - warehouse| / "
                            "source (its coverage rule's tolerance, else 0.01)", ["table"])
 
+SOURCE_LAST_COMMIT = Gauge("qoima_source_last_commit_timestamp_seconds",
+                           "Newest source commit time in the warehouse, per provider", ["provider"])
 INCIDENTS = Gauge("qoima_incidents", "Incidents in the journal by status, DM385 type and severity",
                   ["status", "type", "severity"])
 

@@ -260,6 +260,7 @@ def meta_tables_sql() -> list[str]:
     count Int64,
     detail String,
     origin LowCardinality(String),
+    samples Array(String) DEFAULT [],
     detected_ts DateTime64(3, 'UTC'),
     _loaded_ts DateTime64(3, 'UTC') DEFAULT now64(3)
 )
@@ -267,6 +268,9 @@ ENGINE = MergeTree
 ORDER BY (incident_key, detected_ts)
 SETTINGS non_replicated_deduplication_window = 10000
 COMMENT 'Every detection of a quality or depersonalization problem'""",
+        # A journal created before samples existed gains the column.
+        f"ALTER TABLE {META_DB}.incident_events ADD COLUMN IF NOT EXISTS samples Array(String) DEFAULT [] "
+        "AFTER origin",
         INCIDENT_TRANSITIONS_SQL,
         NOTIFICATIONS_SQL,
         INCIDENTS_VIEW_SQL,
@@ -275,4 +279,4 @@ COMMENT 'Every detection of a quality or depersonalization problem'""",
 
 
 INCIDENT_COLUMNS = ["incident_key", "provider", "table", "rule", "type", "severity", "count", "detail",
-                    "origin", "detected_ts"]
+                    "origin", "samples", "detected_ts"]

@@ -65,19 +65,25 @@ def create_app(settings: Settings) -> faust.App:
     pending: dict[tuple[str, str, str], list] = {}
 
     def note_violations(out) -> None:
+        # The record's key is depersonalized (clean key JSON, or topic:partition:offset of a
+        # quarantined event): safe to keep as a sample of what broke the rule.
+        sample = out.key.decode("utf-8", "replace") if getattr(out, "key", None) else None
         for violation in out.violations:
             metrics.QUALITY_VIOLATIONS.labels(out.table, violation.rule, violation.action).inc()
             key = (out.provider, out.table, violation.rule)
-            entry = pending.setdefault(key, [violation, 0])
+            entry = pending.setdefault(key, [violation, 0, []])
             entry[1] += 1
+            if sample and len(entry[2]) < 5:
+                entry[2].append(sample)
 
     @app.timer(interval=5.0)
     async def flush_detections():
         while pending:
-            (provider, table, rule), (violation, count) = pending.popitem()
+            (provider, table, rule), (violation, count, samples) = pending.popitem()
             detection = Detection(provider, table, rule, violation.incident_type,
                                   "critical" if violation.action == "hold" else "warning", count,
-                                  f"{count} row(s), action {violation.action}: {violation.problem}", "processor")
+                                  f"{count} row(s), action {violation.action}: {violation.problem}", "processor",
+                                  tuple(samples))
             await output_topic(INCIDENT_TOPIC).send(key=detection.key.encode(),
                                                     value=codec.encode(INCIDENT_TOPIC, detection.record()))
 

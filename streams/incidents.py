@@ -28,6 +28,7 @@ class Detection:
     count: int
     detail: str          # columns and counts only, never a value
     origin: str
+    samples: tuple[str, ...] = ()   # depersonalized record keys, at most five
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -42,7 +43,7 @@ class Detection:
     def record(self) -> dict:
         return {"incident_key": self.key, "provider": self.provider, "table": self.table, "rule": self.rule,
                 "type": self.type, "severity": self.severity, "count": self.count, "detail": self.detail,
-                "origin": self.origin, "detected_ts": datetime.now(timezone.utc)}
+                "origin": self.origin, "samples": list(self.samples[:5]), "detected_ts": datetime.now(timezone.utc)}
 
 
 def incident_codec() -> AvroCodec:

@@ -129,3 +129,16 @@ def test_coverage_gauges_equal_the_source_counts(stack, pg, ch):
                   if s.name == "qoima_quality_indicator"}
     assert {(t, i) for t in SOURCE_TABLES for i in INDICATORS} <= set(indicators)
     assert all(0.0 <= v <= 1.0 for v in indicators.values())
+
+
+def test_source_silence_sees_the_latest_commit(stack, pg, ch):
+    from connectors.regulation import load_all
+    from monitoring.silence import SilenceWatch, last_commit
+    from sinks.clickhouse_users import writer_client
+
+    wait_converged(pg, ch, tables=SOURCE_TABLES, timeout=120)
+    regulation = load_all(stack.s.regulations_dir, stack.s.regulation_env())[0]
+    last = last_commit(writer_client(stack.s), regulation)
+    assert last is not None and time.time() - last < 3600
+    assert SilenceWatch().observe(regulation, last) is None
+    assert SilenceWatch().observe(regulation, last, now=last + 3 * 3600) is not None

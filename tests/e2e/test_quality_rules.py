@@ -51,6 +51,10 @@ def test_flag_reject_and_hold(stack, pg, ch):
     key = "demo/social.payments/amount_plausible"
     rows = incident_events(writer, f"incident_key = '{key}'", 30, "the held row")
     assert rows[-1][0] == "critical"
+    # The detection carries the held record's depersonalized key as a sample.
+    samples = writer.query(f"SELECT arrayFlatten(groupArray(samples)) FROM qoima_meta.incident_events "
+                           f"WHERE incident_key = '{key}'").result_rows[0][0]
+    assert f"[{held}]" in samples
     poll_until(lambda: writer.command("SELECT count() FROM qoima_meta.held__demo__social__payments "
                                   f"WHERE payment_id = {held}"), 20, "held row not in qoima_meta")
     assert ch.query(f"SELECT count() FROM {PAYMENTS} WHERE payment_id = {{id:Int64}}",
