@@ -102,6 +102,9 @@ def run(settings: Settings) -> None:
     watch = coverage.CoverageWatch()
     silence = SilenceWatch()
     environ = settings.regulation_env()
+    # The first round waits a little: right after `qoima up` the snapshot is still on its way,
+    # and an assessment of empty tables would stand for a whole interval.
+    stop.wait(min(settings.assess_interval_s, 30))
     while not stop.is_set():
         for regulation in regulations:
             for table in regulation.tables:
