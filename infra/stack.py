@@ -336,6 +336,16 @@ class LocalStack:
         self._start_qoima(name, argv, self._metrics_healthy(metrics_port),
                           f"metrics on http://{self.s.host}:{metrics_port}/metrics")
 
+    def start_processor(self) -> None:
+        """The Faust processor, healthy once its worker has recovered and sought its offsets."""
+        port = self.s.ports.processor_metrics
+
+        def ready() -> bool:
+            text = requests.get(f"http://{self.s.host}:{port}/metrics", timeout=2).text
+            return "\nqoima_processor_ready 1.0" in text
+
+        self._start_qoima("processor", ["processor"], ready, f"ready, metrics on http://{self.s.host}:{port}/metrics")
+
     def start_process(self, name: str, argv: list[str], port: int) -> None:
         """A Qoima process without metrics, healthy once its port answers."""
         self._start_qoima(name, argv, lambda: _port_open(self.s.host, port), f"on {self.s.host}:{port}")
@@ -372,7 +382,7 @@ class LocalStack:
         self.start_connect()
         self.start_prometheus()
         self.start_qoima("sink", ["sink"], self.s.ports.sink_metrics)
-        self.start_qoima("processor", ["processor"], self.s.ports.processor_metrics)
+        self.start_processor()
         self.start_qoima("assessor", ["assessor"], self.s.ports.assessor_metrics)
         client = ConnectClient(self.s.connect_url)
         for regulation in regulations:

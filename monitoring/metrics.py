@@ -17,6 +17,8 @@ DEFECTS = Counter("qoima_processor_defects_total", "Values that failed validatio
 QUALITY_VIOLATIONS = Counter("qoima_quality_violations_total", "Rows that broke a quality rule",
                              ["table", "rule", "action"])
 TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
+PROCESSOR_READY = Gauge("qoima_processor_ready",
+                        "1 once the Faust worker has recovered its tables and sought its committed offsets")
 PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, depersonalize and encode one event",
                             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))
 

@@ -87,6 +87,14 @@ def create_app(settings: Settings) -> faust.App:
             await output_topic(INCIDENT_TOPIC).send(key=detection.key.encode(),
                                                     value=codec.encode(INCIDENT_TOPIC, detection.record()))
 
+    @app.timer(interval=0.5)
+    async def report_ready():
+        # Faust resumes fetching before it seeks the stream to its committed offsets; events
+        # arriving in that window can be skipped (faust-streaming issues #216, #596). The stack
+        # treats the processor as started only once recovery is complete and nothing rebalances.
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        metrics.PROCESSOR_READY.set(1 if ready else 0)
+
     @app.agent(raw)
     async def process(stream):
         async for event in stream.events():

@@ -34,7 +34,7 @@ def test_rotation_then_snapshot_rekeys_the_table(stack, pg, ch, tmp_path_factory
                         f"  - {{id: k2, file: {new_key}, active_from: '{active_from.isoformat()}'}}\n")
     os.environ["QOIMA_KEYRING_FILE"] = str(schedule)
     stack.managed("processor").stop()
-    stack.start_qoima("processor", ["processor"], stack.s.ports.processor_metrics)
+    stack.start_processor()
     time.sleep(max(0.0, (active_from - datetime.now(timezone.utc)).total_seconds()) + 0.5)
 
     request_snapshot(regulation, ["population.persons"], stack.s.regulation_env())

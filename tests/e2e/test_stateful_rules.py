@@ -38,7 +38,7 @@ def test_uniqueness_survives_a_processor_restart(stack, pg, ch):
     assert NOTE in _defects(ch, _copy_person(pg, first))
 
     stack.managed("processor").stop()
-    stack.start_qoima("processor", ["processor"], stack.s.ports.processor_metrics)
+    stack.start_processor()
     # The second person's IIN was seen only before the restart: the state came back.
     assert NOTE in _defects(ch, _copy_person(pg, second), timeout=60)
     wait_converged(pg, ch, tables=("population.persons",), timeout=60)
