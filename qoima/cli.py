@@ -127,12 +127,12 @@ def cmd_scan(args) -> None:
         reports.append(("warehouse", scan_warehouse(writer_client(settings), regulations, known)))
     if not args.warehouse_only:
         reports.append(("topics", scan_topics(settings, regulations, known)))
-    leaks = 0
+    leaks = sum(sum(report.findings.values()) for _, report in reports)
+    publisher = IncidentPublisher(settings.kafka_bootstrap) if leaks else None
     for what, report in reports:
         print(report.render(what))
-        leaks += sum(report.findings.values())
         for (where, kind), count in report.findings.items():
-            IncidentPublisher(settings.kafka_bootstrap).publish(Detection(
+            publisher.publish(Detection(
                 "qoima", where, "depersonalization_check", "other", "critical", count,
                 f"`qoima scan` found {count} clear {kind} value(s) in {where}", "scan"))
     if leaks:
@@ -141,7 +141,7 @@ def cmd_scan(args) -> None:
 
 
 def cmd_risk(args) -> None:
-    from monitoring.assessor import detection, export
+    from monitoring.assessor import detection
     from monitoring.reidentification import assess, render
     from sinks.clickhouse_users import writer_client
     from streams.incidents import IncidentPublisher
@@ -150,11 +150,11 @@ def cmd_risk(args) -> None:
     client = writer_client(settings)
     risks = [r for reg in _regulations(settings) for t in reg.tables if (r := assess(client, reg, t))]
     print(render(risks) if risks else "no table declares quasi-identifiers")
-    for risk in risks:
-        export(risk)
-        if risk.below_threshold:
-            IncidentPublisher(settings.kafka_bootstrap).publish(detection(risk))
-    if any(r.below_threshold for r in risks):
+    below = [r for r in risks if r.below_threshold]
+    if below:
+        publisher = IncidentPublisher(settings.kafka_bootstrap)
+        for risk in below:
+            publisher.publish(detection(risk))
         raise SystemExit("re-identification risk above the declared threshold; incidents recorded")
 
 
