@@ -42,7 +42,8 @@ def events(regulation, count: int) -> list[tuple[str, bytes]]:
             row, table = dict(persons[i // 4], person_id=i, updated_at="2026-11-23T10:00:00Z"), "population.persons"
         else:
             person, org = rng.choice(persons), rng.choice(orgs)
-            row = dict(generator.make_payment(rng, person["iin"], org["bin"], today=date(2026, 11, 23)),
+            row = dict(generator.make_payment(rng, person["iin"], org["bin"], kato_code=person["kato_code"],
+                                              today=date(2026, 11, 23)),
                        payment_id=i, updated_at="2026-11-23T10:00:00Z")
             table = "social.payments"
         row.pop("_defect", None)

@@ -75,12 +75,31 @@ class Source(_Model):
     refresh: Literal["continuous", "hourly", "daily", "monthly"] = "continuous"
     dml: list[Literal["insert", "update", "delete"]] = ["insert", "update", "delete"]
     heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
+    # Marker mode (capture: marker, DM385 §63; connectors/marker_poller.py, docs/regulation.md).
+    poll_seconds: int = Field(default=5, ge=1, le=86400)
+    poll_batch_rows: int = Field(default=1000, ge=1, le=100_000)
+    lookback_seconds: int = Field(default=60, ge=0, le=86400)       # timestamp markers
+    lookback_values: int = Field(default=1000, ge=0)                 # integer markers
+    safety_lag_seconds: int = Field(default=0, ge=0, le=3600)       # timestamp markers
+    reconcile_every: int = Field(default=0, ge=0, le=1_000_000)     # polls between key reconciliations; 0 = off
 
     @model_validator(mode="after")
-    def _capture_supported(self) -> "Source":
+    def _capture_fields(self) -> "Source":
+        # A field of the other mode would be silently ignored; say so instead.
+        given = self.model_fields_set
         if self.capture is Capture.marker:
-            raise ValueError("capture 'marker' is not implemented yet; use 'cdc' (logical replication)")
+            wrong, why = given & _CDC_ONLY, ("applies to capture 'cdc' (Debezium) only; marker mode always reads "
+                                             "the whole table first and needs no heartbeat")
+        else:
+            wrong, why = given & _MARKER_ONLY, "applies to capture 'marker' only"
+        if wrong:
+            raise ValueError(f"{', '.join(sorted(wrong))}: {why}; remove it")
         return self
+
+
+_CDC_ONLY = frozenset({"snapshot", "heartbeat_seconds"})
+_MARKER_ONLY = frozenset({"poll_seconds", "poll_batch_rows", "lookback_seconds", "lookback_values",
+                          "safety_lag_seconds", "reconcile_every"})
 
 
 class Action(str, Enum):
@@ -259,7 +278,8 @@ class RuleAction(str, Enum):
 
 # Parameters each kind (and each accuracy check) needs and may take, in the order hints list them.
 _RULE_PARAMETERS = ("column", "columns", "check", "identifier", "values", "min", "max", "reference", "pattern",
-                    "expression", "references", "grace_seconds", "max_lag_seconds", "tolerance")
+                    "expression", "against", "match", "compare", "references", "grace_seconds", "max_lag_seconds",
+                    "tolerance")
 _KIND_PARAMETERS: dict[RuleKind, tuple[set[str], set[str]]] = {
     RuleKind.completeness: ({"columns"}, set()),
     RuleKind.accuracy: ({"column", "check"}, set()),
@@ -276,6 +296,9 @@ _CHECK_PARAMETERS: dict[RuleCheck, tuple[set[str], set[str]]] = {
     RuleCheck.reference: ({"reference"}, set()),
     RuleCheck.pattern: ({"pattern"}, set()),
 }
+# A consistency rule either holds an expression over its row or, with these, agrees with the
+# matching row of a reference table (evaluated by streams/stateful_rules.py).
+_AGAINST_PARAMETERS: tuple[set[str], set[str]] = ({"against", "match", "compare"}, {"grace_seconds"})
 _PARAMETER_HINTS = {
     "column": "'column: <name>'",
     "columns": "'columns: [<name>, ...]'",
@@ -283,12 +306,17 @@ _PARAMETER_HINTS = {
     "identifier": f"'identifier' (one of {', '.join(k.value for k in IdentifierKind)})",
     "values": "'values: [...]'",
     "reference": "'reference' (a file of connectors/reference/ without .csv, e.g. kato_regions)",
-    "expression": "'expression' (e.g. \"birth_date <= today\")",
+    "expression": "'expression' (e.g. \"birth_date <= today\"), or 'against', 'match' and 'compare' to agree "
+                  "with a reference table",
+    "against": "'against: schema.table' (the reference table)",
+    "match": "'match: {<column>: <reference column>, ...}' (how a row finds its reference row)",
+    "compare": "'compare: {<column>: <reference column>, ...}' (the columns that must agree)",
     "references": "'references: schema.table.column'",
     "max_lag_seconds": "'max_lag_seconds: <seconds>'",
     "tolerance": "'tolerance: <ratio 0-1>'",
 }
 _COLUMN_PATH = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_TABLE_PATH = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
 class Rule(_Model):
@@ -307,18 +335,29 @@ class Rule(_Model):
     max: int | float | Decimal | date | str | None = None
     reference: str | None = None                         # check: reference
     pattern: str | None = None                           # check: pattern
-    expression: str | None = None                        # consistency
+    expression: str | None = None                        # consistency within the row
+    against: str | None = None                           # consistency with a reference table: schema.table
+    match: dict[str, str] | None = Field(default=None, min_length=1)    # column -> reference column
+    compare: dict[str, str] | None = Field(default=None, min_length=1)  # column -> reference column
     references: str | None = None                        # integrity: schema.table.column
-    grace_seconds: int | None = Field(default=None, ge=0)        # integrity, 300 when not given
+    grace_seconds: int | None = Field(default=None, ge=0)  # integrity, consistency against: 300 when not given
     max_lag_seconds: int | None = Field(default=None, ge=1)      # timeliness
     tolerance: float | None = Field(default=None, ge=0, le=1)    # coverage
 
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("kind") == "integrity" and data.get("grace_seconds") is None:
+        if not isinstance(data, dict) or data.get("grace_seconds") is not None:
+            return data
+        if data.get("kind") == "integrity" or (data.get("kind") == "consistency" and data.get("against") is not None):
             data = {**data, "grace_seconds": 300}
         return data
+
+    @property
+    def stateful(self) -> bool:
+        """Evaluated by streams/stateful_rules.py, not per row: the stateful kinds, and consistency
+        against a reference table (it needs that table's rows)."""
+        return self.kind.stateful or self.against is not None
 
     @field_validator("min", "max", mode="before")
     @classmethod
@@ -335,6 +374,13 @@ class Rule(_Model):
             required |= _CHECK_PARAMETERS[self.check][0]
             allowed |= _CHECK_PARAMETERS[self.check][1]
             what += f" with check '{self.check.value}'"
+        if self.kind is RuleKind.consistency and {p for p in _AGAINST_PARAMETERS[0] if getattr(self, p) is not None}:
+            if self.expression is not None:
+                raise ValueError(f"rule {self.name}: kind 'consistency' takes either 'expression' (a condition on "
+                                 "the row) or 'against', 'match' and 'compare' (agreement with a reference table), "
+                                 "not both; split it into two rules")
+            required, allowed = set(_AGAINST_PARAMETERS[0]), set(_AGAINST_PARAMETERS[1])
+            what += " against a reference table"
         given = {p for p in _RULE_PARAMETERS if getattr(self, p) is not None}
         missing = [p for p in _RULE_PARAMETERS if p in required - given]
         if missing:
@@ -350,6 +396,8 @@ class Rule(_Model):
             raise ValueError(f"rule {self.name}: a column is listed twice in 'columns'")
         if self.references is not None and not _COLUMN_PATH.match(self.references):
             raise ValueError(f"rule {self.name}: 'references' is schema.table.column, e.g. population.persons.iin")
+        if self.against is not None and not _TABLE_PATH.match(self.against):
+            raise ValueError(f"rule {self.name}: 'against' is schema.table, e.g. population.persons")
         from streams.quality import validate_rule  # imported here: streams.quality imports this module
         validate_rule(self)  # expression syntax, pattern, reference data
         return self
@@ -372,6 +420,16 @@ class Notify(_Model):
         return value
 
 
+def marker_kind(declared: str) -> str | None:
+    """'timestamp' or 'integer' for a type that can be a marker column (capture: marker), else None."""
+    text = " ".join(declared.lower().split())
+    if text.startswith("timestamp") and parse_pg_type(declared).clickhouse.startswith("DateTime64"):
+        return "timestamp"
+    if text in ("smallint", "int2", "integer", "int", "int4", "bigint", "int8"):
+        return "integer"
+    return None
+
+
 class Table(_Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="schema.table")
     description: str = ""
@@ -381,6 +439,33 @@ class Table(_Model):
     columns: list[Column] = Field(min_length=1)
     rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), streams/quality.py
     notify: list[Notify] = []   # webhooks for its incidents, monitoring/notifier.py
+    marker: str | None = None         # capture: marker only: the column polled for changes
+    deleted_flag: str | None = None   # capture: marker only: a boolean column; true = deleted
+
+    @model_validator(mode="after")
+    def _marker_columns(self) -> "Table":
+        by_name = {c.name: c for c in self.columns}
+        if self.marker is not None:
+            column = by_name.get(self.marker)
+            if column is None:
+                raise ValueError(f"table {self.name}: marker column {self.marker!r} is not among its columns; declare it")
+            if marker_kind(column.type) is None:
+                raise ValueError(f"table {self.name}: marker column {self.marker!r} is {column.type!r}; a marker must "
+                                 "increase with every change: timestamptz, timestamp or an integer fed by a sequence")
+            if column.nullable:
+                raise ValueError(f"table {self.name}: marker column {self.marker!r} must be declared 'nullable: false' "
+                                 "(a row without a marker is never polled)")
+        if self.deleted_flag is not None:
+            column = by_name.get(self.deleted_flag)
+            if column is None:
+                raise ValueError(f"table {self.name}: deleted_flag column {self.deleted_flag!r} is not among its "
+                                 "columns; declare it")
+            if parse_pg_type(column.type).clickhouse != "Bool":
+                raise ValueError(f"table {self.name}: deleted_flag column {self.deleted_flag!r} must be boolean, "
+                                 f"not {column.type!r}")
+            if self.deleted_flag in self.primary_key or self.deleted_flag == self.marker:
+                raise ValueError(f"table {self.name}: deleted_flag cannot be a primary key column or the marker")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "Table":
@@ -438,6 +523,26 @@ class Regulation(_Model):
         if duplicates:
             raise ValueError(f"tables declared twice: {', '.join(duplicates)}")
         return self
+
+    @field_validator("tables")
+    @classmethod
+    def _capture_columns(cls, tables: list[Table], info) -> list[Table]:
+        source = info.data.get("source")  # absent when the source itself is invalid
+        if source is None:
+            return tables
+        for table in tables:
+            if source.capture is Capture.marker and table.marker is None:
+                raise ValueError(f"table {table.name}: capture 'marker' needs 'marker: <column>' on every table, "
+                                 "a non-null column that increases with every change (e.g. updated_at timestamptz)")
+            if source.capture is Capture.cdc and (table.marker or table.deleted_flag):
+                raise ValueError(f"table {table.name}: 'marker' and 'deleted_flag' apply to capture 'marker' only; "
+                                 "remove them (CDC sees every change, hard deletes included)")
+        return tables
+
+    @property
+    def polled(self) -> bool:
+        """Captured by polling a marker column (connectors/marker_poller.py), not by Debezium."""
+        return self.source.capture is Capture.marker
 
     # Names derived from the provider, used by connectors, streams and sinks alike.
     @property

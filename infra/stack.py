@@ -34,8 +34,8 @@ ALERT_RULES = REPO_ROOT / "monitoring" / "alerts.yml"
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 SOURCE_DB = "gosdata"
 CAPTURE_USER = "qoima_capture"
-ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "demo-webhook",
-         "demo-load"]
+ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "poller",
+         "demo-webhook", "demo-load"]
 
 Progress = Callable[[str], None]
 
@@ -163,7 +163,14 @@ class LocalStack:
             conn.execute(sql.SQL(statement).format(sql.Identifier(CAPTURE_USER), sql.Literal(password)))
         source.apply_schema(self.pg_admin_conninfo(SOURCE_DB))
         with psycopg.connect(self.pg_admin_conninfo(SOURCE_DB), autocommit=True) as conn:
-            for schema in ("population", "social"):
+            # Every schema a regulation captures from this database (registry: the marker-mode demo,
+            # SELECT only; catalog: the type samples), so a new demo table needs no edit here.
+            from connectors.regulation import load_all
+
+            regulations = load_all(self.s.regulations_dir, self.s.regulation_env())
+            schemas = sorted({table.schema_name for regulation in regulations
+                              if regulation.source.database == SOURCE_DB for table in regulation.tables})
+            for schema in schemas:
                 conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {CAPTURE_USER}")
                 conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {CAPTURE_USER}")
             # Incremental snapshots: the capture account writes signals (and Debezium its
@@ -234,8 +241,10 @@ class LocalStack:
         """
         from confluent_kafka.admin import AdminClient, NewTopic
 
+        from connectors.marker_poller import STATE_TOPIC as MARKER_STATE_TOPIC
         from sinks.clickhouse_sink import DEAD_LETTER_TOPIC
         from streams.avro_codec import INCIDENT_TOPIC, QUARANTINE_TOPIC
+        from streams.schema_history import SCHEMA_TOPIC
 
         day, week = str(24 * 3600 * 1000), str(7 * 24 * 3600 * 1000)
         wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week}
@@ -249,6 +258,14 @@ class LocalStack:
         existing = set(admin.list_topics(timeout=10).topics)
         new = [NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": retention})
                for name, retention in wanted.items() if name not in existing]
+        if SCHEMA_TOPIC not in existing:
+            # Every Avro schema written with, by fingerprint: compacted, kept forever.
+            new.append(NewTopic(SCHEMA_TOPIC, num_partitions=1, replication_factor=1,
+                                config={"cleanup.policy": "compact"}))
+        if any(r.polled for r in regulations) and MARKER_STATE_TOPIC not in existing:
+            # The marker poller's watermarks: one small record per table, the latest kept forever.
+            new.append(NewTopic(MARKER_STATE_TOPIC, num_partitions=1, replication_factor=1,
+                                config={"cleanup.policy": "compact"}))
         for name, future in admin.create_topics(new).items() if new else []:
             try:
                 future.result()
@@ -319,7 +336,8 @@ class LocalStack:
         p = self.s.ports
         config = _render("prometheus.yml", self.s.conf_dir / "prometheus.yml", host=self.s.host,
                          rules_file=ALERT_RULES, processor_port=p.processor_metrics, sink_port=p.sink_metrics,
-                         demo_port=p.demo_metrics, assessor_port=p.assessor_metrics, prometheus_port=p.prometheus)
+                         demo_port=p.demo_metrics, assessor_port=p.assessor_metrics, poller_port=p.poller_metrics,
+                         prometheus_port=p.prometheus)
         managed.start([str(PROMETHEUS_BIN), f"--config.file={config}",
                        f"--storage.tsdb.path={self.s.data_dir / 'prometheus'}",
                        f"--web.listen-address={self.s.host}:{p.prometheus}",
@@ -355,7 +373,9 @@ class LocalStack:
         if managed.pid():
             self.progress(f"{name}: already running")
             return
-        managed.start([self.python, "-m", "qoima", *argv], env=self._env(), cwd=REPO_ROOT)
+        # Supervised: a crash or the processor's watchdog exit restarts it (infra/supervise.py).
+        managed.start([self.python, "-m", "infra.supervise", name, "--", self.python, "-m", "qoima", *argv],
+                      env=self._env(), cwd=REPO_ROOT)
         wait_until(healthy, 60, name, managed)
         self.progress(f"{name}: up, {where}")
 
@@ -374,8 +394,10 @@ class LocalStack:
         self.start_postgres()
         self.prepare_source()
         source.seed(self.pg_admin_conninfo(SOURCE_DB))
+        source.seed_licenses(self.pg_admin_conninfo(SOURCE_DB))  # the marker-mode demo table
         for regulation in regulations:
-            self.ensure_publication(regulation)
+            if not regulation.polled:  # marker sources need no publication, slot or replication
+                self.ensure_publication(regulation)
         self.start_kafka()
         self.create_topics(regulations)
         self.start_clickhouse()
@@ -384,8 +406,14 @@ class LocalStack:
         self.start_qoima("sink", ["sink"], self.s.ports.sink_metrics)
         self.start_processor()
         self.start_qoima("assessor", ["assessor"], self.s.ports.assessor_metrics)
+        if any(r.polled for r in regulations):
+            self.start_qoima("poller", ["poller"], self.s.ports.poller_metrics)
         client = ConnectClient(self.s.connect_url)
         for regulation in regulations:
+            if regulation.polled:
+                self.progress(f"provider {regulation.provider}: capture 'marker', polled by `qoima poller` "
+                              "(no connector)")
+                continue
             outcome = client.upsert(regulation.connector_name, connector_config(regulation))
             client.wait_running(regulation.connector_name, timeout=120)
             self.progress(f"connector {regulation.connector_name}: {outcome}, RUNNING")

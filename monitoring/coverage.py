@@ -93,6 +93,8 @@ def source_rows(regulation: Regulation, environ: dict[str, str],
         for table in regulation.tables:
             query = sql.SQL("SELECT count(*) FROM {}.{}").format(
                 sql.Identifier(table.schema_name), sql.Identifier(table.table_name))
+            if table.deleted_flag:  # marker mode: a soft-deleted row is a delete in the warehouse
+                query += sql.SQL(" WHERE {} IS NOT TRUE").format(sql.Identifier(table.deleted_flag))
             counts[table.name] = int(conn.execute(query).fetchone()[0])
     return counts
 

@@ -15,6 +15,7 @@ from connectors.regulation import IdentifierKind, Regulation
 from qoima.settings import Settings
 from sinks.ddl import WAREHOUSE_DB
 from streams.avro_codec import QUARANTINE_TOPIC, codec_for
+from streams.schema_history import SchemaHistory
 from streams.leak_scan import KnownValues, scan_text
 from streams.topic_reader import read_topic, throwaway_consumer
 
@@ -113,7 +114,7 @@ def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownV
     """
     report = ScanReport()
     started = time.perf_counter()
-    codec = codec_for(regulations)
+    codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)  # older messages too
     topics = [r.clean_topic(t) for r in regulations for t in r.tables] + [QUARANTINE_TOPIC]
     consumer = throwaway_consumer(settings.kafka_bootstrap, "scan")
     try:

@@ -62,6 +62,16 @@ SOURCE_LAST_COMMIT = Gauge("qoima_source_last_commit_timestamp_seconds",
 INCIDENTS = Gauge("qoima_incidents", "Incidents in the journal by status, DM385 type and severity",
                   ["status", "type", "severity"])
 
+# Marker mode (connectors/marker_poller.py): sources polled instead of captured by Debezium.
+POLLER_ROWS = Counter("qoima_poller_rows_total", "Rows the marker poller read from a source table", ["table"])
+POLLER_EVENTS = Counter("qoima_poller_events_total", "Debezium-shaped events the marker poller produced to raw "
+                        "topics", ["table", "op"])
+POLLER_ERRORS = Counter("qoima_poller_errors_total", "Failed polls, retried with back-off", ["table", "kind"])
+POLLER_WATERMARK_LAG = Gauge("qoima_poller_watermark_lag_seconds", "Source clock minus the table's marker watermark "
+                             "(timestamp markers only)", ["table"])
+POLLER_LAST_SUCCESS = Gauge("qoima_poller_last_success_timestamp_seconds", "Unix time of the table's last complete "
+                            "poll", ["table"])
+
 DEMO_CHANGES = Counter("qoima_demo_changes_total", "Changes the demo load made at the source", ["kind"])
 
 

@@ -32,10 +32,23 @@ def _warehouse_rows(settings: Settings, regulations: list[Regulation], problems:
         return {}
 
 
+def _poller_state(settings: Settings, problems: list[str]) -> str:
+    url = f"http://{settings.host}:{settings.ports.poller_metrics}/metrics"
+    try:
+        requests.get(url, timeout=3).raise_for_status()
+        return "RUNNING"
+    except requests.RequestException as exc:
+        problems.append(f"the marker poller at {url} did not answer ({type(exc).__name__}); `qoima up` starts it")
+        return "DOWN"
+
+
 def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]:
-    report: dict[str, Any] = {"connectors": {}, "tables": {}, "problems": []}
+    report: dict[str, Any] = {"connectors": {}, "pollers": {}, "tables": {}, "problems": []}
     client = ConnectClient(settings.connect_url, timeout=5)
     for regulation in regulations:
+        if regulation.polled:  # marker mode: no connector, the poller process reads the source
+            report["pollers"][regulation.provider] = _poller_state(settings, report["problems"])
+            continue
         try:
             report["connectors"][regulation.connector_name] = client.state(regulation.connector_name)
         except ConnectError as exc:
@@ -63,6 +76,8 @@ def render(report: dict[str, Any]) -> str:
     lines = ["Connectors:"]
     for name, state in report["connectors"].items():
         lines.append(f"  {name:<28} {state}")
+    for name, state in report.get("pollers", {}).items():
+        lines.append(f"  {name + ' (marker poller)':<28} {state}")
     lines.append("Tables (rows as analysts see them; freshness over the last minute):")
     lines.append(f"  {'table':<32} {'rows':>10} {'p50 s':>8} {'p99 s':>8}")
 

@@ -79,6 +79,9 @@ def cmd_connector(args) -> None:
         chosen = [regulations[args.provider]] if args.provider else list(regulations.values())
         for regulation in chosen:
             name = regulation.connector_name
+            if regulation.polled:  # no Debezium connector: `qoima poller` reads it
+                print(f"{regulation.provider}: capture 'marker', no connector (polled by `qoima poller`)")
+                continue
             if args.action == "register":
                 config = connector_config(regulation)
                 problems = client.validate(config)
@@ -215,10 +218,20 @@ def cmd_processor(args) -> None:
     run(_settings())
 
 
-def cmd_sink(args) -> None:
-    from sinks.clickhouse_sink import run
+def cmd_poller(args) -> None:
+    from connectors.marker_poller import run
 
     run(_settings())
+
+
+def cmd_sink(args) -> None:
+    from sinks.clickhouse_sink import run
+    from sinks.schema_evolution import SchemaEvolutionError
+
+    try:
+        run(_settings())
+    except SchemaEvolutionError as exc:
+        raise SystemExit(f"qoima sink: {exc}") from None
 
 
 def cmd_demo_load(args) -> None:
@@ -232,10 +245,12 @@ def cmd_quarantine_replay(args) -> None:
     from streams.keys import load_schedule
     from streams.replay import replay
     from streams.router import Router
+    from streams.schema_history import SchemaHistory
 
     settings = _settings()
     regulations = _regulations(settings)
-    codec = codec_for(regulations)
+    # Quarantined under an earlier regulation: read with the schema it was written with.
+    codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     # Stateless rules only: the processor's uniqueness and integrity state lives in its own
     # Faust tables, and a replay must not change it behind the processor's back.
@@ -345,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("tables", nargs="*", help="schema.table (default: every table of the provider)")
     snapshot.set_defaults(func=cmd_snapshot)
     sub.add_parser("processor", help="run the Faust processor in the foreground").set_defaults(func=cmd_processor)
+    sub.add_parser("poller", help="run the marker-mode poller in the foreground (sources with 'capture: marker')"
+                   ).set_defaults(func=cmd_poller)
     sink = sub.add_parser("sink", help="run the ClickHouse sink in the foreground (or act on it)")
     sink.set_defaults(func=cmd_sink)
     sink_sub = sink.add_subparsers(dest="sink_command")

@@ -43,6 +43,7 @@ class Ports:
     sink_metrics: int = 59102
     demo_metrics: int = 59103
     assessor_metrics: int = 59104
+    poller_metrics: int = 59105
     demo_webhook: int = 59999
 
     def shifted(self, shift: int) -> "Ports":
@@ -62,6 +63,7 @@ class Settings:
     regulations_dir: Path = field(default=REPO_ROOT / "connectors" / "regulations")
     key_id: str = "k1"
     assess_interval_s: int = 300
+    processor_stall_s: int = 30
 
     # Derived locations; one place decides the layout of QOIMA_HOME.
     @property
@@ -134,4 +136,5 @@ class Settings:
             regulations_dir=regulations.resolve(),
             key_id=key_id,
             assess_interval_s=_int(env, "QOIMA_ASSESS_INTERVAL_S", 300, 5, 86400),
+            processor_stall_s=_int(env, "QOIMA_PROCESSOR_STALL_S", 30, 10, 3600),
         )

@@ -25,9 +25,12 @@ from connectors.regulation import Regulation, Table, load_all
 from monitoring import metrics
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
-from sinks.ddl import (HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS, WAREHOUSE_DB,
-                       create_table_sql, history_sql, meta_tables_sql, warehouse_columns)
+from sinks import schema_evolution
+from sinks.ddl import (HELD_COLUMN, HISTORY_VIEW_SUFFIX, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS,
+                       WAREHOUSE_DB, create_table_sql, history_sql, history_table, meta_tables_sql, table_columns,
+                       warehouse_columns)
 from streams.avro_codec import INCIDENT_TOPIC, codec_for
+from streams.schema_history import SchemaHistory
 from streams.incidents import Detection, IncidentPublisher, incident_codec
 from streams.leak_scan import scan_text
 
@@ -84,7 +87,8 @@ class ClickHouseSink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.regulations = load_all(settings.regulations_dir, settings.regulation_env())
-        self.codec = codec_for(self.regulations)
+        # Messages written under an earlier regulation decode with their own schema.
+        self.codec = codec_for(self.regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
         self.client = writer_client(settings)
         self.targets: dict[str, _Target] = {INCIDENT_TOPIC: _incident_target()}
         for regulation in self.regulations:
@@ -96,9 +100,19 @@ class ClickHouseSink:
         self._stopping = False
 
     def ensure_tables(self) -> None:
+        """Create the tables, or bring existing ones in line with the regulation
+        (sinks/schema_evolution.py); a change that is not safe stops the sink here."""
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {WAREHOUSE_DB}")
         for regulation in self.regulations:
             for table in regulation.tables:
+                wanted = table_columns(table)
+                changed = self._evolve(WAREHOUSE_DB, regulation.warehouse_table(table), wanted)
+                changed |= self._evolve(WAREHOUSE_DB, history_table(regulation, table), wanted)
+                if changed:
+                    # The view's SELECT * was expanded when it was made: make it again so
+                    # the history receives the new columns too.
+                    self.client.command(f"DROP VIEW IF EXISTS {WAREHOUSE_DB}."
+                                        f"`{regulation.warehouse_table(table)}{HISTORY_VIEW_SUFFIX}`")
                 self.client.command(create_table_sql(regulation, table))
                 for statement in history_sql(regulation, table):  # corrections history, DM385 §49
                     self.client.command(statement)
@@ -106,14 +120,28 @@ class ClickHouseSink:
             self.client.command(statement)
         for regulation in self.regulations:
             for table in regulation.tables:
+                self._evolve(META_DB, regulation.held_table(table), table_columns(table, held=True))
                 self.client.command(create_table_sql(regulation, table, held=True))
+
+    def _evolve(self, database: str, name: str, wanted: list[tuple[str, str]]) -> bool:
+        existing = dict(self.client.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            parameters={"db": database, "t": name}).result_rows)
+        if not existing:
+            return False  # not made yet: CREATE TABLE follows
+        alterations = schema_evolution.plan(f"{database}.`{name}`", existing, wanted)
+        for alteration in alterations:
+            log.warning("schema evolution: %s", alteration.change)
+            self.client.command(alteration.statement)
+        return bool(alterations)
 
     def _row(self, target: _Target, record: dict[str, Any]) -> list[Any]:
         deleted = record.get("_is_deleted") == 1
         row = []
         for name, zero in zip(target.fields, target.zeros):
             value = record.get(name)
-            row.append(zero if value is None and deleted else value)
+            # A field the writer's schema lacked (declared since) takes the column's placeholder.
+            row.append(zero if value is None and (deleted or name not in record) else value)
         return row
 
     def _leaks(self, target: _Target) -> dict[str, set[str]]:
@@ -121,9 +149,11 @@ class ClickHouseSink:
         found: dict[str, set[str]] = {}
         for row in target.rows:
             for name, value in zip(target.column_names, row):
-                if isinstance(value, str) and value:
-                    for finding in scan_text(value, name):
-                        found.setdefault(name, set()).add(finding.kind)
+                # Text arrays too: an identifier must not slip through as an element.
+                for text in (value if isinstance(value, list) else (value,)):
+                    if isinstance(text, str) and text:
+                        for finding in scan_text(text, name):
+                            found.setdefault(name, set()).add(finding.kind)
         return found
 
     def _hold(self, topic: str, target: _Target, consumer: Consumer, leaks: dict[str, set[str]]) -> None:
@@ -195,6 +225,9 @@ class ClickHouseSink:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
+            # One member per group: a killed sink's partitions wait out its session before a
+            # restarted sink gets them, so keep the session short (the default is 45 s).
+            "session.timeout.ms": 10000,
         })
         dead_letters = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all"})
         consumer.subscribe(sorted(self.targets))

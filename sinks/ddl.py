@@ -46,6 +46,13 @@ def _zero(ch_type: str) -> Any:
         return datetime(1970, 1, 1, tzinfo=timezone.utc)
     if ch_type == "UUID":
         return _ZERO_UUID
+    if ch_type.startswith("Time64"):
+        return 0
+    if ch_type.startswith("Array("):
+        return []
+    if ch_type.startswith("Tuple("):  # named, as Avro records arrive: the interval's (months, days, micros)
+        return {name: _zero(element) for name, element in
+                (part.strip().split(" ", 1) for part in ch_type[len("Tuple("):-1].split(","))}
     return ""
 
 
@@ -54,18 +61,24 @@ class WarehouseColumn:
     name: str
     ch_type: str          # without Nullable()
     nullable: bool
+    binary: bool = False  # bytea: its String column is fed bytes, so its placeholder is b""
 
     @property
     def ddl_type(self) -> str:
         if not self.nullable:
             return self.ch_type
+        if self.ch_type.startswith("Array("):
+            # ClickHouse cannot wrap an Array in Nullable; a one-type Variant keeps NULL apart from [].
+            return f"Variant({self.ch_type})"
         if self.ch_type.startswith("LowCardinality("):
             return f"LowCardinality(Nullable({self.ch_type[len('LowCardinality('):-1]}))"
         return f"Nullable({self.ch_type})"
 
     @property
     def zero(self) -> Any:
-        return None if self.nullable else _zero(self.ch_type)
+        if self.nullable:
+            return None
+        return b"" if self.binary else _zero(self.ch_type)
 
 
 def warehouse_columns(table: Table) -> list[WarehouseColumn]:
@@ -73,7 +86,8 @@ def warehouse_columns(table: Table) -> list[WarehouseColumn]:
     for column in table.columns:
         if column.output_name is None:
             continue
-        columns.append(WarehouseColumn(column.output_name, column.output_types[1], column.nullable))
+        avro, ch_type = column.output_types
+        columns.append(WarehouseColumn(column.output_name, ch_type, column.nullable, binary=avro == "bytes"))
     return columns
 
 
@@ -84,13 +98,20 @@ def _quote(text: str) -> str:
 HELD_COLUMN = ("_held_by", "Array(String)")
 
 
+LOADED_COLUMN = ("_loaded_ts", "DateTime64(3, 'UTC')")
+
+
+def table_columns(table: Table, held: bool = False) -> list[tuple[str, str]]:
+    """(name, ClickHouse type) of the warehouse table's columns, in order; `_loaded_ts` last."""
+    return ([(c.name, c.ddl_type) for c in warehouse_columns(table)] + META_COLUMNS
+            + ([HELD_COLUMN] if held else []) + [LOADED_COLUMN])
+
+
 def create_table_sql(regulation: Regulation, table: Table, held: bool = False) -> str:
     """The analysts' table in `udw`, or with `held=True` its twin in `qoima_meta` where records
     a 'hold' rule keeps back wait for their incidents' resolution."""
-    columns = warehouse_columns(table)
-    lines = [f"    `{c.name}` {c.ddl_type}" for c in columns]
-    lines += [f"    `{name}` {ch_type}" for name, ch_type in META_COLUMNS + ([HELD_COLUMN] if held else [])]
-    lines.append("    `_loaded_ts` DateTime64(3, 'UTC') DEFAULT now64(3)")
+    lines = [f"    `{name}` {ch_type}" for name, ch_type in table_columns(table, held)]
+    lines[-1] += " DEFAULT now64(3)"  # _loaded_ts: when ClickHouse took the row
     order_by = ", ".join(f"`{table.column(k).output_name}`" for k in table.primary_key)
     ttl = (f"\nTTL toDateTime(_source_ts) + INTERVAL {table.retention_days} DAY"
            if table.retention_days else "")

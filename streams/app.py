@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from types import SimpleNamespace
 
@@ -17,22 +18,28 @@ from connectors.debezium_config import heartbeat_topic
 from connectors.regulation import load_all
 from monitoring import metrics
 from qoima.settings import Settings
-from streams.avro_codec import INCIDENT_TOPIC, codec_for
+from streams.avro_codec import INCIDENT_TOPIC, AvroCodec, codec_for
 from streams.incidents import Detection
 from streams.keys import load_schedule
+from streams import schema_history, watchdog
 from streams.router import Router
 
 log = logging.getLogger("qoima.processor")
 
 
-def create_app(settings: Settings) -> faust.App:
+GROUP = "qoima-processor"
+READY_ONCE = threading.Event()  # the worker has been ready at least once: the watchdog may judge it
+
+
+def create_app(settings: Settings) -> tuple[faust.App, list[str], AvroCodec]:
+    """The Faust app, the topics its agent consumes and the codec it writes with."""
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     codec = codec_for(regulations)
     log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
 
     app = faust.App(
-        "qoima-processor",
+        GROUP,
         broker=f"kafka://{settings.kafka_bootstrap}",
         key_serializer="raw",
         value_serializer="raw",
@@ -44,8 +51,11 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A killed worker's partitions wait out its session before a restarted one gets
+        # them: 10 s instead of Faust's 60 s (heartbeats stay at every 3 s).
+        broker_session_timeout=10.0,
     )
-    # Uniqueness and integrity state, as Faust tables: changelog topics make it survive
+    # Uniqueness, integrity and consistency state, as Faust tables: changelog topics make it survive
     # restarts and rebalances. Keys and values are digests and row keys, never clear values.
     state = {name: app.Table(f"qoima-quality-{name}", default=None, partitions=1)
              for name in ("values", "owners", "references", "pending")}
@@ -94,6 +104,8 @@ def create_app(settings: Settings) -> faust.App:
         # treats the processor as started only once recovery is complete and nothing rebalances.
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
         metrics.PROCESSOR_READY.set(1 if ready else 0)
+        if ready:
+            READY_ONCE.set()
 
     @app.agent(raw)
     async def process(stream):
@@ -133,11 +145,14 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.QUARANTINED.labels(out.table or table, out.reason_kind).inc()
             await output_topic(out.topic).send(key=out.key, value=out.value)
 
-    return app
+    return app, [*router.raw_topics, *heartbeats], codec
 
 
 def run(settings: Settings) -> None:
     metrics.serve(settings.ports.processor_metrics, settings.host)
-    app = create_app(settings)
+    app, topics, codec = create_app(settings)
+    # Before the first message: a reader must be able to find every schema written with.
+    schema_history.publish(settings.kafka_bootstrap, codec.schemas)
+    watchdog.start(settings.kafka_bootstrap, GROUP, topics, READY_ONCE.is_set, settings.processor_stall_s)
     worker = faust.Worker(app, loglevel="INFO", redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -31,14 +31,26 @@ def _nullable(avro_type: Any) -> list:
     return ["null", avro_type]
 
 
+def _defined_once(avro_type: Any, defined: set[str]) -> Any:
+    """A named type (the interval record) defined at its first use and referenced by its full name
+    after that: Avro refuses a second definition, and two interval columns share one."""
+    if isinstance(avro_type, dict) and avro_type.get("type") in ("record", "enum", "fixed"):
+        name = ".".join(filter(None, (avro_type.get("namespace"), avro_type["name"])))
+        if name in defined:
+            return name
+        defined.add(name)
+    return avro_type
+
+
 def clean_schema(regulation: Regulation, table: Table) -> dict:
     """The Avro schema of a table's clean records: its surviving columns, then CleanMeta."""
     fields = []
+    defined: set[str] = set()
     for column in table.columns:
         output = column.output_name
         if output is None:
             continue
-        avro_type = column.output_types[0]
+        avro_type = _defined_once(column.output_types[0], defined)
         # Deletes carry only the key, so every non-key column may be null in a clean record.
         nullable = column.name not in table.primary_key
         fields.append({"name": output, "type": _nullable(avro_type) if nullable else avro_type,
@@ -53,18 +65,44 @@ def clean_schema(regulation: Regulation, table: Table) -> dict:
     }
 
 
+def _fingerprint(parsed: Any) -> bytes:
+    # fastavro gives the CRC-64-AVRO fingerprint already in the little-endian byte order the
+    # single-object encoding prescribes.
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+
+
 class AvroCodec:
-    def __init__(self, schemas: dict[str, dict]) -> None:
+    def __init__(self, schemas: dict[str, dict],
+                 history: Callable[[bytes], tuple[str, dict] | None] | None = None) -> None:
+        """`history`: where to find the schema of a fingerprint written under an earlier
+        regulation (streams/schema_history.py); without it such a message is refused."""
         self._by_name: dict[str, tuple[bytes, Any]] = {}
         self._by_fingerprint: dict[bytes, tuple[str, Any]] = {}
+        self._sources: dict[bytes, tuple[str, dict]] = {}
+        self._history = history
         for name, schema in schemas.items():
             parsed = fastavro.parse_schema(schema)
-            # fastavro gives the CRC-64-AVRO fingerprint already in the little-endian byte order
-            # the single-object encoding prescribes.
-            fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+            fp = _fingerprint(parsed)
             self._by_name[name] = (_MAGIC + fp, parsed)
             # Held topics share their clean twin's schema; a fingerprint names the clean one.
             self._by_fingerprint.setdefault(fp, (name, parsed))
+            self._sources.setdefault(fp, (name, schema))
+
+    @property
+    def schemas(self) -> dict[bytes, tuple[str, dict]]:
+        """Fingerprint -> (topic, schema) of everything this codec writes."""
+        return dict(self._sources)
+
+    def _earlier(self, fp: bytes) -> tuple[str, Any] | None:
+        found = self._history(fp) if self._history else None
+        if found is None:
+            return None
+        name, schema = found
+        parsed = fastavro.parse_schema(schema)
+        if _fingerprint(parsed) != fp:
+            return None  # not the schema it claims to be
+        self._by_fingerprint[fp] = (name, parsed)
+        return name, parsed
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         header, parsed = self._by_name[name]
@@ -76,7 +114,7 @@ class AvroCodec:
     def decode(self, payload: bytes) -> tuple[str, dict[str, Any]]:
         if len(payload) < 10 or payload[:2] != _MAGIC:
             raise ValueError("not an Avro single-object message (bad magic bytes)")
-        entry = self._by_fingerprint.get(payload[2:10])
+        entry = self._by_fingerprint.get(payload[2:10]) or self._earlier(payload[2:10])
         if entry is None:
             raise ValueError(f"unknown schema fingerprint {payload[2:10].hex()}: the regulation this "
                              "message was written with differs from the one loaded here")
@@ -88,13 +126,14 @@ QUARANTINE_TOPIC = "qoima.quarantine"
 INCIDENT_TOPIC = "qoima.incidents"
 
 
-def codec_for(regulations: list[Regulation]) -> AvroCodec:
+def codec_for(regulations: list[Regulation],
+              history: Callable[[bytes], tuple[str, dict] | None] | None = None) -> AvroCodec:
     """Every topic Qoima writes Avro to: clean topics, quarantine, incidents."""
     schemas = {QUARANTINE_TOPIC: load_avsc("quarantine"), INCIDENT_TOPIC: load_avsc("incident")}
     for regulation in regulations:
         for table in regulation.tables:
             schemas[regulation.clean_topic(table)] = schema = clean_schema(regulation, table)
             schemas[regulation.held_topic(table)] = schema
-    return AvroCodec(schemas)
+    return AvroCodec(schemas, history)
 
 

@@ -16,8 +16,8 @@ the quarantine and into the incident journal.
 
 Every accuracy check skips an empty value: requiring one is what completeness rules are for,
 so one missing value is one violation, not two. The stateful kinds (uniqueness, integrity,
-timeliness, coverage) need other rows, other tables or the clock; `RuleSet.stateful` hands
-them to whoever evaluates them.
+timeliness, coverage) and consistency `against` a reference table need other rows, other
+tables or the clock (`Rule.stateful`); `RuleSet.stateful` hands them to whoever evaluates them.
 
 Expressions are parsed with `ast` and compiled into closures over a strict whitelist, never
 given to eval(): column names, `today` (the row's commit date, a date), constants (text,
@@ -621,11 +621,24 @@ def compile_rule(table: Table, rule: Rule) -> Check:
     """A stateless rule as a function of (row, today); RuleError names the rule and the fix."""
     if rule.kind is RuleKind.completeness:
         return _completeness(table, rule)
-    if rule.kind is RuleKind.consistency:
+    if rule.kind is RuleKind.consistency and rule.expression is not None:
         return _consistency(table, rule)
     if rule.kind is RuleKind.accuracy:
         return _ACCURACY[rule.check](rule, _column(table, rule, rule.column))
     raise RuleError(f"rule {rule.name}: kind '{rule.kind.value}' is evaluated by a stateful check, not per row")
+
+
+def _stateful_columns(table: Table, rule: Rule) -> None:
+    """This table's side of a stateful rule; the other tables' side is checked by StatefulRules,
+    which sees every regulation."""
+    for name in ([rule.column] if rule.column else []) + list(rule.columns or ()):
+        _column(table, rule, name)
+    if rule.against is not None:
+        if rule.against == table.name:
+            raise RuleError(f"rule {rule.name}: 'against' names this table; name the reference table, "
+                            "another regulated table")
+        for name in [*(rule.match or ()), *(rule.compare or ())]:
+            _column(table, rule, name)
 
 
 def validate_rule(rule: Rule) -> None:
@@ -651,9 +664,8 @@ def validate_rules(table: Table) -> None:
     if duplicates:
         raise RuleError(f"rules declared twice: {', '.join(duplicates)}; give each rule its own name")
     for rule in table.rules:
-        if rule.kind.stateful:
-            for name in ([rule.column] if rule.column else []) + list(rule.columns or ()):
-                _column(table, rule, name)
+        if rule.stateful:
+            _stateful_columns(table, rule)
         else:
             compile_rule(table, rule)
 
@@ -663,8 +675,8 @@ class RuleSet:
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self.rules: list[Rule] = [r for r in table.rules if not r.kind.stateful]
-        self._stateful: list[Rule] = [r for r in table.rules if r.kind.stateful]
+        self.rules: list[Rule] = [r for r in table.rules if not r.stateful]
+        self._stateful: list[Rule] = [r for r in table.rules if r.stateful]
         self._checks: tuple[tuple[Rule, Check], ...] = tuple((r, compile_rule(table, r)) for r in self.rules)
         read = set()
         for rule in self.rules:
@@ -684,7 +696,8 @@ class RuleSet:
 
     @property
     def stateful(self) -> list[Rule]:
-        """Rules of kinds uniqueness, integrity, timeliness and coverage: evaluated elsewhere."""
+        """Rules of kinds uniqueness, integrity, timeliness and coverage, and consistency against a
+        reference table: evaluated elsewhere."""
         return list(self._stateful)
 
     def evaluate(self, row: dict, today: date) -> list[Violation]:

@@ -44,6 +44,33 @@ def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+DRIFT_ADDED, DRIFT_ABSENT = "schema_drift_added", "schema_drift_absent"
+
+
+def schema_drift(table: Table, row: dict[str, Any]) -> tuple[Violation, ...]:
+    """What a full row image says about the source's columns against the regulation's.
+
+    Debezium's `after` holds every column of the table, null or not, so a column the
+    regulation declares and the image lacks was dropped or renamed at the source, and one it
+    has that the regulation does not declare was added there. Either opens an incident of
+    type `other` (DM385 §49): only an operator can say what a new column is (its action is a
+    privacy decision) or what a vanished one became. docs/schema-evolution.md has the cases.
+    """
+    declared = [c.name for c in table.columns]
+    added = sorted(set(row) - set(declared))
+    absent = [name for name in declared if name not in row]
+    drift = []
+    if added:
+        drift.append(Violation(DRIFT_ADDED, "schema", "other", "flag", tuple(added),
+                               f"the source sends column(s) the regulation does not declare: {', '.join(added)}; "
+                               "they are not loaded until the regulation declares each with its action"))
+    if absent:
+        drift.append(Violation(DRIFT_ABSENT, "schema", "other", "flag", tuple(absent),
+                               f"declared column(s) the source no longer sends: {', '.join(absent)}; "
+                               "dropped or renamed at the source? update the regulation"))
+    return tuple(drift)
+
+
 def _missing(table: Table, row: dict[str, Any]) -> list[str]:
     return [c.name for c in table.columns if not c.nullable and row.get(c.name) is None]
 
@@ -51,8 +78,9 @@ def _missing(table: Table, row: dict[str, Any]) -> list[str]:
 class Router:
     def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec,
                  state: dict[str, MutableMapping] | None = None) -> None:
-        """`state`: the mappings uniqueness and integrity rules keep (`values`, `owners`,
-        `references`, `pending`); Faust tables in the processor. Without it those rules are off."""
+        """`state`: the mappings uniqueness, integrity and consistency-against-a-table rules keep
+        (`values`, `owners`, `references`, `pending`); Faust tables in the processor. Without it
+        those rules are off."""
         self._codec = codec
         self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
         # Quality state must not change with key rotation: it is digested with the oldest key.
@@ -95,7 +123,7 @@ class Router:
         if change is None:
             return None
         return self._route_change(topic, partition, offset, lambda: value, regulation, table,
-                                  self._plan(topic, change.source_ts_ms), change)
+                                  self._plan(topic, change.source_ts_ms), change, check_drift=True)
 
     def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
                   source_ts_ms: int, origin: str, offset: int = 0) -> Output:
@@ -153,10 +181,24 @@ class Router:
         return self._quarantine(origin, 0, offset, None, regulation, table, kind, reason)
 
     def _route_change(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
-                      regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change) -> Output:
+                      regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
+                      check_drift: bool = False) -> Output:
         """From a decoded change on: mandatory columns, depersonalization, Avro. `payload` gives
-        the raw bytes, needed only for a quarantine record's size and digest."""
+        the raw bytes, needed only for a quarantine record's size and digest. `check_drift`:
+        the row is a full image from the source (CDC), so a declared column it lacks was
+        dropped or renamed there."""
         row = change.row
+        drift = schema_drift(table, row) if check_drift and not change.is_delete else ()
+        absent_mandatory = [n for n in (drift[0].columns if drift and drift[0].rule == DRIFT_ABSENT else ())
+                            if not table.column(n).nullable]
+        if absent_mandatory:
+            # Quarantined, not dropped: once the regulation says what the column became,
+            # `qoima quarantine replay` loads these changes.
+            out = self._quarantine(topic, partition, offset, payload(), regulation, table, "schema_drift",
+                                   f"mandatory column(s) not sent by the source: {', '.join(absent_mandatory)}; "
+                                   "dropped or renamed there? update the regulation, then replay the quarantine",
+                                   plan.salvage(row))
+            return replace(out, violations=drift)
         if not change.is_delete:
             missing = _missing(table, row)
             if missing:
@@ -196,6 +238,8 @@ class Router:
         declared = {c.name for c in table.columns}
         notes = [f"{d.column}: {d.problem}" for d in defects]
         notes += [f"{name}: not declared in the regulation, not loaded" for name in sorted(set(row) - declared)]
+        notes += [f"{name}: not sent by the source, loaded empty" for d in drift if d.rule == DRIFT_ABSENT
+                  for name in d.columns]
         notes += [v.problem for v in violations]  # each names its columns and its rule
         held_by = [regulation.incident_key(table, v.rule) for v in RuleSet.holds(violations)]
         now = datetime.now(timezone.utc)
@@ -221,7 +265,7 @@ class Router:
                                     plan.salvage(row))
         return Output(clean_topic, key, encoded, table.name, "held" if held_by else "clean",
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
-                      violations=tuple(violations), provider=regulation.provider)
+                      violations=(*violations, *drift), provider=regulation.provider)
 
     def internal_error(self, topic: str, partition: int, offset: int, value: bytes | None, error: str) -> Output:
         entry = self._tables.get(topic)

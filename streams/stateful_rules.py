@@ -1,4 +1,5 @@
-"""Quality rules that need more than the row: uniqueness, integrity and timeliness.
+"""Quality rules that need more than the row: uniqueness, integrity, consistency against a
+reference table, and timeliness.
 
 The state lives in mappings the caller provides: in the processor they are Faust tables,
 backed by changelog topics, so the state survives restarts and rebalances; in unit tests they
@@ -11,21 +12,30 @@ are dicts. State never holds a clear value: identifier values are stored as keye
 - integrity: a referenced key exists. Rows of the referenced table keep a digest set; a row
   whose reference is missing waits `grace_seconds` for the referenced row to arrive, then its
   rule reports an incident (the row itself is already loaded: integrity never rejects or holds).
+- consistency `against` a reference table: each row of the reference table keeps, under the
+  digest of its `match` values, its key and one digest per `compare` column (`references`), and
+  `owners` maps its key back to that match digest, since a delete's before image holds only the
+  key. A row of the checking table whose reference row is known is judged on arrival, and its
+  rule's action applies to it; one whose reference row is not known yet waits `grace_seconds`
+  in `pending`, then a contradiction is reported as an incident (the row is already loaded) and
+  a still missing reference row is integrity's business, not this rule's. A null on either side
+  of a compared pair is no contradiction: completeness rules report missing values.
 - timeliness: the lag from source commit to processing exceeds `max_lag_seconds`.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, Callable
 
-from connectors.regulation import Regulation, Rule, RuleKind, Table
+from connectors.regulation import IdentifierKind, Regulation, Rule, RuleAction, RuleKind, Table
 from streams import normalize
 from streams.envelope import Change
 from streams.keys import pseudonym
 from streams.pg_types import parse_pg_type
-from streams.quality import Violation, _violation
+from streams.quality import Violation, _category, _violation
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,11 @@ class _Column:
     canonical: Callable[[Any], str]
 
 
-def _column(table: Table, name: str) -> _Column:
+def _column(table: Table, name: str, kind: IdentifierKind | None = None) -> _Column:
     column = table.column(name)
     decode = parse_pg_type(column.type).decode
-    normalizer = normalize.BY_KIND.get(column.kind.value) if column.kind else None
+    kind = kind or column.kind
+    normalizer = normalize.BY_KIND.get(kind.value) if kind else None
 
     def canonical(value: Any) -> str:
         text = str(value).strip()
@@ -60,6 +71,58 @@ class _Reference:
     target: str            # "schema.table.column" of the referenced key
 
 
+@dataclass(frozen=True)
+class _Against:
+    rule: Rule
+    scope: str                          # "<table>|<rule>": the prefix of its state keys
+    salt: str                           # its pairs, in every digest: state written under other pairs never matches
+    reference: str                      # the reference table
+    match: tuple[_Column, ...]          # this table's columns, then the reference table's, pair by pair
+    reference_match: tuple[_Column, ...]
+    compare: tuple[_Column, ...]
+    reference_compare: tuple[_Column, ...]
+
+
+def _pair_error(rule: Rule, table: Table, message: str) -> ValueError:
+    return ValueError(f"rule {rule.name} of {table.name}: {message}")
+
+
+def _comparable(rule: Rule, table: Table, name: str, reference: Table, their_name: str,
+                field: str) -> tuple[_Column, _Column]:
+    """One pair of `match` or `compare`, canonicalized alike on both sides."""
+    if their_name not in {c.name for c in reference.columns}:
+        raise _pair_error(rule, table, f"'{field}' names column {their_name!r}, which {reference.name} does not "
+                                       f"declare ({', '.join(c.name for c in reference.columns)}); fix the name")
+    ours, theirs = table.column(name), reference.column(their_name)
+    if ours.kind and theirs.kind and ours.kind is not theirs.kind:
+        raise _pair_error(rule, table, f"{name} holds {ours.kind.value} but {reference.name}.{their_name} holds "
+                                       f"{theirs.kind.value}; pair columns of the same kind in '{field}'")
+    category = _category(ours)
+    if category != _category(theirs):
+        raise _pair_error(rule, table, f"{name} is {ours.type} but {reference.name}.{their_name} is {theirs.type}; "
+                                       f"pair columns of the same type in '{field}'")
+    # One normalizer for both sides, so that every spelling of one identifier matches.
+    kind = ours.kind or theirs.kind
+    pair = (_column(table, name, kind), _column(reference, their_name, kind))
+    if category == "number":
+        # numeric(14,2) decodes 100 as Decimal('100.00'), an integer column as 100: the same number.
+        pair = tuple(replace(c, canonical=lambda value: format(Decimal(str(value)).normalize(), "f")) for c in pair)
+    return pair
+
+
+def _against(rule: Rule, table: Table, by_name: dict[str, tuple[Regulation, Table]]) -> _Against:
+    if rule.against not in by_name:
+        raise _pair_error(rule, table, f"reference table {rule.against} is not regulated; declare it in a "
+                                       "regulation or fix 'against'")
+    reference = by_name[rule.against][1]
+    match = [_comparable(rule, table, ours, reference, theirs, "match") for ours, theirs in rule.match.items()]
+    compare = [_comparable(rule, table, ours, reference, theirs, "compare") for ours, theirs in rule.compare.items()]
+    salt = json.dumps([rule.against, list(rule.match.items()), list(rule.compare.items())])
+    return _Against(rule, f"{table.name}|{rule.name}", salt, rule.against,
+                    tuple(p[0] for p in match), tuple(p[1] for p in match),
+                    tuple(p[0] for p in compare), tuple(p[1] for p in compare))
+
+
 class StatefulRules:
     def __init__(self, regulations: list[Regulation], digest_key: bytes, values: MutableMapping,
                  owners: MutableMapping, references: MutableMapping, pending: MutableMapping) -> None:
@@ -69,6 +132,9 @@ class StatefulRules:
         self._integrity: dict[str, list[_Reference]] = {}
         self._timely: dict[str, list[Rule]] = {}
         self._referenced: dict[str, list[tuple[str, _Column]]] = {}   # table -> (target, column)
+        self._against: dict[str, list[_Against]] = {}     # checking table -> its rules against another
+        self._reference_of: dict[str, list[_Against]] = {}  # reference table -> the rules it is the reference of
+        self._by_scope: dict[str, _Against] = {}
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         by_name = {t.name: (r, t) for r in regulations for t in r.tables}
         for regulation in regulations:
@@ -88,6 +154,10 @@ class StatefulRules:
                         entry = (rule.references, _column(referenced, target_column))
                         if entry not in self._referenced.setdefault(target_table, []):
                             self._referenced[target_table].append(entry)
+                    elif rule.kind is RuleKind.consistency and rule.against is not None:
+                        against = self._by_scope[f"{table.name}|{rule.name}"] = _against(rule, table, by_name)
+                        self._against.setdefault(table.name, []).append(against)
+                        self._reference_of.setdefault(rule.against, []).append(against)
                     elif rule.kind is RuleKind.timeliness:
                         self._timely.setdefault(table.name, []).append(rule)
 
@@ -112,19 +182,28 @@ class StatefulRules:
         if not change.is_delete:
             for reference in self._integrity.get(name, []):
                 self._observe_reference(name, reference, row, pk, now_ms)
+        for against in self._reference_of.get(name, []):
+            self._observe_reference_row(against, row, pk, change.is_delete)
+        for against in self._against.get(name, []):
+            violation = self._observe_against(against, row, pk, change.is_delete, now_ms)
+            if violation:
+                violations.append(violation)
         return violations
 
+    @staticmethod
+    def _canonical(column: _Column, row: dict) -> str | None:
+        raw = row.get(column.name)
+        if raw is None:
+            return None
+        try:
+            return column.canonical(column.decode(raw))
+        except (ValueError, TypeError, ArithmeticError):
+            return None  # an undecodable value is reported by the row's own checks
+
     def _values_of(self, columns: tuple[_Column, ...], row: dict) -> tuple[str, ...] | None:
-        values = []
-        for column in columns:
-            raw = row.get(column.name)
-            if raw is None:
-                return None  # an empty identifier is completeness's business, not uniqueness's
-            try:
-                values.append(column.canonical(column.decode(raw)))
-            except (ValueError, TypeError, ArithmeticError):
-                return None  # an undecodable value is reported by the row's own checks
-        return tuple(values)
+        values = tuple(self._canonical(column, row) for column in columns)
+        # An empty identifier is completeness's business, not uniqueness's.
+        return None if None in values else values
 
     def _observe_unique(self, table: str, unique: _Unique, row: dict, pk: str, deleted: bool) -> Violation | None:
         owner_key = f"{table}|{unique.rule.name}|{pk}"
@@ -176,18 +255,91 @@ class StatefulRules:
         else:
             self._pending[pending_key] = [now_ms + reference.rule.grace_seconds * 1000, digest, reference.target]
 
+    def _compared(self, against: _Against, columns: tuple[_Column, ...], row: dict) -> list[str | None]:
+        """One digest per compare pair (None for a null), labelled by this table's column so that
+        both sides of a pair digest alike."""
+        values = [self._canonical(column, row) for column in columns]
+        return [None if value is None else self._digest(against.salt, ours.name, value)
+                for value, ours in zip(values, against.compare)]
+
+    def _observe_reference_row(self, against: _Against, row: dict, pk: str, deleted: bool) -> None:
+        row_key = f"{against.scope}|{pk}"
+        previous = self._owners.get(row_key)
+        values = None if deleted else self._values_of(against.reference_match, row)
+        digest = None if values is None else self._digest(against.salt, *values)
+        if previous and previous != digest:
+            old_key = f"{against.scope}|{previous}"
+            if (self._refs.get(old_key) or [None])[0] == pk:  # not if a duplicate has taken it over since
+                del self._refs[old_key]
+            del self._owners[row_key]
+        if digest is None:
+            return
+        entry = [pk, self._compared(against, against.reference_compare, row)]
+        # Assigned only on change: a Faust table sends a changelog message on every assignment.
+        if self._refs.get(f"{against.scope}|{digest}") != entry:
+            self._refs[f"{against.scope}|{digest}"] = entry
+        if previous != digest:
+            self._owners[row_key] = digest
+
+    def _observe_against(self, against: _Against, row: dict, pk: str, deleted: bool, now_ms: int) -> Violation | None:
+        pending_key = f"{against.scope}|{pk}"
+        values = None if deleted else self._values_of(against.match, row)
+        compared = [] if values is None else self._compared(against, against.compare, row)
+        if not any(compared):  # no reference to look for, or nothing that could contradict it
+            self._pending.pop(pending_key, None)
+            return None
+        digest = self._digest(against.salt, *values)
+        reference = self._refs.get(f"{against.scope}|{digest}")
+        if reference is None:
+            self._pending[pending_key] = [now_ms + against.rule.grace_seconds * 1000, digest, compared]
+            return None
+        self._pending.pop(pending_key, None)
+        return self._contradiction(against, compared, reference[1])
+
+    @staticmethod
+    def _contradiction(against: _Against, ours: list, theirs: list, late: bool = False) -> Violation | None:
+        pairs = [(mine, other) for mine, other, a, b in zip(against.compare, against.reference_compare, ours, theirs)
+                 if a is not None and b is not None and a != b]
+        if not pairs:
+            return None
+        names = ", ".join(mine.name for mine, _ in pairs)
+        problem = (f"{names}: not as in {against.reference} "
+                   f"({', '.join(f'{against.reference}.{other.name}' for _, other in pairs)})")
+        if late:
+            problem += ", whose row arrived after this one"
+        return _violation(against.rule, tuple(mine.name for mine, _ in pairs), problem)
+
     def expire(self, now_ms: int) -> list[tuple[Regulation, Table, Violation]]:
-        """References still missing after their grace period: one violation each, then forgotten."""
+        """Rows whose grace period is over: a reference still missing (integrity) or arrived and
+        contradicting (consistency) is one violation each; either way the row is forgotten."""
         expired = []
-        for pending_key, (deadline, digest, target) in list(self._pending.items()):
-            if deadline > now_ms:
+        for pending_key, entry in list(self._pending.items()):
+            if entry[0] > now_ms:
                 continue
             del self._pending[pending_key]
-            if f"{target}|{digest}" in self._refs:
-                continue
             table_name, rule_name, _ = pending_key.split("|", 2)
+            if table_name not in self._tables:
+                continue  # no longer regulated
             regulation, table = self._tables[table_name]
-            rule = next(r for r in table.rules if r.name == rule_name)
-            expired.append((regulation, table, _violation(
-                rule, (rule.column,), f"{rule.column}: no {target} row after {rule.grace_seconds} s")))
+            violation = self._expired(table, rule_name, entry)
+            if violation is not None:
+                expired.append((regulation, table, violation))
         return expired
+
+    def _expired(self, table: Table, rule_name: str, entry: list) -> Violation | None:
+        against = self._by_scope.get(f"{table.name}|{rule_name}")
+        if against is not None:
+            _, digest, compared = entry
+            reference = self._refs.get(f"{against.scope}|{digest}")
+            if reference is None:
+                return None  # still missing: an integrity rule's business
+            violation = self._contradiction(against, compared, reference[1], late=True)
+            # The row is loaded already: what is left is the incident.
+            return violation and replace(violation, action=RuleAction.flag.value)
+        rule = next((r for r in table.rules if r.name == rule_name and r.kind is RuleKind.integrity), None)
+        if rule is None:
+            return None  # the rule was removed or changed since
+        _, digest, target = entry
+        if f"{target}|{digest}" in self._refs:
+            return None
+        return _violation(rule, (rule.column,), f"{rule.column}: no {target} row after {rule.grace_seconds} s")

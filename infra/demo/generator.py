@@ -308,13 +308,16 @@ def make_payment(
     person_iin: str,
     org_bin: str,
     *,
+    kato_code: str | None = None,
     defect_rate: float = 0.02,
     today: date | None = None,
 ) -> Row:
     """A social.payments row (without payment_id and updated_at) plus `_defect`.
 
-    The `orphan_person_iin` defect replaces `person_iin` with a valid IIN nobody was
-    generated with; a clash with a registered one is astronomically unlikely.
+    `kato_code` is the recipient's region as the register holds it (the demo rule
+    region_agrees_with_register compares the two). The `orphan_person_iin` defect replaces
+    `person_iin` with a valid IIN nobody was generated with; a clash with a registered one is
+    astronomically unlikely.
     """
     today = today or date.today()
     defect = _pick_defect(rng, defect_rate, PAYMENT_DEFECTS)
@@ -346,6 +349,7 @@ def make_payment(
         "period": period,
         "status": status,
         "paid_at": paid_at,
+        "kato_code": kato_code,
         "_defect": defect,
     }
 

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,16 @@ PERSON_COLUMNS = (
     "kato_code", "status",
 )
 ORGANIZATION_COLUMNS = ("bin", "name", "kato_code")
-PAYMENT_COLUMNS = ("person_iin", "org_bin", "payment_type", "amount", "period", "status", "paid_at")
+LICENSE_COLUMNS = ("holder_iin", "license_type", "issued_on", "revoked")
+PAYMENT_COLUMNS = (
+    "person_iin", "org_bin", "payment_type", "amount", "period", "status", "paid_at", "kato_code",
+)
+# The payment system re-reads the recipient's region from the register whenever it changes a
+# payment, so that a payment written before its recipient moved does not contradict the register.
+_REGION_FROM_REGISTER = (
+    "kato_code = coalesce((SELECT p.kato_code FROM population.persons p"
+    " WHERE p.iin = payments.person_iin ORDER BY p.updated_at DESC LIMIT 1), kato_code)"
+)
 
 # Serialises concurrent apply_schema/seed calls: CREATE ... IF NOT EXISTS races otherwise,
 # and two seeds must not both see empty tables.
@@ -67,15 +77,44 @@ def seed(
         org_rows = [generator.make_organization(rng, defect_rate=defect_rate) for _ in range(organizations)]
         payment_rows = [
             generator.make_payment(
-                rng, rng.choice(person_rows)["iin"], rng.choice(org_rows)["bin"], defect_rate=defect_rate
+                rng, person["iin"], rng.choice(org_rows)["bin"],
+                kato_code=person["kato_code"], defect_rate=defect_rate,
             )
-            for _ in range(payments)
+            for person in (rng.choice(person_rows) for _ in range(payments))
         ]
         with conn.cursor() as cur:
             _copy(cur, ("population", "persons"), PERSON_COLUMNS, person_rows)
             _copy(cur, ("social", "organizations"), ORGANIZATION_COLUMNS, org_rows)
             _copy(cur, ("social", "payments"), PAYMENT_COLUMNS, payment_rows)
     return {"persons": persons, "organizations": organizations, "payments": payments}
+
+
+LICENSE_TYPES = ("medical", "pharmacy", "education", "construction", "transport")
+
+
+def seed_licenses(conninfo: str, licenses: int = 300, seed: int | None = None) -> int:
+    """Fill an empty registry.licenses (the marker-mode demo table); return its row count.
+
+    Holders are persons of the register, so their pseudonyms join; one licence in twenty is
+    revoked already (a soft delete the poller turns into a delete). `updated_at` is left to its
+    default: the table has no trigger, the application sets it, as marker mode expects.
+    """
+    rng = random.Random(seed)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        existing = conn.execute("SELECT count(*) FROM registry.licenses").fetchone()[0]
+        if existing:
+            return existing
+        holders = [iin for (iin,) in conn.execute(
+            "SELECT iin FROM population.persons ORDER BY person_id LIMIT %s", (licenses,))]
+        rows = [{"holder_iin": holders[i] if i < len(holders) else generator.make_person(rng)["iin"],
+                 "license_type": rng.choice(LICENSE_TYPES),
+                 "issued_on": date.today() - timedelta(days=rng.randrange(5 * 365)),
+                 "revoked": rng.random() < 0.05}
+                for i in range(licenses)]
+        with conn.cursor() as cur:
+            _copy(cur, ("registry", "licenses"), LICENSE_COLUMNS, rows)
+    return licenses
 
 
 def _count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -109,9 +148,9 @@ _INSERT_ORGANIZATION = _insert_sql("social.organizations", ORGANIZATION_COLUMNS,
 _INSERT_PAYMENT = _insert_sql("social.payments", PAYMENT_COLUMNS, "payment_id")
 
 _LOAD_IDS = """
-SELECT 'person', person_id, iin::text FROM population.persons
-UNION ALL SELECT 'organization', org_id, bin::text FROM social.organizations
-UNION ALL SELECT 'payment', payment_id, status FROM social.payments
+SELECT 'person', person_id, iin::text, kato_code FROM population.persons
+UNION ALL SELECT 'organization', org_id, bin::text, NULL FROM social.organizations
+UNION ALL SELECT 'payment', payment_id, status, NULL FROM social.payments
 ORDER BY 1, 2
 """
 
@@ -203,7 +242,7 @@ class LoadDriver:
         self._defect_rate = defect_rate
         # About a hundred transactions a second at most, so low rates still trickle evenly.
         self._max_batch = max(1, min(_MAX_STATEMENTS_PER_TRANSACTION, round(rate / 100)))
-        self._persons = _Pool()  # value: IIN
+        self._persons = _Pool()  # value: [IIN, KATO code], the code kept current as persons move
         self._organizations = _Pool()  # value: BIN
         self._payments = {status: _Pool() for status in generator.PAYMENT_STATUSES}
         self._counts = {"inserts": 0, "updates": 0, "deletes": 0}
@@ -253,9 +292,9 @@ class LoadDriver:
         return LoadSummary(elapsed=elapsed, **self._counts)
 
     def _load_pools(self, conn: psycopg.Connection[Any]) -> None:
-        for table, key, value in conn.execute(_LOAD_IDS):
+        for table, key, value, kato in conn.execute(_LOAD_IDS):
             if table == "person":
-                self._persons.add(key, value)
+                self._persons.add(key, [value, kato])
             elif table == "organization":
                 self._organizations.add(key, value)
             else:
@@ -293,7 +332,8 @@ class LoadDriver:
     def _insert_person(self) -> _Op:
         row = generator.make_person(self._rng, defect_rate=self._defect_rate)
         params = tuple(row[c] for c in PERSON_COLUMNS)
-        return _Op("inserts", _INSERT_PERSON, params, partial(self._persons.add, value=row["iin"]))
+        on_inserted = partial(self._persons.add, value=[row["iin"], row["kato_code"]])
+        return _Op("inserts", _INSERT_PERSON, params, on_inserted)
 
     def _insert_organization(self) -> _Op:
         row = generator.make_organization(self._rng, defect_rate=self._defect_rate)
@@ -304,9 +344,9 @@ class LoadDriver:
     def _insert_payment(self) -> _Op | None:
         if not (self._persons and self._organizations):
             return None
-        _, iin = self._persons.choice(self._rng)
+        _, (iin, kato) = self._persons.choice(self._rng)
         _, bin_ = self._organizations.choice(self._rng)
-        row = generator.make_payment(self._rng, iin, bin_, defect_rate=self._defect_rate)
+        row = generator.make_payment(self._rng, iin, bin_, kato_code=kato, defect_rate=self._defect_rate)
         # New payments enter the system unpaid; this also keeps the pending pool, which
         # payouts and cancellations drain, from running dry.
         row.update(status="pending", paid_at=None)
@@ -323,20 +363,22 @@ class LoadDriver:
     def _pay(self) -> _Op | None:
         return self._move_payment(
             "pending", "paid",
-            "UPDATE social.payments SET status = 'paid', paid_at = now(), updated_at = now()"
-            " WHERE payment_id = %s",
+            "UPDATE social.payments SET status = 'paid', paid_at = now(), updated_at = now(),"
+            f" {_REGION_FROM_REGISTER} WHERE payment_id = %s",
         )
 
     def _cancel(self) -> _Op | None:
         return self._move_payment(
             "pending", "cancelled",
-            "UPDATE social.payments SET status = 'cancelled', updated_at = now() WHERE payment_id = %s",
+            f"UPDATE social.payments SET status = 'cancelled', updated_at = now(), {_REGION_FROM_REGISTER}"
+            " WHERE payment_id = %s",
         )
 
     def _return_payment(self) -> _Op | None:
         return self._move_payment(
             "paid", "returned",
-            "UPDATE social.payments SET status = 'returned', updated_at = now() WHERE payment_id = %s",
+            f"UPDATE social.payments SET status = 'returned', updated_at = now(), {_REGION_FROM_REGISTER}"
+            " WHERE payment_id = %s",
         )
 
     def _correct_amount(self) -> _Op | None:
@@ -347,8 +389,8 @@ class LoadDriver:
         factor = Decimal(self._rng.randint(8500, 11500)).scaleb(-4)
         return _Op(
             "updates",
-            "UPDATE social.payments SET amount = round(amount * %s, 2), updated_at = now()"
-            " WHERE payment_id = %s",
+            "UPDATE social.payments SET amount = round(amount * %s, 2), updated_at = now(),"
+            f" {_REGION_FROM_REGISTER} WHERE payment_id = %s",
             (factor, key),
         )
 
@@ -366,8 +408,8 @@ class LoadDriver:
     def _move_person(self) -> _Op | None:
         if not self._persons:
             return None
-        key, _ = self._persons.choice(self._rng)
-        kato = generator.make_kato(self._rng)
+        key, person = self._persons.choice(self._rng)
+        kato = person[1] = generator.make_kato(self._rng)
         return _Op(
             "updates",
             "UPDATE population.persons SET address = %s, kato_code = %s, updated_at = now()"

@@ -1,15 +1,21 @@
-"""Uniqueness and integrity rules keep state in Faust tables: a duplicate is caught across a
-processor restart, and a payment whose person never arrives opens an incident after the
-grace period."""
+"""Uniqueness, integrity and consistency rules keep state in Faust tables: a duplicate is
+caught across a processor restart, a payment whose person never arrives opens an incident
+after the grace period, and a payment whose region contradicts the register is flagged."""
 from __future__ import annotations
 
+import random
 import time
+from datetime import date
 
+from infra.demo import generator
 from sinks.clickhouse_users import writer_client
-from tests.e2e.warehouse import incident_events, wait_converged
+from tests.e2e.warehouse import incident_events, poll_until, wait_converged
 
 PERSONS = "udw.demo__population__persons"
+PAYMENTS = "udw.demo__social__payments"
 NOTE = "iin: the same value as another row (rule iin_unique)"
+REGION_RULE = "region_agrees_with_register"
+REGION_NOTE = f"kato_code: not as in population.persons (population.persons.kato_code) (rule {REGION_RULE})"
 
 
 def _copy_person(pg, source_id: int) -> int:
@@ -57,3 +63,48 @@ def test_a_payment_without_its_person_opens_an_integrity_incident(stack, pg, ch)
     assert "person_iin: no population.persons.iin row after 10 s" in rows[-1][1]
     assert orphan not in rows[-1][1]
     assert time.time() - started >= 10, "reported only after the grace period"
+
+
+def _unused_iin(pg) -> str:
+    rng = random.Random()
+    while True:
+        iin = generator.make_iin(rng, date(1977, 7, 7), rng.choice("MF"))
+        if not pg.execute("SELECT 1 FROM population.persons WHERE iin = %s", (iin,)).fetchone():
+            return iin
+
+
+def _payment(pg, iin: str, org_bin: str, kato: str) -> int:
+    return pg.execute(
+        "INSERT INTO social.payments (person_iin, org_bin, payment_type, amount, period, status, kato_code) "
+        "VALUES (%s, %s, 'pension', 100.00, '2026-10-01', 'pending', %s) RETURNING payment_id",
+        (iin, org_bin, kato)).fetchone()[0]
+
+
+def _payment_defects(ch, payment_id: int) -> list[str]:
+    return poll_until(lambda: ch.query(f"SELECT _defects FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
+                                       parameters={"id": payment_id}).result_rows,
+                      30, f"payment {payment_id} in the warehouse")[0][0]
+
+
+def test_a_payment_contradicting_the_register_is_flagged_with_an_incident(stack, pg, ch):
+    org_bin = pg.execute("SELECT bin FROM social.organizations LIMIT 1").fetchone()[0]
+    iin = _unused_iin(pg)
+    person_id = pg.execute(
+        "INSERT INTO population.persons (iin, last_name, first_name, birth_date, sex, status, kato_code) "
+        "VALUES (%s, 'Тестов', 'Тест', '1977-07-07', 'M', 'active', '751110000') RETURNING person_id",
+        (iin,)).fetchone()[0]
+    # Once the person is in the warehouse the processor has seen it: the payments are judged on arrival.
+    poll_until(lambda: ch.query(f"SELECT 1 FROM {PERSONS} WHERE person_id = {{id:Int64}}",
+                                parameters={"id": person_id}).result_rows, 30, "the person in the warehouse")
+    started = time.time()
+    contradicting = _payment(pg, iin, org_bin, "711110000")   # Astana, while the register says Almaty
+    agreeing = _payment(pg, iin, org_bin, "751110000")
+
+    assert REGION_NOTE in _payment_defects(ch, contradicting)   # action flag: loaded, marked
+    assert not any(REGION_RULE in note for note in _payment_defects(ch, agreeing))
+    rows = incident_events(writer_client(stack.s),
+                           f"incident_key = 'demo/social.payments/{REGION_RULE}' AND origin = 'processor' "
+                           f"AND detected_ts > toDateTime64({started}, 3)", 30, "the contradicting payment")
+    assert "kato_code: not as in population.persons" in rows[-1][1]
+    for clear in (iin, "711110000", "751110000"):
+        assert clear not in rows[-1][1]

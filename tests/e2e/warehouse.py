@@ -21,8 +21,9 @@ COMPARED = {
         "SELECT org_id, name, kato_code, updated_at FROM udw.demo__social__organizations FINAL",
     ),
     "social.payments": (
-        "SELECT payment_id, payment_type, amount, period, status, paid_at, updated_at FROM social.payments",
-        "SELECT payment_id, payment_type, amount, period, status, paid_at, updated_at "
+        "SELECT payment_id, payment_type, amount, period, status, paid_at, "
+        "CASE WHEN kato_code ~ '^[0-9]{9}$' THEN left(kato_code, 2) END, updated_at FROM social.payments",
+        "SELECT payment_id, payment_type, amount, period, status, paid_at, kato_code_region, updated_at "
         "FROM udw.demo__social__payments FINAL",
     ),
 }

@@ -53,8 +53,8 @@ def payment_record(**overrides) -> dict:
     record = {
         "payment_id": 9001, "person_iin_hash": "a" * 52, "org_bin_hash": "b" * 52,
         "payment_type": "pension", "amount": Decimal("48500.50"), "period": date(2024, 1, 1),
-        "status": "paid", "paid_at": None, "updated_at": datetime(2024, 1, 20, 4, 0, 0, 123456, tzinfo=UTC),
-        "_op": "c", "_version": 24_023_128, "_is_deleted": 0,
+        "status": "paid", "paid_at": None, "kato_code_region": "75",
+        "updated_at": datetime(2024, 1, 20, 4, 0, 0, 123456, tzinfo=UTC), "_op": "c", "_version": 24_023_128, "_is_deleted": 0,
         "_source_ts_ms": datetime(2024, 1, 20, 4, 0, 0, 123000, tzinfo=UTC),
         "_processed_ts_ms": datetime(2024, 1, 20, 4, 0, 1, 456000, tzinfo=UTC),
         "_key_id": "k1", "_defects": ["kato_code: not a 9-digit KATO code"], "_held_by": [],
@@ -91,7 +91,7 @@ def test_quarantine_schema_parses() -> None:
     fastavro.parse_schema(schema)
     kinds = next(f for f in schema["fields"] if f["name"] == "error_kind")["type"]["symbols"]
     assert set(kinds) == {"undecodable", "unknown_table", "bad_value", "missing_value", "unexpected_op", "rule_violation",
-                          "internal_error"}
+                          "internal_error", "schema_drift"}
 
 
 def spec_header(schema: dict) -> bytes:
@@ -112,7 +112,7 @@ def test_codec_knows_every_topic_with_distinct_fingerprints(demo, codec) -> None
         assert len(header) == 10 and header[:2] == b"\xc3\x01"
         assert header[2:] == spec_header(schema)[2:]
         fingerprints.add(header[2:])
-    assert len(fingerprints) == 4
+    assert len(fingerprints) == 5
 
 
 def test_crc64_avro_reference_implementation() -> None:

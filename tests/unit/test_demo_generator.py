@@ -150,6 +150,14 @@ def test_defect_rate_is_roughly_respected(make) -> None:
     assert not any(row["_defect"] for row in make(2000, defect_rate=0.0))
 
 
+def test_a_payment_carries_its_recipients_region() -> None:
+    rng = random.Random(3)
+    rows = [generator.make_payment(rng, PERSON_IIN, ORG_BIN, kato_code="751110000", defect_rate=0.5, today=TODAY)
+            for _ in range(200)]
+    assert {row["kato_code"] for row in rows} == {"751110000"}
+    assert {row["kato_code"] for row in payments(10)} == {None}  # no region given, none made up
+
+
 def test_payments_are_consistent() -> None:
     for row in payments(3000, defect_rate=0.0):
         assert row["payment_type"] in generator.PAYMENT_TYPES

@@ -362,7 +362,7 @@ def test_route_row_gives_the_record_route_gives(router, codec, demo, ring, form:
 def test_route_row_payments_numeric_date_and_timestamps(router, codec, demo) -> None:
     table = demo.table("social.payments")
     base = {"payment_id": 9001, "person_iin": IIN, "org_bin": "071240500401", "payment_type": "pension",
-            "status": "paid"}
+            "status": "paid", "kato_code": "751110000"}
     text = {**base, "payment_id": "9001", "amount": "48500,5", "period": "01.01.2024",
             "paid_at": "2024-01-20 09:00:00+05", "updated_at": "2024-01-20T04:00:00Z"}
     typed = {**base, "amount": Decimal("48500.50"), "period": date(2024, 1, 1),

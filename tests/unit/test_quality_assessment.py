@@ -113,7 +113,7 @@ def test_the_sink_creates_each_history_right_after_its_table(regulation) -> None
     from sinks.clickhouse_sink import ClickHouseSink
 
     sink = object.__new__(ClickHouseSink)
-    sink.regulations, sink.client = [regulation], FakeClient()
+    sink.regulations, sink.client = [regulation], FakeClient([("system.columns", [])])  # no table yet
     sink.ensure_tables()
     commands = sink.client.commands
     for table in regulation.tables:

@@ -57,7 +57,8 @@ def error_of(tmp_path: Path, document, environ: dict[str, str] | None = None) ->
 
 def test_demo_regulation_loads(demo, unit_settings) -> None:
     assert demo.provider == "demo"
-    assert [t.name for t in demo.tables] == ["population.persons", "social.organizations", "social.payments"]
+    assert [t.name for t in demo.tables] == ["population.persons", "social.organizations", "social.payments",
+                                                  "catalog.type_samples"]
     # Interpolated from the local stack's settings.
     assert demo.source.host == unit_settings.host
     assert demo.source.port == unit_settings.ports.postgres
@@ -330,11 +331,12 @@ def test_password_value_inline_is_refused(tmp_path) -> None:
     assert "source.password" in message
 
 
-def test_marker_capture_refused(tmp_path) -> None:
+def test_marker_capture_needs_a_marker_column(tmp_path) -> None:
+    # Marker mode itself is tested in test_marker_poller.py.
     document = doc()
     document["source"]["capture"] = "marker"
     message = error_of(tmp_path, document)
-    assert "source" in message and "not implemented" in message
+    assert "population.persons" in message and "needs 'marker: <column>'" in message
 
 
 def test_invalid_yaml(tmp_path) -> None:
@@ -390,3 +392,52 @@ def test_load_all_distinct_providers(tmp_path) -> None:
 def test_load_all_empty_directory(tmp_path) -> None:
     with pytest.raises(RegulationError, match="no regulation files"):
         load_all(tmp_path, {})
+
+
+# --- consistency against a reference table --------------------------------------------------
+
+AGAINST = {"name": "r", "kind": "consistency", "against": "population.register",
+           "match": {"iin": "iin"}, "compare": {"birth_date": "birth_date"}}
+
+
+def with_rule(rule: dict) -> dict:
+    document = doc()
+    document["tables"][0]["rules"] = [rule]
+    return document
+
+
+def test_consistency_against_a_reference_table_loads(tmp_path) -> None:
+    rule = load_regulation(write(tmp_path, with_rule(AGAINST)), {}).tables[0].rules[0]
+    assert (rule.against, rule.match, rule.compare) == ("population.register", {"iin": "iin"},
+                                                        {"birth_date": "birth_date"})
+    assert rule.grace_seconds == 300 and rule.stateful and not rule.kind.stateful
+    expression = {"name": "r", "kind": "consistency", "expression": "birth_date <= today"}
+    rule = load_regulation(write(tmp_path, with_rule(expression)), {}).tables[0].rules[0]
+    assert not rule.stateful and rule.grace_seconds is None
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ({**AGAINST, "expression": "birth_date <= today"},
+     ["rule r", "takes either 'expression'", "or 'against', 'match' and 'compare'", "not both"]),
+    ({k: v for k, v in AGAINST.items() if k != "compare"},
+     ["rule r", "kind 'consistency' against a reference table needs 'compare: {<column>: <reference column>"]),
+    ({k: v for k, v in AGAINST.items() if k != "against"}, ["rule r", "needs 'against: schema.table'"]),
+    ({"name": "r", "kind": "consistency"},
+     ["rule r", "needs 'expression'", "or 'against', 'match' and 'compare' to agree with a reference table"]),
+    ({**AGAINST, "against": "register"}, ["rule r", "'against' is schema.table, e.g. population.persons"]),
+    ({**AGAINST, "against": "population.persons"}, ["rule r", "'against' names this table"]),
+    ({**AGAINST, "match": {"iin_code": "iin"}}, ["rule r", "column 'iin_code' is not among the table's columns"]),
+    ({**AGAINST, "compare": {"birth": "birth_date"}}, ["rule r", "column 'birth' is not among the table's columns"]),
+    ({**AGAINST, "references": "population.register.iin"},
+     ["rule r", "'references' does not apply", "takes 'against', 'match', 'compare', 'grace_seconds'"]),
+    ({"name": "r", "kind": "consistency", "expression": "birth_date <= today", "grace_seconds": 5},
+     ["rule r", "'grace_seconds' does not apply to kind 'consistency'"]),
+    ({**AGAINST, "match": {}}, ["rules[r].match", "at least 1"]),
+    ({**AGAINST, "match": ["iin"]}, ["rules[r].match", "dictionary"]),
+    ({**AGAINST, "grace_seconds": -1}, ["rules[r].grace_seconds", "greater than or equal to 0"]),
+])
+def test_consistency_against_mistakes_are_named(tmp_path, rule, expected) -> None:
+    message = error_of(tmp_path, with_rule(rule))
+    assert "tables[population.persons]" in message
+    for part in expected:
+        assert part in message, (part, message)

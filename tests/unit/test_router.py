@@ -272,11 +272,39 @@ def test_missing_mandatory_column(router, check, ring) -> None:
     assert "last_name" not in salvaged and "address" not in salvaged
 
 
-def test_missing_mandatory_column_absent_from_row(router, check) -> None:
+def test_mandatory_column_absent_from_row_is_schema_drift(router, check) -> None:
+    # Debezium's row image holds every column: one missing was dropped or renamed at the source.
     row = person_row()
     del row["status"]
-    record = quarantined(router.route(PERSONS_RAW, 0, 11, envelope("u", row)), check, "missing_value")
-    assert "status" in record["reason"]
+    out = router.route(PERSONS_RAW, 0, 11, envelope("u", row))
+    record = quarantined(out, check, "schema_drift")
+    assert "status" in record["reason"] and "replay" in record["reason"]
+    assert [(v.rule, v.incident_type, v.columns) for v in out.violations] == [
+        ("schema_drift_absent", "other", ("status",))]
+
+
+def test_nullable_column_absent_from_row_loads_empty_with_an_incident(router, codec) -> None:
+    row = person_row()
+    del row["phone"]
+    out = router.route(PERSONS_RAW, 0, 13, envelope("u", row))
+    assert out.outcome == "clean"
+    _, record = codec.decode(out.value)
+    assert record["phone_hash"] is None
+    assert "phone: not sent by the source, loaded empty" in record["_defects"]
+    assert [(v.rule, v.columns) for v in out.violations] == [("schema_drift_absent", ("phone",))]
+
+
+def test_column_added_at_the_source_is_reported_as_drift(router, codec) -> None:
+    out = router.route(PERSONS_RAW, 0, 14, envelope("u", person_row(passport_no="N1234567")))
+    assert out.outcome == "clean"
+    assert [(v.rule, v.incident_type, v.columns) for v in out.violations] == [
+        ("schema_drift_added", "other", ("passport_no",))]
+    assert "N1234567" not in out.violations[0].problem
+
+
+def test_delete_images_are_not_judged_for_drift(router) -> None:
+    out = router.route(PERSONS_RAW, 0, 15, envelope("d", None, before={"person_id": 7}))
+    assert out.outcome == "clean" and out.violations == ()
 
 
 def test_wrong_typed_value(router, check) -> None:

@@ -10,7 +10,8 @@ from qoima.settings import REPO_ROOT, Ports, Settings, SettingsError
 DEFAULT_PORTS = {
     "postgres": 55432, "kafka": 59092, "kafka_controller": 59093, "connect": 58083,
     "clickhouse_http": 58123, "clickhouse_tcp": 59000, "prometheus": 59090,
-    "processor_metrics": 59101, "sink_metrics": 59102, "demo_metrics": 59103, "assessor_metrics": 59104, "demo_webhook": 59999,
+    "processor_metrics": 59101, "sink_metrics": 59102, "demo_metrics": 59103, "assessor_metrics": 59104, "poller_metrics": 59105,
+    "demo_webhook": 59999,
 }
 
 

@@ -1,14 +1,20 @@
-"""Uniqueness, integrity and timeliness rules over a stream, with dicts as their state."""
+"""Uniqueness, integrity, consistency against a reference table and timeliness rules over a
+stream, with dicts as their state."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from connectors.regulation import Rule
+from streams.avro_codec import codec_for
 from streams.envelope import Change
+from streams.router import Router
 from streams.stateful_rules import StatefulRules
 
 IIN_A, IIN_B = "900101300126", "850101300124"
+ALMATY, ASTANA = "751110000", "711110000"
+REGION_RULE = "region_agrees_with_register"
 
 
 @pytest.fixture()
@@ -74,3 +80,192 @@ def test_timeliness_uses_the_source_commit_time(demo, rules) -> None:
     assert rules.observe(table, change, now_ms=60_000) == []
     (late,) = rules.observe(table, change, now_ms=62_000)
     assert (late.rule, late.kind) == ("loaded_in_time", "timeliness")
+
+
+# --- consistency against a reference table (demo: region_agrees_with_register) ----------------
+
+
+def _registered(demo, op: str, person_id: int, iin: str | None, kato: str | None, ts: int = 1_000) -> tuple:
+    row = {"person_id": person_id} if op == "d" else {"person_id": person_id, "iin": iin, "kato_code": kato}
+    return demo.table("population.persons"), Change(op, row, 10 + person_id, ts, "population", "persons")
+
+
+def _paid(demo, payment_id: int, iin: str, kato: str | None, op: str = "c") -> tuple:
+    row = {"payment_id": payment_id} if op == "d" else {"payment_id": payment_id, "person_iin": iin, "kato_code": kato}
+    return demo.table("social.payments"), Change(op, row, 100 + payment_id, 1_000, "social", "payments")
+
+
+def _regional(violations) -> list:
+    return [v for v in violations if v.rule == REGION_RULE]
+
+
+def _late(rules, now_ms: int) -> list:
+    return [v for _, _, v in rules.expire(now_ms) if v.rule == REGION_RULE]
+
+
+def test_a_payment_that_agrees_with_the_register_passes(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ALMATY), now_ms=1_000)) == []
+    # Matched through the IIN's normalizer, compared after trimming: other spellings agree.
+    assert _regional(rules.observe(*_paid(demo, 2, "9001-0130-0126", f" {ALMATY} "), now_ms=1_000)) == []
+    assert state["pending"] == {} and _late(rules, 100_000) == []
+
+
+def test_a_contradiction_is_a_violation_of_this_row_with_the_rules_action(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    (violation,) = _regional(rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000))
+    assert (violation.kind, violation.incident_type, violation.action) == ("consistency", "consistency", "flag")
+    assert violation.columns == ("kato_code",)
+    assert violation.problem == ("kato_code: not as in population.persons (population.persons.kato_code) "
+                                 f"(rule {REGION_RULE})")
+    assert ALMATY not in violation.problem and ASTANA not in violation.problem and IIN_A not in violation.problem
+    assert state["pending"] == {}
+    # The payment corrected: its new version agrees.
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ALMATY, op="u"), now_ms=2_000)) == []
+
+
+def _with_region(demo, **update):
+    """The demo regulation with region_agrees_with_register changed (and validated again)."""
+    payments = demo.table("social.payments")
+    rule = next(r for r in payments.rules if r.name == REGION_RULE)
+    changed = Rule.model_validate({**rule.model_dump(exclude_none=True), **update})
+    rules = [changed if r is rule else r for r in payments.rules]
+    tables = [payments.model_copy(update={"rules": rules}) if t is payments else t for t in demo.tables]
+    return demo.model_copy(update={"tables": tables})
+
+
+@pytest.mark.parametrize("action, outcome", [("flag", "clean"), ("hold", "held"), ("reject", "quarantined")])
+def test_the_router_applies_the_rules_action_to_the_contradicting_row(demo, ring, state, action, outcome) -> None:
+    regulation = _with_region(demo, action=action)
+    router = Router([regulation], ring, codec_for([regulation]), state=state)
+
+    def event(table: str, after: dict) -> bytes:
+        schema, name = table.split(".")
+        return json.dumps({"op": "c", "before": None, "after": after,
+                           "source": {"lsn": 5, "ts_ms": 1_705_314_600_000, "schema": schema, "table": name}}).encode()
+
+    person = {"person_id": 1, "iin": IIN_A, "last_name": "A", "first_name": "B", "birth_date": 5479, "sex": "F",
+              "kato_code": ALMATY, "status": "active", "updated_at": "2024-01-15T10:30:00Z"}
+    payment = {"payment_id": 7, "person_iin": IIN_A, "org_bin": "071240500401", "payment_type": "pension",
+               "amount": "100.00", "period": 19723, "status": "pending", "kato_code": ASTANA,
+               "updated_at": "2024-01-20T04:00:00Z"}
+    router.route("qoima.raw.demo.population.persons", 0, 1, event("population.persons", person))
+    out = router.route("qoima.raw.demo.social.payments", 0, 2, event("social.payments", payment))
+    assert out.outcome == outcome
+    assert [v.rule for v in out.violations if v.kind == "consistency"] == [REGION_RULE]
+    if outcome != "quarantined":
+        record = codec_for([regulation]).decode(out.value)[1]
+        assert f"kato_code: not as in population.persons (population.persons.kato_code) (rule {REGION_RULE})" \
+            in record["_defects"]
+        assert record["kato_code_region"] == "71"
+
+
+def test_a_reference_row_arriving_later_is_judged_when_the_grace_period_ends(demo, rules, state) -> None:
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000)) == []   # contradicts, later
+    assert _regional(rules.observe(*_paid(demo, 2, IIN_B, ALMATY), now_ms=1_000)) == []   # agrees, later
+    assert _regional(rules.observe(*_paid(demo, 3, "551231300121", ALMATY), now_ms=1_000)) == []  # never comes
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=3_000)
+    rules.observe(*_registered(demo, "c", 2, IIN_B, ALMATY), now_ms=3_000)
+    assert _late(rules, 10_999) == []                                  # grace is 10 s
+    (late,) = _late(rules, 11_000)
+    # The row is loaded already: whatever the rule's action, what is left is the incident.
+    assert (late.kind, late.incident_type, late.action, late.columns) == ("consistency", "consistency", "flag",
+                                                                          ("kato_code",))
+    assert late.problem == ("kato_code: not as in population.persons (population.persons.kato_code), whose row "
+                            f"arrived after this one (rule {REGION_RULE})")
+    assert _late(rules, 60_000) == []                                  # reported once
+    assert not any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["pending"])
+
+
+def test_a_deleted_reference_row_is_forgotten(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    # A delete's before image holds only the key (REPLICA IDENTITY DEFAULT).
+    rules.observe(*_registered(demo, "d", 1, None, None), now_ms=2_000)
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=2_000)) == []
+    assert _late(rules, 100_000) == []        # a missing person is integrity's business
+    assert not any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["references"] | state["owners"])
+
+
+def test_a_reference_row_that_changes_its_match_frees_the_old_one(demo, rules) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    rules.observe(*_registered(demo, "u", 1, IIN_B, ASTANA), now_ms=1_000)   # IIN corrected, person moved
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000)) == []  # A is unknown now
+    (violation,) = _regional(rules.observe(*_paid(demo, 2, IIN_B, ALMATY), now_ms=1_000))
+    assert violation.columns == ("kato_code",)
+
+
+def test_a_duplicate_reference_row_outlives_the_deletion_of_the_other(demo, rules) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    rules.observe(*_registered(demo, "c", 2, IIN_A, ASTANA), now_ms=1_000)   # the latest row counts
+    rules.observe(*_registered(demo, "d", 1, None, None), now_ms=1_000)      # not the one that counts
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ALMATY), now_ms=1_000))
+
+
+def test_a_null_on_either_side_is_no_contradiction(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, None), now_ms=1_000)
+    assert _regional(rules.observe(*_paid(demo, 1, IIN_A, ALMATY), now_ms=1_000)) == []
+    rules.observe(*_registered(demo, "c", 2, IIN_B, ALMATY), now_ms=1_000)
+    assert _regional(rules.observe(*_paid(demo, 2, IIN_B, None), now_ms=1_000)) == []
+    # Nothing to compare: a payment without a region does not even wait for its person.
+    rules.observe(*_paid(demo, 3, "551231300121", None), now_ms=1_000)
+    assert not any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["pending"])
+    assert _late(rules, 100_000) == []
+
+
+def test_a_deleted_payment_stops_waiting(demo, rules, state) -> None:
+    rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000)
+    rules.observe(*_paid(demo, 1, None, None, op="d"), now_ms=2_000)
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=3_000)
+    assert _late(rules, 100_000) == []
+
+
+def test_consistency_state_holds_no_clear_values(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000)
+    rules.observe(*_paid(demo, 2, IIN_B, ASTANA), now_ms=1_000)              # pending
+    dumped = json.dumps(state)
+    assert any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["references"])
+    assert any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["pending"])
+    for clear in (IIN_A, IIN_B, ALMATY, ASTANA):
+        assert clear not in dumped, clear
+
+
+def test_changing_the_compared_columns_never_compares_stale_digests(demo, state) -> None:
+    """The rule's pairs are part of every digest: state written under other pairs never matches."""
+    before = StatefulRules([demo], b"k" * 32, **state)
+    before.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    changed = _with_region(demo, compare={"kato_code": "address"})
+    after = StatefulRules([changed], b"k" * 32, **state)
+    # Read with the old pairs, the person's stored KATO digest would contradict this payment.
+    assert _regional(after.observe(*_paid(changed, 1, IIN_A, ASTANA), now_ms=1_000)) == []
+    assert f"social.payments|{REGION_RULE}|[1]" in state["pending"]   # waits for the person under the new pairs
+
+
+def test_numbers_are_compared_as_numbers(demo, state) -> None:
+    # An odd pairing, only to compare a numeric(14,2) with a bigint.
+    regulation = _with_region(demo, compare={"amount": "person_id"})
+    rules = StatefulRules([regulation], b"k" * 32, **state)
+    rules.observe(*_registered(regulation, "c", 7, IIN_A, ALMATY), now_ms=1_000)
+    table, change = _paid(regulation, 1, IIN_A, None)
+    agreeing = Change("c", {**change.row, "amount": "7.00"}, change.lsn, 1_000, "social", "payments")
+    differing = Change("c", {**change.row, "amount": "7.50"}, change.lsn, 1_000, "social", "payments")
+    assert _regional(rules.observe(table, agreeing, now_ms=1_000)) == []
+    assert [v.columns for v in _regional(rules.observe(table, differing, now_ms=1_000))] == [("amount",)]
+
+
+@pytest.mark.parametrize("update, expected", [
+    ({"against": "population.people"}, ["rule region_agrees_with_register of social.payments",
+                                        "reference table population.people is not regulated", "'against'"]),
+    ({"match": {"person_iin": "iin_code"}}, ["'match' names column 'iin_code'", "population.persons does not "
+                                              "declare (person_id, iin,"]),
+    ({"compare": {"kato_code": "region"}}, ["'compare' names column 'region'"]),
+    ({"compare": {"kato_code": "birth_date"}}, ["kato_code is varchar(9) but population.persons.birth_date is date",
+                                                "same type in 'compare'"]),
+    ({"match": {"person_iin": "phone"}}, ["person_iin holds iin but population.persons.phone holds phone",
+                                          "same kind in 'match'"]),
+])
+def test_reference_mistakes_are_named_when_the_rules_are_built(demo, state, update, expected) -> None:
+    with pytest.raises(ValueError) as info:
+        StatefulRules([_with_region(demo, **update)], b"k" * 32, **state)
+    for part in expected:
+        assert part in str(info.value), (part, str(info.value))

@@ -1,0 +1,84 @@
+"""The processor's watchdog: exit when Faust stops consuming while events wait.
+
+Faust 0.15 can hang for good after the broker restarts: the consumer rejoins, logs nothing
+and never fetches again (faust-streaming issue #596, reproduced here by
+tests/e2e/test_crash_recovery.py killing the broker). Nothing inside the process notices. So a
+thread looks from the outside, as an operator would: if the raw topics hold events past the
+processor group's committed offsets and those offsets have not moved for `stall_seconds`, the
+processor is stuck. It logs why and exits with STALLED; infra/supervise.py starts it again,
+and the new worker resumes from the committed offsets, so nothing is lost.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+log = logging.getLogger("qoima.watchdog")
+
+STALLED = 75  # EX_TEMPFAIL: try again
+
+
+class StallDetector:
+    """Pure logic: stalled when there is lag and the committed offsets stood still too long."""
+
+    def __init__(self, stall_seconds: float) -> None:
+        self.stall_seconds = stall_seconds
+        self._committed: Mapping | None = None
+        self._since: float | None = None
+
+    def observe(self, now: float, committed: Mapping, highwater: Mapping) -> float | None:
+        """Seconds stalled once past the limit, else None. Offsets map partition -> offset."""
+        lagging = any(highwater[tp] > (committed.get(tp) or 0) for tp in highwater)
+        if not lagging or committed != self._committed:
+            self._committed, self._since = dict(committed), now
+            return None
+        stalled = now - self._since
+        return stalled if stalled >= self.stall_seconds else None
+
+
+def _offsets(consumer, topics: list[str]) -> tuple[dict, dict]:
+    from confluent_kafka import TopicPartition
+
+    metadata = consumer.list_topics(timeout=5)
+    partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
+                  for p in metadata.topics[t].partitions]
+    committed = {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else 0
+                 for tp in consumer.committed(partitions, timeout=5)}
+    highwater = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in partitions}
+    return committed, highwater
+
+
+def start(bootstrap: str, group: str, topics: list[str], ready: Callable[[], bool],
+          stall_seconds: float, interval: float = 5.0, exit: Callable[[int], None] = os._exit) -> threading.Thread:
+    """Watch in a daemon thread; the check starts once the worker has been ready once."""
+    from confluent_kafka import Consumer
+
+    def watch() -> None:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                             "socket.timeout.ms": 5000, "log_level": 3})
+        detector = StallDetector(stall_seconds)
+        while not ready():
+            time.sleep(interval)
+        while True:
+            time.sleep(interval)
+            try:
+                committed, highwater = _offsets(consumer, topics)
+            except Exception as exc:  # broker away: nothing to judge until it is back
+                log.info("watchdog: offsets unavailable (%s); waiting for the broker", type(exc).__name__)
+                continue
+            stalled = detector.observe(time.monotonic(), committed, highwater)
+            if stalled is not None:
+                behind = sum(max(0, highwater[tp] - committed.get(tp, 0)) for tp in highwater)
+                log.critical("watchdog: %d event(s) wait on the raw topics and the processor's committed offsets "
+                             "have not moved for %.0f s; Faust is stuck, exiting so the supervisor restarts it",
+                             behind, stalled)
+                logging.shutdown()
+                exit(STALLED)
+                return
+
+    thread = threading.Thread(target=watch, name="qoima-watchdog", daemon=True)
+    thread.start()
+    return thread

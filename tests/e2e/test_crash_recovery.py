@@ -1,0 +1,110 @@
+"""kill -9 of any single process under load, then restart: the warehouse equals the source.
+
+Each case drives inserts, updates and deletes at the source, kills one component with SIGKILL
+at a random moment of the load (the seed is printed, and QOIMA_CRASH_SEED replays a run),
+starts it again the way `qoima up` does and waits for the warehouse to equal the source.
+No duplicates may show through FINAL: retried inserts carry deduplication tokens and every
+row version carries its LSN. The figures printed are the ones docs/benchmarks.md reports.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from connectors.connect_client import ConnectClient
+from connectors.regulation import load_all
+from infra.demo.source import LoadDriver
+from infra.stack import SOURCE_DB
+from tests.e2e.warehouse import poll_until, wait_converged
+
+LOAD_SECONDS = 24
+RATE = 200
+SEED = int(os.environ.get("QOIMA_CRASH_SEED", time.time_ns() % 1_000_000))
+
+
+def _restart(stack, component: str) -> None:
+    if component == "kafka":
+        stack.start_kafka()
+    elif component == "connect":
+        stack.start_connect()
+    elif component == "clickhouse":
+        stack.start_clickhouse()
+    elif component == "processor":
+        stack.start_processor()
+    else:
+        stack.start_qoima(component, [component], getattr(stack.s.ports, f"{component}_metrics"))
+
+
+def _connectors_running(stack) -> None:
+    client = ConnectClient(stack.s.connect_url)
+    for regulation in load_all(stack.s.regulations_dir, stack.s.regulation_env()):
+        if regulation.source.capture.value == "cdc":
+            client.wait_running(regulation.connector_name, timeout=180)
+
+
+@pytest.mark.parametrize("component", ["processor", "sink", "connect", "kafka", "clickhouse"])
+def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component):
+    rng = random.Random(f"{SEED}-{component}")
+    wait_converged(pg, ch, timeout=180)
+    stop = threading.Event()
+    driver = LoadDriver(stack.pg_admin_conninfo(SOURCE_DB), rate=RATE, seed=rng.randrange(1 << 30))
+    summary = {}
+    worker = threading.Thread(target=lambda: summary.update(result=driver.run(duration=LOAD_SECONDS,
+                                                                               stop_event=stop)))
+    kill_at = rng.uniform(3, LOAD_SECONDS - 8)
+    started = time.monotonic()
+    worker.start()
+    try:
+        time.sleep(kill_at)
+        managed = stack.managed(component)
+        pid = managed.pid()
+        assert pid is not None, f"{component} runs before it is killed"
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while managed.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert managed.pid() is None, f"{component} survived SIGKILL"
+        down_at = time.monotonic()
+        time.sleep(2)
+        _restart(stack, component)
+        restarted_in = time.monotonic() - down_at
+        _connectors_running(stack)
+    finally:
+        worker.join(timeout=LOAD_SECONDS + 60)
+        stop.set()
+    changes = summary["result"].changes
+    assert changes > RATE * LOAD_SECONDS / 3, f"the load ran ({changes} changes)"
+    converged_in = wait_converged(pg, ch, timeout=240)
+    print(f"\n[crash] seed={SEED} component={component} killed at {kill_at:.1f}s of {LOAD_SECONDS}s load, "
+          f"back in {restarted_in:.1f}s, {changes} changes, converged {converged_in:.1f}s after the load ended "
+          f"({time.monotonic() - started:.0f}s in all)", flush=True)
+    for table, key in (("demo__population__persons", "person_id"), ("demo__social__payments", "payment_id"),
+                       ("demo__social__organizations", "org_id")):
+        total, distinct = ch.query(f"SELECT count(), uniqExact({key}) FROM udw.{table} FINAL").result_rows[0]
+        assert total == distinct, f"{table}: duplicates visible through FINAL after {component} was killed"
+
+
+def test_processor_killed_alone_is_restarted_by_its_supervisor(stack, pg, ch):
+    """The supervisor, not the test, brings the processor back: what happens on an OOM kill."""
+    wait_converged(pg, ch, timeout=180)
+    supervisor = stack.managed("processor").pid()
+    assert supervisor is not None
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    assert len(children) == 1, "the supervisor runs exactly one processor"
+    os.kill(int(children[0]), signal.SIGKILL)
+    person = pg.execute("SELECT person_id FROM population.persons ORDER BY person_id LIMIT 1").fetchone()[0]
+    pg.execute("UPDATE population.persons SET status = 'emigrated', updated_at = now() WHERE person_id = %s",
+               (person,))
+    started = time.monotonic()
+    poll_until(lambda: Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split() not in ([], children),
+               30, "a new processor under the same supervisor")
+    converged_in = wait_converged(pg, ch, timeout=120)
+    print(f"\n[crash] processor killed alone: converged {time.monotonic() - started:.1f}s after the kill "
+          f"({converged_in:.1f}s of waiting for convergence)", flush=True)
+    assert stack.managed("processor").pid() == supervisor
