@@ -125,6 +125,5 @@ CREATE TABLE IF NOT EXISTS catalog.type_samples (
     v_date_array        date[]                NULL,
     v_timestamptz_array timestamptz[]         NULL,
     v_bool_array        boolean[]             NULL,
-    v_status_array      catalog.sample_status[] NULL,
     updated_at          timestamptz           NOT NULL DEFAULT now()
 );

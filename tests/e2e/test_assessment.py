@@ -22,7 +22,8 @@ from tests.e2e.warehouse import COMPARED, poll_until, wait_converged
 PERSONS = "udw.demo__population__persons"
 PAYMENTS = "udw.demo__social__payments"
 PAYMENTS_HISTORY = "udw.demo__social__payments__history"
-SOURCE_TABLES = tuple(COMPARED)   # population.persons, social.organizations, social.payments
+# Every regulated table is assessed: the demo's three, its type samples and the marker-mode licences.
+SOURCE_TABLES = (*COMPARED, "catalog.type_samples", "registry.licenses")
 
 
 

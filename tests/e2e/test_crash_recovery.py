@@ -49,7 +49,7 @@ def _connectors_running(stack) -> None:
 
 
 @pytest.mark.parametrize("component", ["processor", "sink", "connect", "kafka", "clickhouse"])
-def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component):
+def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component, capsys):
     rng = random.Random(f"{SEED}-{component}")
     wait_converged(pg, ch, timeout=180)
     stop = threading.Event()
@@ -81,16 +81,17 @@ def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component):
     changes = summary["result"].changes
     assert changes > RATE * LOAD_SECONDS / 3, f"the load ran ({changes} changes)"
     converged_in = wait_converged(pg, ch, timeout=240)
-    print(f"\n[crash] seed={SEED} component={component} killed at {kill_at:.1f}s of {LOAD_SECONDS}s load, "
-          f"back in {restarted_in:.1f}s, {changes} changes, converged {converged_in:.1f}s after the load ended "
-          f"({time.monotonic() - started:.0f}s in all)", flush=True)
+    with capsys.disabled():  # the figures docs/benchmarks.md reports
+        print(f"\n[crash] seed={SEED} component={component} killed at {kill_at:.1f}s of {LOAD_SECONDS}s load, "
+              f"back in {restarted_in:.1f}s, {changes} changes, converged {converged_in:.1f}s after the load ended "
+              f"({time.monotonic() - started:.0f}s in all)", flush=True)
     for table, key in (("demo__population__persons", "person_id"), ("demo__social__payments", "payment_id"),
                        ("demo__social__organizations", "org_id")):
         total, distinct = ch.query(f"SELECT count(), uniqExact({key}) FROM udw.{table} FINAL").result_rows[0]
         assert total == distinct, f"{table}: duplicates visible through FINAL after {component} was killed"
 
 
-def test_processor_killed_alone_is_restarted_by_its_supervisor(stack, pg, ch):
+def test_processor_killed_alone_is_restarted_by_its_supervisor(stack, pg, ch, capsys):
     """The supervisor, not the test, brings the processor back: what happens on an OOM kill."""
     wait_converged(pg, ch, timeout=180)
     supervisor = stack.managed("processor").pid()
@@ -105,6 +106,7 @@ def test_processor_killed_alone_is_restarted_by_its_supervisor(stack, pg, ch):
     poll_until(lambda: Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split() not in ([], children),
                30, "a new processor under the same supervisor")
     converged_in = wait_converged(pg, ch, timeout=120)
-    print(f"\n[crash] processor killed alone: converged {time.monotonic() - started:.1f}s after the kill "
-          f"({converged_in:.1f}s of waiting for convergence)", flush=True)
+    with capsys.disabled():  # the figures docs/benchmarks.md reports
+        print(f"\n[crash] processor killed alone: converged {time.monotonic() - started:.1f}s after the kill "
+              f"({converged_in:.1f}s of waiting for convergence)", flush=True)
     assert stack.managed("processor").pid() == supervisor

@@ -86,7 +86,6 @@ INTERVAL_AVRO = {"type": "record", "name": "interval", "namespace": "qoima.pg",
     ("bytea[]", "Array(Nullable(String))", {"type": "array", "items": ["null", "bytes"]}),
     ("time[]", "Array(Nullable(Time64(6)))", {"type": "array", "items": ["null", "long"]}),
     ("inet[]", "Array(Nullable(String))", {"type": "array", "items": ["null", "string"]}),
-    ("enum(a, b)[]", "Array(LowCardinality(Nullable(String)))", {"type": "array", "items": ["null", "string"]}),
 ])
 def test_mapping(declared: str, clickhouse: str, avro) -> None:
     pg = parse_pg_type(declared)
@@ -462,14 +461,12 @@ def test_arrays_decode_each_element_and_keep_null_elements() -> None:
     assert parse_pg_type("timestamp(3)[]").decode([1_000]) == [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]
     assert parse_pg_type("bytea[]").decode(["AP8=", None]) == [b"\x00\xff", None]
     assert parse_pg_type("uuid[]").decode([None]) == [None]
-    assert parse_pg_type("enum(a, b)[]").decode(["a", None, "b"]) == ["a", None, "b"]
 
 
 @pytest.mark.parametrize(("declared", "value"), [
     ("int[]", [[1, 2], [3, 4]]),      # a multidimensional value in a one-dimensional column
     ("int[]", "{1,2}"),
     ("int[]", [1, "2"]),
-    ("enum(a, b)[]", ["a", "c"]),
     ("date[]", [120530]),             # one element out of ClickHouse's range refuses the value
 ])
 def test_array_refusals(declared: str, value) -> None:
@@ -558,7 +555,6 @@ TEXT_AND_DEBEZIUM = [
     ("boolean[]", "{t,f,NULL}", [True, False, None]),
     ("bytea[]", '{"\\\\x00ff",NULL}', ["AP8=", None]),
     ("time[]", "{24:00:00,NULL}", [86_400_000_000, None]),
-    ("enum(a, 'b c')[]", '{a,"b c",NULL}', ["a", "b c", None]),
     ("date", "1900-01-01", -25567), ("date", "2299-12-31", 120529),
     ("timestamp", "1900-01-01 00:00:00", -2_208_988_800_000_000),
     ("timestamp", "2299-12-31 23:59:59.999999", 10_413_791_999_999_999),
@@ -667,7 +663,7 @@ AVRO_SAMPLES = [
     ("uuid[]", ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None]), ("date[]", [-25567, 120529, None]),
     ("timestamptz[]", ["1969-12-31T23:59:59.999999Z", "2299-12-31T23:59:59.999999Z"]),
     ("timestamp[]", [-2_208_988_800_000_000]), ("boolean[]", [True, None]), ("bytea[]", ["AP8=", None]),
-    ("time[]", [0, 86_400_000_000]), ("enum(a, b)[]", ["a", None]), ("inet[]", ["10.0.0.1/8"]),
+    ("time[]", [0, 86_400_000_000]), ("inet[]", ["10.0.0.1/8"]),
     ("date", -25567), ("date", 120529), ("timestamp", 10_413_791_999_999_999), ("timestamp(3)", -2_208_988_800_000),
     ("timestamptz", "1900-01-01T00:00:00Z"),
 ]
@@ -755,7 +751,7 @@ SAMPLE_ROW = {
     "v_int_array": [1, None, 3], "v_bigint_array": [], "v_text_array": ["a", None, "NULL"],
     "v_varchar_array": None, "v_numeric_array": ["1.50", None], "v_uuid_array": [None],
     "v_date_array": [-25567, 120529], "v_timestamptz_array": ["1969-12-31T23:59:59.999999Z"],
-    "v_bool_array": [True, False, None], "v_status_array": ["active", None, "in progress"],
+    "v_bool_array": [True, False, None],
     "updated_at": "2024-01-15T16:30:00.123456+06:00",
 }
 # How ClickHouse prints each column of SAMPLE_ROW (TabSeparated, bytea as hex).
@@ -773,7 +769,7 @@ SAMPLE_IN_CLICKHOUSE = {
     "v_int_array": "[1,NULL,3]", "v_bigint_array": "[]", "v_text_array": "['a',NULL,'NULL']",
     "v_varchar_array": "\\N", "v_numeric_array": "[1.5,NULL]", "v_uuid_array": "[NULL]",
     "v_date_array": "['1900-01-01','2299-12-31']", "v_timestamptz_array": "['1969-12-31 23:59:59.999999']",
-    "v_bool_array": "[true,false,NULL]", "v_status_array": "['active',NULL,'in progress']",
+    "v_bool_array": "[true,false,NULL]",
     "updated_at": "2024-01-15 10:30:00.123456",
 }
 
@@ -868,3 +864,8 @@ def test_delete_placeholders_of_non_nullable_columns_load_next_to_real_values(cl
         "2\t(0,0,0)\t00:00:00.000000\t\t[]\t0\t\n"
         "3\t(1,2,3)\t00:00:00.000005\tFF\t[1,NULL]\t1.5\ta\n"
         "4\t(0,0,0)\t00:00:00.000000\t\t[]\t0\t\n")
+
+
+def test_enum_arrays_are_refused_with_a_reason():
+    with pytest.raises(ValueError, match="Debezium does not capture arrays of enum"):
+        parse_pg_type("enum(a, b)[]")
