@@ -70,6 +70,9 @@ def connector_config(regulation: Regulation) -> dict[str, str]:
         "interval.handling.mode": "string",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "true",
+        # Debezium skips truncates by default; Qoima wants them, to quarantine with an incident
+        # rather than let the warehouse silently keep rows the source emptied.
+        "skipped.operations": "none",
         "errors.max.retries": "-1",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",

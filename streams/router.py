@@ -45,6 +45,14 @@ def _json_default(value: Any) -> str:
 
 
 DRIFT_ADDED, DRIFT_ABSENT = "schema_drift_added", "schema_drift_absent"
+# A quarantined event opens an incident of the DM385 type its reason belongs to; a rule's own
+# violation (reject) or a schema drift replaces this one with its own rule.
+_QUARANTINE_TYPES = {"missing_value": "completeness", "bad_value": "accuracy_contradiction"}
+
+
+def quarantine_violation(kind: str, reason: str) -> Violation:
+    return Violation(f"quarantine_{kind}", "quarantine", _QUARANTINE_TYPES.get(kind, "other"), "reject", (),
+                     f"quarantined ({kind}): {reason}")
 
 
 def schema_drift(table: Table, row: dict[str, Any]) -> tuple[Violation, ...]:
@@ -295,4 +303,5 @@ class Router:
         return Output(QUARANTINE_TOPIC, f"{topic}:{partition}:{offset}".encode(),
                       self._codec.encode(QUARANTINE_TOPIC, record), table.name if table else "",
                       "quarantined", reason_kind=kind, reason=reason,
-                      provider=regulation.provider if regulation else "")
+                      provider=regulation.provider if regulation else "",
+                      violations=(quarantine_violation(kind, reason),))
