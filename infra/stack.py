@@ -333,6 +333,7 @@ class LocalStack:
             return
         if not PROMETHEUS_BIN.exists():
             raise StackError(f"{PROMETHEUS_BIN} is missing: run `make setup` (installs Debian's prometheus)")
+        self._wait_port_free(self.s.ports.prometheus, "prometheus")
         p = self.s.ports
         config = _render("prometheus.yml", self.s.conf_dir / "prometheus.yml", host=self.s.host,
                          rules_file=ALERT_RULES, processor_port=p.processor_metrics, sink_port=p.sink_metrics,
@@ -344,6 +345,15 @@ class LocalStack:
                        "--storage.tsdb.retention.time=3d", "--web.enable-lifecycle"])
         wait_until(self.prometheus_healthy, 60, "Prometheus", managed)
         self.progress(f"prometheus: up on {self.s.prometheus_url}")
+
+    def _wait_port_free(self, port: int, name: str, timeout: float = 15.0) -> None:
+        """A previous stack's process may still be letting go of the port; past that, say who to stop."""
+        deadline = time.monotonic() + timeout
+        while _port_open(self.s.host, port):
+            if time.monotonic() > deadline:
+                raise StackError(f"{name}: port {port} is taken by another program; stop it (`ss -ltnp "
+                                 f"sport = :{port}` shows which) or set QOIMA_PORT_SHIFT")
+            time.sleep(0.5)
 
     # ---------------------------------------------------------------- qoima processes
     def _metrics_healthy(self, port: int) -> Callable[[], bool]:

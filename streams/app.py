@@ -153,6 +153,7 @@ def run(settings: Settings) -> None:
     app, topics, codec = create_app(settings)
     # Before the first message: a reader must be able to find every schema written with.
     schema_history.publish(settings.kafka_bootstrap, codec.schemas)
-    watchdog.start(settings.kafka_bootstrap, GROUP, topics, READY_ONCE.is_set, settings.processor_stall_s)
+    watchdog.start(watchdog.kafka_offsets(settings.kafka_bootstrap, GROUP, topics), READY_ONCE.is_set,
+                   settings.processor_stall_s)
     worker = faust.Worker(app, loglevel="INFO", redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -51,21 +51,27 @@ def _offsets(consumer, topics: list[str]) -> tuple[dict, dict]:
     return committed, highwater
 
 
-def start(bootstrap: str, group: str, topics: list[str], ready: Callable[[], bool],
-          stall_seconds: float, interval: float = 5.0, exit: Callable[[int], None] = os._exit) -> threading.Thread:
-    """Watch in a daemon thread; the check starts once the worker has been ready once."""
+def kafka_offsets(bootstrap: str, group: str, topics: list[str]) -> Callable[[], tuple[dict, dict]]:
+    """The group's committed offsets and the topics' end offsets, read without joining the group."""
     from confluent_kafka import Consumer
 
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "socket.timeout.ms": 5000, "log_level": 3})
+    return lambda: _offsets(consumer, topics)
+
+
+def start(offsets: Callable[[], tuple[dict, dict]], ready: Callable[[], bool], stall_seconds: float,
+          interval: float = 5.0, exit: Callable[[int], None] = os._exit) -> threading.Thread:
+    """Watch in a daemon thread; the check starts once the worker has been ready once."""
+
     def watch() -> None:
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                             "socket.timeout.ms": 5000, "log_level": 3})
         detector = StallDetector(stall_seconds)
         while not ready():
             time.sleep(interval)
         while True:
             time.sleep(interval)
             try:
-                committed, highwater = _offsets(consumer, topics)
+                committed, highwater = offsets()
             except Exception as exc:  # broker away: nothing to judge until it is back
                 log.info("watchdog: offsets unavailable (%s); waiting for the broker", type(exc).__name__)
                 continue
@@ -75,7 +81,8 @@ def start(bootstrap: str, group: str, topics: list[str], ready: Callable[[], boo
                 log.critical("watchdog: %d event(s) wait on the raw topics and the processor's committed offsets "
                              "have not moved for %.0f s; Faust is stuck, exiting so the supervisor restarts it",
                              behind, stalled)
-                logging.shutdown()
+                for handler in logging.getLogger().handlers:  # os._exit skips the usual flush
+                    handler.flush()
                 exit(STALLED)
                 return
 

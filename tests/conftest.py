@@ -39,7 +39,11 @@ def stack(settings):
     local.down(wipe=True)
     shutil.rmtree(TEST_HOME, ignore_errors=True)
     started = time.monotonic()
-    local.up(demo_rate=None)
+    try:
+        local.up(demo_rate=None)
+    except BaseException:
+        local.down(wipe=False)  # what did start must not outlive the session
+        raise
     print(f"[stack] started in {time.monotonic() - started:.1f}s", flush=True)
     yield local
     local.down(wipe=False)

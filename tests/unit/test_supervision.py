@@ -7,6 +7,7 @@ import sys
 import time
 
 from infra import supervise
+from streams import watchdog
 from streams.watchdog import StallDetector
 
 TP = ("raw.demo.population.persons", 0)
@@ -65,3 +66,26 @@ def test_sigterm_stops_child_and_supervisor():
 
 def test_usage_error():
     assert supervise.main(["name"]) == 2
+
+
+def test_watchdog_exits_with_stalled_once_offsets_stand_still_behind_the_end():
+    calls = iter([RuntimeError("broker away"), ({TP: 5}, {TP: 9}), ({TP: 5}, {TP: 9}), ({TP: 5}, {TP: 9})])
+
+    def offsets():
+        value = next(calls, ({TP: 5}, {TP: 9}))
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    exited = []
+    thread = watchdog.start(offsets, ready=lambda: True, stall_seconds=0.05, interval=0.03, exit=exited.append)
+    thread.join(timeout=5)
+    assert exited == [watchdog.STALLED]
+
+
+def test_watchdog_waits_for_the_first_ready():
+    exited = []
+    thread = watchdog.start(lambda: ({TP: 0}, {TP: 9}), ready=lambda: False, stall_seconds=0.01, interval=0.01,
+                            exit=exited.append)
+    time.sleep(0.2)
+    assert thread.is_alive() and exited == []
