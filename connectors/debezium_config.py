@@ -1,4 +1,4 @@
-"""The Debezium PostgreSQL connector config derived from a regulation.
+"""The Debezium PostgreSQL connector config derived from a regulation (MariaDB: connectors/mariadb_config.py).
 
 Reference: Debezium's PostgreSQL connector documentation (connector properties). Choices:
 - `pgoutput` (built into PostgreSQL 10+; no server plugin to install at the provider);
@@ -43,7 +43,20 @@ def password_reference(regulation: Regulation) -> str:
     return f"${{dir:{path.parent}:{path.name}}}"
 
 
-def connector_config(regulation: Regulation) -> dict[str, str]:
+def connector_config(regulation: Regulation, bootstrap: str | None = None) -> dict[str, str]:
+    """The connector config for the regulation's source, whichever its dbms. `bootstrap` (Kafka,
+    host:port) is only read for MariaDB, whose schema history lives in Kafka; left out, it is the
+    local stack's (QOIMA_PORT_SHIFT and all), so callers need not know the source's dbms."""
+    if regulation.source.dbms == "mariadb":
+        from connectors.mariadb_config import connector_config as mariadb_config  # it imports this module
+        if bootstrap is None:
+            from qoima.settings import Settings
+            bootstrap = Settings.from_env().kafka_bootstrap
+        return mariadb_config(regulation, bootstrap)
+    return _postgres_config(regulation)
+
+
+def _postgres_config(regulation: Regulation) -> dict[str, str]:
     source = regulation.source
     return {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",

@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from streams.pg_types import parse_pg_type
+from streams.mariadb_types import is_text_type as _is_mariadb_text_type
+from streams.pg_types import PgType, parse_pg_type
+from streams.source_types import parse_type
 
 _IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 _INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
@@ -62,8 +64,11 @@ class Capture(str, Enum):
     marker = "marker"
 
 
+Dbms = Literal["postgresql", "mariadb"]
+
+
 class Source(_Model):
-    dbms: Literal["postgresql"]
+    dbms: Dbms
     host: str
     port: int = Field(ge=1, le=65535)
     database: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -82,6 +87,23 @@ class Source(_Model):
     lookback_values: int = Field(default=1000, ge=0)                 # integer markers
     safety_lag_seconds: int = Field(default=0, ge=0, le=3600)       # timestamp markers
     reconcile_every: int = Field(default=0, ge=0, le=1_000_000)     # polls between key reconciliations; 0 = off
+    # MariaDB only: the replica id Debezium reads the binlog under (database.server.id). Unique
+    # among the server's replicas and unlike the server's own server_id, or they cut each other off.
+    server_id: int | None = Field(default=None, ge=1, le=4_294_967_295)
+
+    @model_validator(mode="after")
+    def _dbms_fields(self) -> "Source":
+        if self.dbms == "mariadb":
+            if self.server_id is None:
+                raise ValueError("dbms 'mariadb' needs 'server_id: <1..4294967295>', the replica id Debezium reads "
+                                 "the binlog under; pick one no other replica of that server uses")
+            if self.capture is Capture.marker:
+                # The poller reads through psycopg and pg_types' text forms: PostgreSQL only for now.
+                raise ValueError("capture 'marker' is PostgreSQL-only for now; use capture 'cdc' for MariaDB "
+                                 "(it needs the binlog: docs/mariadb.md)")
+        elif self.server_id is not None:
+            raise ValueError("server_id applies to dbms 'mariadb' only; remove it")
+        return self
 
     @model_validator(mode="after")
     def _capture_fields(self) -> "Source":
@@ -153,16 +175,21 @@ _DATE_GENERALIZATIONS = {Generalization.year, Generalization.age_band}
 _TEXT_TYPE = re.compile(r"^(?:text|(?:varchar|character varying|char|character|bpchar)\(\d+\))$")
 
 
-def _is_text_type(declared: str) -> bool:
+def _is_text_type(declared: str, dbms: str = "postgresql") -> bool:
+    if dbms == "mariadb":
+        return _is_mariadb_text_type(declared)
     return _TEXT_TYPE.match(" ".join(declared.lower().split())) is not None
 
 
-def _is_date_type(declared: str) -> bool:
-    return parse_pg_type(declared).clickhouse.startswith(("Date32", "DateTime64"))
+def _is_date_type(declared: str, dbms: str = "postgresql") -> bool:
+    return parse_type(declared, dbms).clickhouse.startswith(("Date32", "DateTime64"))
 
 
 class Column(_Model):
     name: str = Field(pattern=_IDENT)
+    # The dbms whose language `type` is written in. Not written in YAML: the regulation copies
+    # source.dbms into every column (Regulation._columns_take_source_dbms) before they are read.
+    dbms: Dbms = Field(default="postgresql", exclude=True, repr=False)
     type: str
     nullable: bool = True
     description: str = ""
@@ -176,8 +203,8 @@ class Column(_Model):
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        parse_pg_type(value)  # raises ValueError naming the supported types
+    def _known_type(cls, value: str, info) -> str:
+        parse_type(value, info.data.get("dbms", "postgresql"))  # raises ValueError naming the supported types
         return value
 
     @model_validator(mode="after")
@@ -193,13 +220,13 @@ class Column(_Model):
                              "attribute (it is not in the warehouse); remove the flag or keep/generalize it")
         if self.action is not Action.generalize and self.to is not None:
             raise ValueError(f"column {self.name}: 'to' only applies to action 'generalize'")
-        if self.action is Action.redact and not _is_text_type(self.type):
+        if self.action is Action.redact and not _is_text_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: action 'redact' needs a text column (text, varchar(n), char(n)), "
                              f"not {self.type!r}; use 'hash' or 'drop' for other types")
-        if self.to in _DATE_GENERALIZATIONS and not _is_date_type(self.type):
+        if self.to in _DATE_GENERALIZATIONS and not _is_date_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a date column (date, timestamp, "
                              f"timestamptz), not {self.type!r}; fix the type or choose another 'to'")
-        if self.to is not None and self.to not in _DATE_GENERALIZATIONS and not _is_text_type(self.type):
+        if self.to is not None and self.to not in _DATE_GENERALIZATIONS and not _is_text_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a text column (text, varchar(n), "
                              f"char(n)), not {self.type!r}; fix the type or choose another 'to'")
         return self
@@ -229,8 +256,13 @@ class Column(_Model):
         output = self.output
         if output is not None:
             return output.avro, output.clickhouse
-        pg = parse_pg_type(self.type)
-        return pg.avro, pg.clickhouse
+        source = self.source_type
+        return source.avro, source.clickhouse
+
+    @property
+    def source_type(self) -> PgType:
+        """The declared type read in its source's language (decode, Avro and ClickHouse views)."""
+        return parse_type(self.type, self.dbms)
 
 
 class RuleKind(str, Enum):
@@ -444,6 +476,9 @@ class Table(_Model):
 
     @model_validator(mode="after")
     def _marker_columns(self) -> "Table":
+        if (self.marker or self.deleted_flag) and any(c.dbms != "postgresql" for c in self.columns):
+            raise ValueError(f"table {self.name}: 'marker' and 'deleted_flag' (capture 'marker') are PostgreSQL-only "
+                             "for now; remove them")
         by_name = {c.name: c for c in self.columns}
         if self.marker is not None:
             column = by_name.get(self.marker)
@@ -516,6 +551,29 @@ class Regulation(_Model):
     source: Source
     tables: list[Table] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _columns_take_source_dbms(cls, data: Any) -> Any:
+        """Copy source.dbms into every column, so that each type is read as its source writes it."""
+        source = data.get("source") if isinstance(data, dict) else None
+        dbms = source.get("dbms") if isinstance(source, dict) else None
+        if dbms not in ("postgresql", "mariadb") or not isinstance(data.get("tables"), list):
+            return data  # the source's own error says what is wrong
+        tables = []
+        for table in data["tables"]:
+            if isinstance(table, dict) and isinstance(table.get("columns"), list):
+                columns = []
+                for column in table["columns"]:
+                    if isinstance(column, dict):
+                        if "dbms" in column:
+                            raise ValueError(f"table {table.get('name')}, column {column.get('name')}: a column "
+                                             "takes its dbms from source.dbms; remove 'dbms' from the column")
+                        column = {**column, "dbms": dbms}
+                    columns.append(column)
+                table = {**table, "columns": columns}
+            tables.append(table)
+        return {**data, "tables": tables}
+
     @model_validator(mode="after")
     def _unique_tables(self) -> "Regulation":
         names = [t.name for t in self.tables]
@@ -531,6 +589,11 @@ class Regulation(_Model):
         if source is None:
             return tables
         for table in tables:
+            if source.dbms == "mariadb" and table.schema_name != source.database:
+                # Debezium names a MariaDB table <database>.<table>; one regulation reads one database.
+                raise ValueError(f"table {table.name}: a MariaDB table is named <database>.<table> with the "
+                                 f"database of source.database; rename it {source.database}.{table.table_name} "
+                                 "(database names in lower case) or give it its own regulation")
             if source.capture is Capture.marker and table.marker is None:
                 raise ValueError(f"table {table.name}: capture 'marker' needs 'marker: <column>' on every table, "
                                  "a non-null column that increases with every change (e.g. updated_at timestamptz)")
@@ -608,7 +671,7 @@ def _interpolate(node, environ: dict[str, str], path: Path):
 def _describe(error: ValidationError, raw: dict, path: Path) -> str:
     lines = [f"{path}: the regulation is invalid ({error.error_count()} problem(s)):"]
     for item in error.errors():
-        location = _location(item["loc"], raw)
+        location = _location(item["loc"], raw) or "regulation"  # a check across fields has no one place
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field; remove it or check its spelling against docs/regulation.md"

@@ -32,19 +32,19 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
 
 @dataclass(frozen=True)
 class Ports:
-    postgres: int = 55432
-    kafka: int = 59092
-    kafka_controller: int = 59093
-    connect: int = 58083
-    clickhouse_http: int = 58123
-    clickhouse_tcp: int = 59000
-    prometheus: int = 59090
-    processor_metrics: int = 59101
-    sink_metrics: int = 59102
-    demo_metrics: int = 59103
-    assessor_metrics: int = 59104
-    poller_metrics: int = 59105
-    demo_webhook: int = 59999
+    postgres: int = 25432
+    kafka: int = 29092
+    kafka_controller: int = 29093
+    connect: int = 28083
+    clickhouse_http: int = 28123
+    clickhouse_tcp: int = 29000
+    prometheus: int = 29090
+    processor_metrics: int = 29101
+    sink_metrics: int = 29102
+    demo_metrics: int = 29103
+    assessor_metrics: int = 29104
+    poller_metrics: int = 29105
+    demo_webhook: int = 29999
 
     def shifted(self, shift: int) -> "Ports":
         return Ports(**{name: port + shift for name, port in self.__dict__.items()})
@@ -120,7 +120,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("QOIMA_HOME") or REPO_ROOT / "var").resolve()
-        shift = _int(env, "QOIMA_PORT_SHIFT", 0, -20000, 5000)
+        shift = _int(env, "QOIMA_PORT_SHIFT", 0, -20000, 2600)  # stays below the ephemeral range
         key_id = env.get("QOIMA_KEY_ID", "k1")
         if not key_id.isalnum() or len(key_id) > 16:
             raise SettingsError(f"QOIMA_KEY_ID={key_id!r} must be 1-16 letters or digits, e.g. k2")

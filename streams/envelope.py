@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from streams.binlog_position import BinlogPositionError, binlog_version
+
 OPS = {"r", "c", "u", "d", "t", "m"}
 
 
@@ -20,7 +22,7 @@ class EnvelopeError(ValueError):
 class Change:
     op: str                      # r (snapshot read), c, u, d
     row: dict[str, Any]          # `after` for r/c/u, `before` for d
-    lsn: int
+    lsn: int                     # increases with every change of a row; ClickHouse's _version
     source_ts_ms: int            # commit time at the source
     schema: str
     table: str
@@ -30,13 +32,16 @@ class Change:
         return self.op == "d"
 
 
-def _position(source: dict[str, Any]) -> int | None:
+def _position(source: dict[str, Any], op: str) -> int | None:
     """The change's LSN. Incremental-snapshot reads carry no `lsn`, only `sequence`
     ([last committed LSN, current LSN] as strings): the stream position when the chunk was
-    read, which is after every change the chunk already reflects."""
+    read, which is after every change the chunk already reflects. MariaDB events carry a
+    binlog position instead (streams/binlog_position.py)."""
     lsn = source.get("lsn")
     if isinstance(lsn, int) and not isinstance(lsn, bool):
         return lsn
+    if "file" in source and "pos" in source:  # PostgreSQL's source block has neither
+        return binlog_version(source, snapshot_read=op == "r")
     try:
         sequence = json.loads(source.get("sequence") or "null")
         positions = [int(p) for p in sequence or [] if p is not None]
@@ -69,8 +74,13 @@ def decode(value: bytes | None) -> Change | None:
     if not isinstance(row, dict):
         which = "before" if op == "d" else "after"
         raise EnvelopeError("undecodable", f"operation {op!r} without a '{which}' row image")
-    lsn, ts_ms = _position(source), source.get("ts_ms")
+    try:
+        lsn = _position(source, op)
+    except BinlogPositionError as exc:
+        raise EnvelopeError("undecodable", str(exc)) from None
+    ts_ms = source.get("ts_ms")
     if lsn is None or not isinstance(ts_ms, int):
         raise EnvelopeError("undecodable", "source block lacks an LSN ('lsn' or 'sequence') or an integer 'ts_ms'")
     return Change(op=op, row=row, lsn=lsn, source_ts_ms=ts_ms,
-                  schema=str(source.get("schema", "")), table=str(source.get("table", "")))
+                  schema=str(source.get("schema", source.get("db", ""))),  # MariaDB: the database
+                  table=str(source.get("table", "")))

@@ -30,6 +30,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 
 
+# streams/mariadb_types.py reuses the decoders below where Debezium sends a MariaDB type as it
+# sends a PostgreSQL one (_int, _date, _millis, _micros, _zoned, _numeric, _float, _str, _bytea,
+# _enum, _enum_labels): a change to one of them changes both sources.
+
+
 class ValueRefused(ValueError):
     """A value cannot be read as its declared type; the message names the problem, never the value."""
 

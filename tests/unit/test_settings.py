@@ -8,10 +8,10 @@ import pytest
 from qoima.settings import REPO_ROOT, Ports, Settings, SettingsError
 
 DEFAULT_PORTS = {
-    "postgres": 55432, "kafka": 59092, "kafka_controller": 59093, "connect": 58083,
-    "clickhouse_http": 58123, "clickhouse_tcp": 59000, "prometheus": 59090,
-    "processor_metrics": 59101, "sink_metrics": 59102, "demo_metrics": 59103, "assessor_metrics": 59104, "poller_metrics": 59105,
-    "demo_webhook": 59999,
+    "postgres": 25432, "kafka": 29092, "kafka_controller": 29093, "connect": 28083,
+    "clickhouse_http": 28123, "clickhouse_tcp": 29000, "prometheus": 29090,
+    "processor_metrics": 29101, "sink_metrics": 29102, "demo_metrics": 29103, "assessor_metrics": 29104, "poller_metrics": 29105,
+    "demo_webhook": 29999,
 }
 
 
@@ -24,15 +24,15 @@ def test_defaults() -> None:
     assert (s.sink_batch_rows, s.sink_batch_ms) == (5000, 500)
     assert s.key_id == "k1"
     assert s.regulations_dir == (REPO_ROOT / "connectors" / "regulations").resolve()
-    assert s.kafka_bootstrap == "127.0.0.1:59092"
-    assert s.connect_url == "http://127.0.0.1:58083"
-    assert s.clickhouse_url == "http://127.0.0.1:58123"
-    assert s.prometheus_url == "http://127.0.0.1:59090"
+    assert s.kafka_bootstrap == "127.0.0.1:29092"
+    assert s.connect_url == "http://127.0.0.1:28083"
+    assert s.clickhouse_url == "http://127.0.0.1:28123"
+    assert s.prometheus_url == "http://127.0.0.1:29090"
 
 
 def test_empty_values_mean_default() -> None:
     s = Settings.from_env({"QOIMA_PORT_SHIFT": "", "QOIMA_SINK_BATCH_ROWS": "", "QOIMA_HOME": ""})
-    assert s.ports.kafka == 59092 and s.sink_batch_rows == 5000
+    assert s.ports.kafka == 29092 and s.sink_batch_rows == 5000
     assert s.home == (REPO_ROOT / "var").resolve()
 
 
@@ -44,16 +44,16 @@ def test_home_moves_every_file(tmp_path) -> None:
     assert s.master_key_file == tmp_path.resolve() / "secrets" / "master.key"
     env = s.regulation_env()
     assert env["QOIMA_SECRETS_DIR"] == str(s.secrets_dir)
-    assert env["QOIMA_LOCAL_PG_PORT"] == "55432"
+    assert env["QOIMA_LOCAL_PG_PORT"] == "25432"
 
 
-@pytest.mark.parametrize("shift", [1000, -20000, 5000, -1])
+@pytest.mark.parametrize("shift", [1000, -20000, 2600, -1])
 def test_port_shift_moves_every_port(shift: int) -> None:
     s = Settings.from_env({"QOIMA_PORT_SHIFT": str(shift)})
     for name, port in DEFAULT_PORTS.items():
         assert getattr(s.ports, name) == port + shift, name
-    assert s.kafka_bootstrap == f"127.0.0.1:{59092 + shift}"
-    assert s.regulation_env()["QOIMA_LOCAL_PG_PORT"] == str(55432 + shift)
+    assert s.kafka_bootstrap == f"127.0.0.1:{29092 + shift}"
+    assert s.regulation_env()["QOIMA_LOCAL_PG_PORT"] == str(25432 + shift)
 
 
 def test_every_port_field_is_covered() -> None:
@@ -67,16 +67,16 @@ def test_port_shift_not_an_integer(raw: str) -> None:
     message = str(info.value)
     assert "QOIMA_PORT_SHIFT" in message
     assert "not an integer" in message
-    assert "between -20000 and 5000" in message
+    assert "between -20000 and 2600" in message
 
 
-@pytest.mark.parametrize("raw", ["5001", "-20001", "70000"])
+@pytest.mark.parametrize("raw", ["2601", "-20001", "70000"])
 def test_port_shift_out_of_range(raw: str) -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"QOIMA_PORT_SHIFT": raw})
     message = str(info.value)
     assert f"QOIMA_PORT_SHIFT={int(raw)} is out of range" in message
-    assert "between -20000 and 5000" in message
+    assert "between -20000 and 2600" in message
 
 
 @pytest.mark.parametrize(("name", "raw", "low", "high"), [
