@@ -17,7 +17,6 @@ from typing import Any, Callable
 from connectors.regulation import Action, Column, Generalization, Table
 from streams import normalize
 from streams.keys import KeyRing, pseudonym
-from streams.pg_types import parse_pg_type
 from streams.redact import redact
 
 INVALID_PREFIX = "invalid:"
@@ -198,7 +197,7 @@ _TEXT_GENERALIZERS = {
 
 
 def _step_function(column: Column, ring: KeyRing, hashers: dict[str, _Hasher]) -> StepFunction:
-    decode = parse_pg_type(column.type).decode
+    decode = column.source_type.decode
     if column.action is Action.hash:
         kind = column.kind.value
         hasher = hashers.setdefault(kind, _Hasher(ring, kind))

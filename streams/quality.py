@@ -56,7 +56,6 @@ import connectors
 from connectors.regulation import Column, Rule, RuleAction, RuleCheck, RuleKind, Table
 from streams import identifiers, normalize
 from streams.depersonalize import kato_region
-from streams.pg_types import parse_pg_type
 
 REFERENCE_DIR = Path(connectors.__file__).resolve().parent / "reference"
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -140,7 +139,7 @@ def kato_regions() -> dict[str, tuple[str, str]]:
 
 def _category(column: Column) -> str:
     """What Python values a column decodes to: number, date, datetime, bool or text."""
-    clickhouse = parse_pg_type(column.type).clickhouse
+    clickhouse = column.source_type.clickhouse
     if clickhouse.startswith(("Int", "UInt", "Float", "Decimal")):
         return "number"
     if clickhouse.startswith("Date32"):
@@ -153,7 +152,7 @@ def _category(column: Column) -> str:
 
 
 def _is_float(column: Column) -> bool:
-    return parse_pg_type(column.type).clickhouse.startswith("Float")
+    return column.source_type.clickhouse.startswith("Float")
 
 
 Getter = Callable[[dict], Any]
@@ -685,7 +684,7 @@ class RuleSet:
             if rule.expression is not None:
                 read.update(compile_expression(rule.name, rule.expression, table)[1])
         self.columns: tuple[str, ...] = tuple(c.name for c in table.columns if c.name in read)
-        self._decoders = tuple((name, parse_pg_type(table.column(name).type).decode) for name in self.columns)
+        self._decoders = tuple((name, table.column(name).source_type.decode) for name in self.columns)
 
     @classmethod
     def for_table(cls, table: Table) -> "RuleSet":

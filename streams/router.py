@@ -19,7 +19,7 @@ from streams import envelope
 from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
-from streams.pg_types import PgType, ValueRefused, parse_pg_type
+from streams.pg_types import PgType, ValueRefused
 from streams.quality import RuleSet, Violation
 from streams.stateful_rules import StatefulRules
 
@@ -103,7 +103,7 @@ class Router:
                 self._tables[regulation.raw_topic(table)] = (regulation, table)
                 self._rules[regulation.raw_topic(table)] = RuleSet.for_table(table)
                 # Dropped columns are never decoded, here as in `route`: only their presence counts.
-                self._types[regulation.raw_topic(table)] = {c.name: parse_pg_type(c.type) for c in table.columns
+                self._types[regulation.raw_topic(table)] = {c.name: c.source_type for c in table.columns
                                                             if c.output_name is not None}
 
     def _plan(self, topic: str, ts_ms: int) -> TablePlan:

@@ -34,7 +34,6 @@ from connectors.regulation import IdentifierKind, Regulation, Rule, RuleAction, 
 from streams import normalize
 from streams.envelope import Change
 from streams.keys import pseudonym
-from streams.pg_types import parse_pg_type
 from streams.quality import Violation, _category, _violation
 
 
@@ -47,7 +46,7 @@ class _Column:
 
 def _column(table: Table, name: str, kind: IdentifierKind | None = None) -> _Column:
     column = table.column(name)
-    decode = parse_pg_type(column.type).decode
+    decode = column.source_type.decode
     kind = kind or column.kind
     normalizer = normalize.BY_KIND.get(kind.value) if kind else None
 
