@@ -22,21 +22,28 @@ STALLED = 75  # EX_TEMPFAIL: try again
 
 
 class StallDetector:
-    """Pure logic: stalled when there is lag and the committed offsets stood still too long."""
+    """Pure logic: stalled when a partition has events past its committed offset and that
+    offset has stood still too long. Judged per partition: a worker can keep committing the
+    heartbeat topic while a data partition is stuck."""
 
     def __init__(self, stall_seconds: float) -> None:
         self.stall_seconds = stall_seconds
-        self._committed: Mapping | None = None
-        self._since: float | None = None
+        self._seen: dict = {}     # partition -> (committed offset, since when)
 
     def observe(self, now: float, committed: Mapping, highwater: Mapping) -> float | None:
-        """Seconds stalled once past the limit, else None. Offsets map partition -> offset."""
-        lagging = any(highwater[tp] > (committed.get(tp) or 0) for tp in highwater)
-        if not lagging or committed != self._committed:
-            self._committed, self._since = dict(committed), now
-            return None
-        stalled = now - self._since
-        return stalled if stalled >= self.stall_seconds else None
+        """Seconds the worst partition has been stuck once past the limit, else None."""
+        worst = 0.0
+        for tp, end in highwater.items():
+            offset = committed.get(tp) or 0
+            if end <= offset:
+                self._seen.pop(tp, None)
+                continue
+            previous = self._seen.get(tp)
+            if previous is None or previous[0] != offset:
+                self._seen[tp] = (offset, now)
+                continue
+            worst = max(worst, now - previous[1])
+        return worst if worst >= self.stall_seconds else None
 
 
 def _offsets(consumer, topics: list[str]) -> tuple[dict, dict]:

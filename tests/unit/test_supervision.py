@@ -29,6 +29,14 @@ def test_stall_when_lag_and_offsets_stand_still():
     assert detector.observe(31, {TP: 5}, {TP: 12}) == 31
 
 
+def test_a_stuck_partition_is_seen_while_another_moves():
+    heartbeat = ("qoima.heartbeat.demo", 0)
+    detector = StallDetector(30)
+    assert detector.observe(0, {TP: 5, heartbeat: 1}, {TP: 10, heartbeat: 2}) is None
+    assert detector.observe(20, {TP: 5, heartbeat: 2}, {TP: 10, heartbeat: 3}) is None
+    assert detector.observe(40, {TP: 5, heartbeat: 3}, {TP: 10, heartbeat: 4}) == 40
+
+
 def test_a_partition_never_committed_counts_from_zero():
     detector = StallDetector(10)
     assert detector.observe(0, {}, {TP: 3}) is None
