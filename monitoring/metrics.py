@@ -82,3 +82,5 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     except OSError as exc:
         raise SystemExit(f"cannot serve metrics on {host}:{port}: {exc.strerror}; stop what holds the port "
                          f"or set QOIMA_PORT_SHIFT") from None
+SINK_COMMIT_FAILURES = Counter("qoima_sink_commit_failures_total",
+                               "Offset commits the broker refused after the rows were loaded (read again, deduplicated)")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from connectors.regulation import Regulation, Table, load_all
 from monitoring import metrics
@@ -213,7 +213,15 @@ class ClickHouseSink:
             commits += [TopicPartition(topic, p, last + 1) for p, (_, last) in target.offsets.items()]
             target.clear()
         if commits:
-            consumer.commit(offsets=commits, asynchronous=False)
+            try:
+                consumer.commit(offsets=commits, asynchronous=False)
+            except KafkaException as exc:
+                # The broker restarted or the group rebalanced under us: the rows are in
+                # ClickHouse, the offsets are not. The batch will be read again and its
+                # deduplication token (or FINAL, if the boundaries differ) absorbs it.
+                metrics.SINK_COMMIT_FAILURES.inc()
+                log.warning("offset commit failed (%s); the batch will be read again, without effect",
+                            exc.args[0].name() if exc.args else type(exc).__name__)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
