@@ -317,7 +317,10 @@ class LocalStack:
         os.chmod(conf / "users.xml", 0o600)
         data = self.s.data_dir / "clickhouse"
         data.mkdir(parents=True, exist_ok=True)
-        managed.start([self.python, "-m", "infra.clickhouse_server", str(conf), str(data)],
+        # Supervised like Qoima's own processes: the embedded server has crashed on its own once
+        # (a segfault in a background pool); the sink retries meanwhile and loses nothing.
+        managed.start([self.python, "-m", "infra.supervise", "clickhouse", "--",
+                       self.python, "-m", "infra.clickhouse_server", str(conf), str(data)],
                       env=self._env(), cwd=REPO_ROOT)
         wait_until(self.clickhouse_healthy, 60, "ClickHouse", managed)
         self.progress(f"clickhouse: up on {self.s.clickhouse_url}")

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from types import SimpleNamespace
+from typing import Callable
 
 import faust
 
@@ -22,6 +23,7 @@ from streams.avro_codec import INCIDENT_TOPIC, AvroCodec, codec_for
 from streams.incidents import Detection
 from streams.keys import load_schedule
 from streams import schema_history, watchdog
+from streams.gap_filler import GapFiller, committed_offsets, kafka_range_reader
 from streams.router import Router
 
 log = logging.getLogger("qoima.processor")
@@ -31,8 +33,10 @@ GROUP = "qoima-processor"
 READY_ONCE = threading.Event()  # the worker has been ready at least once: the watchdog may judge it
 
 
-def create_app(settings: Settings) -> tuple[faust.App, list[str], AvroCodec]:
-    """The Faust app, the topics its agent consumes and the codec it writes with."""
+def create_app(settings: Settings, gaps_for: Callable[[list[str]], GapFiller] | None = None
+               ) -> tuple[faust.App, list[str], AvroCodec]:
+    """The Faust app, the topics its agent consumes and the codec it writes with. `gaps_for`
+    makes the GapFiller for those topics (streams/gap_filler.py); without it none is used."""
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     codec = codec_for(regulations)
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> tuple[faust.App, list[str], AvroCodec]:
     router = Router(regulations, keys, codec, state=state)
     heartbeats = [heartbeat_topic(r) for r in regulations]
     raw = app.topic(*router.raw_topics, *heartbeats, key_type=bytes, value_type=bytes)
+    gaps = gaps_for([*router.raw_topics, *heartbeats]) if gaps_for else None
     last_expiry = [0.0]
     outputs: dict[str, faust.TopicT] = {}
 
@@ -99,9 +104,9 @@ def create_app(settings: Settings) -> tuple[faust.App, list[str], AvroCodec]:
 
     @app.timer(interval=0.5)
     async def report_ready():
-        # Faust resumes fetching before it seeks the stream to its committed offsets; events
-        # arriving in that window can be skipped (faust-streaming issues #216, #596). The stack
-        # treats the processor as started only once recovery is complete and nothing rebalances.
+        # Faust resumes fetching before it seeks the stream to its committed offsets (faust-streaming
+        # issues #216, #596); the GapFiller reads whatever it skips. The stack still treats the
+        # processor as started only once recovery is complete and nothing rebalances.
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
         metrics.PROCESSOR_READY.set(1 if ready else 0)
         if ready:
@@ -118,39 +123,50 @@ def create_app(settings: Settings) -> tuple[faust.App, list[str], AvroCodec]:
                 for regulation, expired_table, violation in router.stateful.expire(int(time.time() * 1000)):
                     note_violations(SimpleNamespace(violations=(violation,), provider=regulation.provider,
                                                     table=expired_table.name))
-            if message.topic in heartbeats:
-                continue
-            table = message.topic.split(".", 3)[-1]
-            started = time.perf_counter()
-            try:
-                out = router.route(message.topic, message.partition, message.offset, event.value)
-            except Exception as exc:  # a bug must quarantine the event, not stop the pipeline
-                log.error("internal error on %s offset %s: %s", message.topic, message.offset, type(exc).__name__)
-                out = router.internal_error(message.topic, message.partition, message.offset, event.value,
-                                            type(exc).__name__)
-            metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
-            if out is None:
-                metrics.TOMBSTONES.labels(table).inc()
-                continue
-            note_violations(out)
-            if out.outcome in ("clean", "held"):
-                metrics.EVENTS_IN.labels(out.table, out.op).inc()
-                metrics.EVENTS_OUT.labels(out.table).inc()
-                broken = {v.problem for v in out.violations}  # counted as rule violations instead
-                for note in out.defects:
-                    if note not in broken:
-                        metrics.DEFECTS.labels(out.table, note.split(":", 1)[0]).inc()
-            else:
-                metrics.EVENTS_IN.labels(out.table or table, "invalid").inc()
-                metrics.QUARANTINED.labels(out.table or table, out.reason_kind).inc()
-            await output_topic(out.topic).send(key=out.key, value=out.value)
+            todo = [(message.offset, event.value)]
+            if gaps is not None:
+                process_it, missing = gaps.before((message.topic, message.partition), message.offset)
+                todo = missing + (todo if process_it else [])
+                if missing:
+                    metrics.GAP_EVENTS.inc(len(missing))
+            for offset, value in todo:
+                await handle(message.topic, message.partition, offset, value)
+
+    async def handle(topic: str, partition: int, offset: int, value: bytes | None) -> None:
+        if topic in heartbeats:
+            return
+        table = topic.split(".", 3)[-1]
+        started = time.perf_counter()
+        try:
+            out = router.route(topic, partition, offset, value)
+        except Exception as exc:  # a bug must quarantine the event, not stop the pipeline
+            log.error("internal error on %s offset %s: %s", topic, offset, type(exc).__name__)
+            out = router.internal_error(topic, partition, offset, value, type(exc).__name__)
+        metrics.PROCESS_SECONDS.observe(time.perf_counter() - started)
+        if out is None:
+            metrics.TOMBSTONES.labels(table).inc()
+            return
+        note_violations(out)
+        if out.outcome in ("clean", "held"):
+            metrics.EVENTS_IN.labels(out.table, out.op).inc()
+            metrics.EVENTS_OUT.labels(out.table).inc()
+            broken = {v.problem for v in out.violations}  # counted as rule violations instead
+            for note in out.defects:
+                if note not in broken:
+                    metrics.DEFECTS.labels(out.table, note.split(":", 1)[0]).inc()
+        else:
+            metrics.EVENTS_IN.labels(out.table or table, "invalid").inc()
+            metrics.QUARANTINED.labels(out.table or table, out.reason_kind).inc()
+        await output_topic(out.topic).send(key=out.key, value=out.value)
 
     return app, [*router.raw_topics, *heartbeats], codec
 
 
 def run(settings: Settings) -> None:
     metrics.serve(settings.ports.processor_metrics, settings.host)
-    app, topics, codec = create_app(settings)
+    # Read before the worker starts: what the previous worker finished is where this one must begin.
+    app, topics, codec = create_app(settings, gaps_for=lambda topics: GapFiller(
+        committed_offsets(settings.kafka_bootstrap, GROUP, topics), kafka_range_reader(settings.kafka_bootstrap)))
     # Before the first message: a reader must be able to find every schema written with.
     schema_history.publish(settings.kafka_bootstrap, codec.schemas)
     watchdog.start(watchdog.kafka_offsets(settings.kafka_bootstrap, GROUP, topics), READY_ONCE.is_set,
