@@ -71,8 +71,17 @@ def _postgres_config(regulation: Regulation) -> dict[str, str]:
         "slot.name": regulation.slot_name,
         "publication.name": regulation.publication_name,
         "publication.autocreate.mode": "disabled",
-        "table.include.list": ",".join(_regex(t) for t in [*(t.name for t in regulation.tables), SIGNAL_TABLE]),
+        "table.include.list": ",".join(table_regex(t) for t in [*(t.name for t in regulation.tables), SIGNAL_TABLE]),
         "signal.data.collection": SIGNAL_TABLE,
+        "interval.handling.mode": "string",
+        **shared_settings(regulation),
+    }
+
+
+def shared_settings(regulation: Regulation) -> dict[str, str]:
+    """What every Qoima connector sets, whatever the source's dbms."""
+    source = regulation.source
+    return {
         "signal.enabled.channels": "source",
         "incremental.snapshot.chunk.size": "2048",
         "snapshot.mode": source.snapshot,
@@ -80,7 +89,6 @@ def _postgres_config(regulation: Regulation) -> dict[str, str]:
         "topic.heartbeat.prefix": HEARTBEAT_PREFIX + regulation.provider,
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",
-        "interval.handling.mode": "string",
         "binary.handling.mode": "base64",
         "tombstones.on.delete": "true",
         # Debezium skips truncates by default; Qoima wants them, to quarantine with an incident
@@ -98,6 +106,6 @@ def _postgres_config(regulation: Regulation) -> dict[str, str]:
     }
 
 
-def _regex(table: str) -> str:
+def table_regex(table: str) -> str:
     # Debezium matches the include list as anchored regular expressions.
     return table.replace(".", r"\.")

@@ -25,7 +25,7 @@ PostgreSQL connector's, so the same decoders apply where the representation is t
 """
 from __future__ import annotations
 
-from connectors.debezium_config import HEARTBEAT_PREFIX, password_reference
+from connectors.debezium_config import password_reference, shared_settings, table_regex
 from connectors.regulation import Regulation
 
 CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
@@ -67,36 +67,13 @@ def connector_config(regulation: Regulation, bootstrap: str) -> dict[str, str]:
         "database.server.id": str(source.server_id),
         "database.include.list": source.database,
         "topic.prefix": regulation.raw_topic_prefix,
-        "table.include.list": ",".join(_regex(t) for t in [*(t.name for t in regulation.tables),
-                                                            signal_table(regulation)]),
+        "table.include.list": ",".join(table_regex(t) for t in [*(t.name for t in regulation.tables),
+                                                                 signal_table(regulation)]),
         "schema.history.internal.kafka.bootstrap.servers": bootstrap,
         "schema.history.internal.kafka.topic": schema_history_topic(regulation),
         "schema.history.internal.store.only.captured.databases.ddl": "true",
         "include.schema.changes": "false",
         "signal.data.collection": signal_table(regulation),
-        "signal.enabled.channels": "source",
-        "incremental.snapshot.chunk.size": "2048",
-        "snapshot.mode": source.snapshot,
-        "heartbeat.interval.ms": str(source.heartbeat_seconds * 1000),
-        "topic.heartbeat.prefix": HEARTBEAT_PREFIX + regulation.provider,
-        "decimal.handling.mode": "string",
-        "time.precision.mode": "adaptive_time_microseconds",
-        "binary.handling.mode": "base64",
         "bigint.unsigned.handling.mode": "precise",
-        "tombstones.on.delete": "true",
-        # As for PostgreSQL: a truncate is loaded as an incident, not skipped silently.
-        "skipped.operations": "none",
-        "errors.max.retries": "-1",
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "key.converter.schemas.enable": "false",
-        "value.converter.schemas.enable": "false",
-        "topic.creation.default.replication.factor": "1",
-        "topic.creation.default.partitions": "1",
-        "topic.creation.default.retention.ms": str(24 * 3600 * 1000),
+        **shared_settings(regulation),
     }
-
-
-def _regex(table: str) -> str:
-    # Debezium matches the include list as anchored regular expressions.
-    return table.replace(".", r"\.")
