@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from streams.group_offsets import Partition, group_consumer, positions
+
 log = logging.getLogger("qoima.gaps")
 
-Partition = tuple[str, int]
 # Reads the events of one partition from `start` (inclusive) to `end` (exclusive): (offset, value).
 RangeReader = Callable[[Partition, int, int], Iterator[tuple[int, bytes | None]]]
 
@@ -76,20 +77,9 @@ def kafka_range_reader(bootstrap: str) -> RangeReader:
 
 
 def committed_offsets(bootstrap: str, group: str, topics: list[str]) -> dict[Partition, int]:
-    """The group's committed offsets (what the previous worker finished), read without joining."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "log_level": 3})
+    """Where the previous worker stopped (the earliest offset where it never committed)."""
+    consumer = group_consumer(bootstrap, group)
     try:
-        metadata = consumer.list_topics(timeout=10)
-        partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
-                      for p in metadata.topics[t].partitions]
-        offsets = {}
-        for tp in consumer.committed(partitions, timeout=10):
-            # Never committed: Faust starts from the earliest offset, so expect that one.
-            offsets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else \
-                consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[0]
-        return offsets
+        return positions(consumer, topics, timeout=10)[0]
     finally:
         consumer.close()

@@ -22,8 +22,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable
 
-from streams.pg_types import (_DATETIME, _TS_AVRO, PgType, ValueRefused, _bytea, _date, _enum,
-                              _enum_labels, _float, _int, _micros, _millis, _numeric, _str, _zoned)
+from streams.pg_types import _VIEWS as _PG_VIEWS
+from streams.pg_types import (_DATETIME, _TS_AVRO, PgType, ValueRefused, _bytea, _decimal_views, _enum,
+                              _enum_labels, _int, _micros, _millis, _numeric, _str, _zoned)
 
 
 @dataclass(frozen=True)
@@ -188,25 +189,16 @@ def _classify(declared: str) -> tuple[str, tuple]:
 
 _UNSIGNED_VIEWS = {8: ("UInt8", "int"), 16: ("UInt16", "int"), 24: ("UInt32", "int"), 32: ("UInt32", "long")}
 _VIEWS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
+    # Debezium sends these as it does PostgreSQL's: the same three views.
+    **{family: _PG_VIEWS[family] for family in ("float4", "float8", "text", "varchar", "char", "date")},
     "bool": ("Bool", "boolean", _boolean),
-    "float4": ("Float32", "float", _float),
-    "float8": ("Float64", "double", _float),
-    "text": ("String", "string", _str),
-    "varchar": ("String", "string", _str),
-    "char": ("String", "string", _str),
     "json": ("String", "string", _str),   # MariaDB's JSON is LONGTEXT with a json_valid check
-    "date": ("Date32", {"type": "int", "logicalType": "date"}, _date),
     "timestamp": (_DATETIME, _TS_AVRO, _zoned),   # stored in UTC; Debezium sends it with a Z
     # Time64 goes to +-999:59:59, beyond TIME's +-838:59:59; a negative TIME is a duration.
     "time": ("Time64(6)", "long", _elapsed_time),
     "year": ("UInt16", "int", _year),
     "bytes": ("String", "bytes", _bytea),
 }
-
-
-def _decimal_views(precision: int, scale: int) -> tuple[str, Any]:
-    return (f"Decimal({precision}, {scale})",
-            {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale})
 
 
 def _views(family: str, args: tuple) -> tuple[str, Any, Callable[[Any], Any]]:

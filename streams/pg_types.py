@@ -446,6 +446,12 @@ def _classify(declared: str) -> tuple[str, tuple]:
     raise ValueError(_unsupported(declared))
 
 
+def _decimal_views(precision: int, scale: int) -> tuple[str, Any]:
+    """ClickHouse and Avro of an exact decimal(p, s)."""
+    return (f"Decimal({precision}, {scale})",
+            {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale})
+
+
 _DATETIME = "DateTime64(6, 'UTC')"
 _TS_AVRO = {"type": "long", "logicalType": "timestamp-micros"}
 _INTERVAL_CLICKHOUSE = "Tuple(months Int32, days Int32, micros Int64)"
@@ -461,7 +467,7 @@ _VIEWS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "uuid": ("UUID", {"type": "string", "logicalType": "uuid"}, _str),
     "json": ("String", "string", _str),
     "jsonb": ("String", "string", _str),
-    "money": ("Decimal(19, 2)", {"type": "bytes", "logicalType": "decimal", "precision": 19, "scale": 2}, _money),
+    "money": (*_decimal_views(19, 2), _money),
     # Time64 holds 24:00:00 (it goes to 999:59:59) and needs no setting in ClickHouse 26.9.
     "time": ("Time64(6)", "long", _time),
     "timetz": ("Time64(6)", "long", _timetz),
@@ -488,9 +494,7 @@ def _views(family: str, args: tuple) -> tuple[str, Any, Callable[[Any], Any]]:
         return f"Int{bits}", "long" if bits == 64 else "int", _int
     if family == "numeric":
         precision, scale = args
-        return (f"Decimal({precision}, {scale})",
-                {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale},
-                lambda v: _numeric(v, precision, scale))
+        return (*_decimal_views(precision, scale), lambda v: _numeric(v, precision, scale))
     if family == "timestamp":
         # adaptive_time_microseconds: timestamp(0-3) arrives as epoch millis, (4-6) as micros.
         return _DATETIME, _TS_AVRO, _millis if args[0] <= 3 else _micros

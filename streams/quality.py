@@ -379,30 +379,27 @@ def _to_date(operand: _Operand) -> _Operand:
                     source=operand.source)
 
 
-def _all(parts: tuple[Condition, ...]) -> Condition:
-    def conjunction(row: dict, today: date) -> bool | None:
+def _junction(parts: tuple[Condition, ...], decisive: bool) -> Condition:
+    """Three-valued `and` (decisive False) or `or` (decisive True): one decisive part settles it,
+    else an unknown part leaves it unknown."""
+    def junction(row: dict, today: date) -> bool | None:
         unknown = False
         for part in parts:
             x = part(row, today)
-            if x is False:
-                return False
+            if x is decisive:
+                return decisive
             if x is None:
                 unknown = True
-        return None if unknown else True
-    return conjunction
+        return None if unknown else not decisive
+    return junction
+
+
+def _all(parts: tuple[Condition, ...]) -> Condition:
+    return _junction(parts, False)
 
 
 def _any(parts: tuple[Condition, ...]) -> Condition:
-    def disjunction(row: dict, today: date) -> bool | None:
-        unknown = False
-        for part in parts:
-            x = part(row, today)
-            if x is True:
-                return True
-            if x is None:
-                unknown = True
-        return None if unknown else False
-    return disjunction
+    return _junction(parts, True)
 
 
 def compile_expression(rule: str, text: str, table: Table | None = None) -> tuple[Condition, tuple[str, ...]]:

@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from streams.group_offsets import group_consumer, positions
+
 log = logging.getLogger("qoima.watchdog")
 
 STALLED = 75  # EX_TEMPFAIL: try again
@@ -46,25 +48,10 @@ class StallDetector:
         return worst if worst >= self.stall_seconds else None
 
 
-def _offsets(consumer, topics: list[str]) -> tuple[dict, dict]:
-    from confluent_kafka import TopicPartition
-
-    metadata = consumer.list_topics(timeout=5)
-    partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
-                  for p in metadata.topics[t].partitions]
-    committed = {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else 0
-                 for tp in consumer.committed(partitions, timeout=5)}
-    highwater = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in partitions}
-    return committed, highwater
-
-
 def kafka_offsets(bootstrap: str, group: str, topics: list[str]) -> Callable[[], tuple[dict, dict]]:
     """The group's committed offsets and the topics' end offsets, read without joining the group."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "socket.timeout.ms": 5000, "log_level": 3})
-    return lambda: _offsets(consumer, topics)
+    consumer = group_consumer(bootstrap, group)
+    return lambda: positions(consumer, topics)
 
 
 def start(offsets: Callable[[], tuple[dict, dict]], ready: Callable[[], bool], stall_seconds: float,
