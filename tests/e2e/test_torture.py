@@ -106,8 +106,9 @@ class Torturer:
         ids = self._ids("population.persons", "person_id", 1)
         if not ids:
             return 0
-        new_id = self.conn.execute("SELECT max(person_id) + 1 + %s FROM population.persons",
-                                   (self.rng.randint(0, 1000),)).fetchone()[0]
+        # Taken from the identity's own sequence, so a later insert is never handed the same key.
+        new_id = self.conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('population.persons', 'person_id'))").fetchone()[0]
         return self.conn.execute("UPDATE population.persons SET person_id = %s, updated_at = now() "
                                  "WHERE person_id = %s", (new_id, ids[0])).rowcount
 
