@@ -101,9 +101,14 @@ class ConnectClient:
                 return bad
         return "RUNNING"
 
-    def wait_running(self, name: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_running(self, name: str, timeout: float = 60.0, failed_grace: float = 15.0) -> None:
+        """Wait for RUNNING. FAILED ends the wait once it has lasted `failed_grace` seconds: a task
+        that failed under the previous config keeps reporting FAILED for a few seconds after a
+        config update has already restarted it (seen after the ports moved)."""
+        started = time.monotonic()
+        deadline = started + timeout
         state = "UNKNOWN"
+        failed_since: float | None = None
         while time.monotonic() < deadline:
             try:
                 state = self.state(name)
@@ -111,9 +116,14 @@ class ConnectClient:
                 state = "UNKNOWN"
             if state == "RUNNING":
                 return
-            if state == "FAILED":
+            if state != "FAILED":
+                failed_since = None
+            elif failed_since is None:
+                failed_since = time.monotonic()
+            elif time.monotonic() - failed_since >= failed_grace:
                 break
             time.sleep(1)
+        waited = time.monotonic() - started
         trace = ""
         try:
             status = self.status(name)
@@ -122,5 +132,5 @@ class ConnectClient:
             trace = "\n".join(trace[:8])
         except ConnectError:
             pass
-        raise ConnectError(f"connector {name} is {state} after {timeout:.0f}s; "
+        raise ConnectError(f"connector {name} is {state} after {waited:.0f}s; "
                            f"`qoima connector status` shows details.\n{trace}")

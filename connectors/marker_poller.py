@@ -9,10 +9,10 @@ envelope Debezium would have produced for the row (values put into Debezium's fo
 warehouse cannot tell the two apart except by `_version`, `_op` and `_source_ts`.
 
 Decisions (docs/design.md, "Marker mode", has the reasoning):
-- `_version` (the envelope's `source.lsn`) is the marker itself: microseconds since 1970 for a
-  timestamp marker, the value for an integer one (0 below zero). A change of a row moves its
-  marker up, so its version goes up. Timestamp versions (~1.7e15) lie far above any real
-  PostgreSQL LSN: a table later switched to CDC must be reloaded, not continued (docs).
+- The envelope's `source.lsn` is the marker itself: microseconds since 1970 for a timestamp
+  marker, the value for an integer one (0 below zero). It only names the version the poller
+  read; the warehouse's `_version` is the raw event's offset (streams/versions.py), so a later
+  read of a row wins whatever its marker says.
 - `op` is `r` during the first full pass of a table, `u` afterwards (an insert cannot be told
   from an update by a marker), `d` for a row whose `deleted_flag` is true and for a key the
   optional reconciliation no longer finds at the source. The processor treats r/c/u alike.

@@ -1,11 +1,12 @@
-"""Debezium change events (JSON converter, schemas disabled) decoded into a typed change."""
+"""Debezium change events (JSON converter, schemas disabled) decoded into a typed change.
+
+The source's own position (PostgreSQL LSN, MariaDB binlog coordinate) is not read: `_version`
+comes from the raw event's offset, which follows commit order (streams/versions.py)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
-
-from streams.binlog_position import BinlogPositionError, binlog_version
 
 OPS = {"r", "c", "u", "d", "t", "m"}
 
@@ -22,7 +23,6 @@ class EnvelopeError(ValueError):
 class Change:
     op: str                      # r (snapshot read), c, u, d
     row: dict[str, Any]          # `after` for r/c/u, `before` for d
-    lsn: int                     # increases with every change of a row; ClickHouse's _version
     source_ts_ms: int            # commit time at the source
     schema: str
     table: str
@@ -30,24 +30,6 @@ class Change:
     @property
     def is_delete(self) -> bool:
         return self.op == "d"
-
-
-def _position(source: dict[str, Any], op: str) -> int | None:
-    """The change's LSN. Incremental-snapshot reads carry no `lsn`, only `sequence`
-    ([last committed LSN, current LSN] as strings): the stream position when the chunk was
-    read, which is after every change the chunk already reflects. MariaDB events carry a
-    binlog position instead (streams/binlog_position.py)."""
-    lsn = source.get("lsn")
-    if isinstance(lsn, int) and not isinstance(lsn, bool):
-        return lsn
-    if "file" in source and "pos" in source:  # PostgreSQL's source block has neither
-        return binlog_version(source, snapshot_read=op == "r")
-    try:
-        sequence = json.loads(source.get("sequence") or "null")
-        positions = [int(p) for p in sequence or [] if p is not None]
-    except (TypeError, ValueError):
-        return None
-    return max(positions) if positions else None
 
 
 def decode(value: bytes | None) -> Change | None:
@@ -74,13 +56,9 @@ def decode(value: bytes | None) -> Change | None:
     if not isinstance(row, dict):
         which = "before" if op == "d" else "after"
         raise EnvelopeError("undecodable", f"operation {op!r} without a '{which}' row image")
-    try:
-        lsn = _position(source, op)
-    except BinlogPositionError as exc:
-        raise EnvelopeError("undecodable", str(exc)) from None
     ts_ms = source.get("ts_ms")
-    if lsn is None or not isinstance(ts_ms, int):
-        raise EnvelopeError("undecodable", "source block lacks an LSN ('lsn' or 'sequence') or an integer 'ts_ms'")
-    return Change(op=op, row=row, lsn=lsn, source_ts_ms=ts_ms,
+    if isinstance(ts_ms, bool) or not isinstance(ts_ms, int):
+        raise EnvelopeError("undecodable", "source block lacks an integer 'ts_ms'")
+    return Change(op=op, row=row, source_ts_ms=ts_ms,
                   schema=str(source.get("schema", source.get("db", ""))),  # MariaDB: the database
                   table=str(source.get("table", "")))

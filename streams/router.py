@@ -22,6 +22,7 @@ from streams.keys import KeyRing, KeySchedule, pseudonym
 from streams.pg_types import PgType, ValueRefused
 from streams.quality import RuleSet, Violation
 from streams.stateful_rules import StatefulRules
+from streams.versions import raw_event_version
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ class Router:
         if change is None:
             return None
         return self._route_change(topic, partition, offset, lambda: value, regulation, table,
-                                  self._plan(topic, change.source_ts_ms), change, check_drift=True)
+                                  self._plan(topic, change.source_ts_ms), change, raw_event_version(offset),
+                                  check_drift=True)
 
     def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
                   source_ts_ms: int, origin: str, offset: int = 0) -> Output:
@@ -178,9 +180,9 @@ class Router:
                                         f"mandatory column(s) empty: {', '.join(missing)}", salvaged)
             return self._quarantine(origin, 0, offset, payload(), regulation, table, "bad_value",
                                     "; ".join(reason for _, reason in refused), salvaged)
-        change = envelope.Change(op="r", row=debezium, lsn=version, source_ts_ms=source_ts_ms,
+        change = envelope.Change(op="r", row=debezium, source_ts_ms=source_ts_ms,
                                  schema=table.schema_name, table=table.table_name)
-        return self._route_change(origin, 0, offset, payload, regulation, table, plan, change)
+        return self._route_change(origin, 0, offset, payload, regulation, table, plan, change, version)
 
     def quarantine_row(self, regulation: Regulation, table: Table, *, kind: str, reason: str, origin: str,
                        offset: int = 0) -> Output:
@@ -190,7 +192,7 @@ class Router:
 
     def _route_change(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
                       regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
-                      check_drift: bool = False) -> Output:
+                      version: int, check_drift: bool = False) -> Output:
         """From a decoded change on: mandatory columns, depersonalization, Avro. `payload` gives
         the raw bytes, needed only for a quarantine record's size and digest. `check_drift`:
         the row is a full image from the source (CDC), so a declared column it lacks was
@@ -253,7 +255,7 @@ class Router:
         now = datetime.now(timezone.utc)
         record.update(
             _op=change.op,
-            _version=change.lsn,
+            _version=version,
             _is_deleted=1 if change.is_delete else 0,
             _source_ts_ms=datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc),
             _processed_ts_ms=now,

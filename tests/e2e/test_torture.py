@@ -22,16 +22,15 @@ from connectors.snapshot import request_snapshot
 from infra.demo import generator
 from infra.demo.source import ORGANIZATION_COLUMNS, PAYMENT_COLUMNS, PERSON_COLUMNS
 from infra.stack import SOURCE_DB
-from tests.e2e.warehouse import wait_converged
+from streams.versions import CDC_BASE
+from tests.e2e.warehouse import poll_until, wait_converged
 
 ROUNDS = 6
 TRANSACTIONS_PER_ROUND = 40
-# Known defect, found by this suite (issue 5): a transaction that began before an incremental
-# snapshot's chunk SELECT and commits after it carries change LSNs below the chunk's version, so
-# the chunk's stale image wins (a deleted row came back, seed 142268). Versions must follow
-# commit order to fix it (docs/design.md, "Open defects"). Until then the snapshot round runs
-# only when asked: QOIMA_TORTURE_SNAPSHOT=1 reproduces it.
-SNAPSHOT_ROUND = 3 if os.environ.get("QOIMA_TORTURE_SNAPSHOT") == "1" else None
+# The round that runs while an incremental snapshot re-reads two tables. It found the defect
+# fixed by raw-offset versions (streams/versions.py; seed 142268 brought deleted payments back);
+# test_a_transaction_open_across_a_snapshot_chunk_wins_over_it reproduces that case on purpose.
+SNAPSHOT_ROUND = 3
 SEED = int(os.environ.get("QOIMA_TORTURE_SEED", time.time_ns() % 1_000_000))
 # Payments the demo's `hold` rule (amount_plausible, at most 50,000,000) lets through, also after
 # a 1.5x update: the torture compares the analysts' table, where held rows are not yet.
@@ -216,3 +215,41 @@ def test_random_change_rounds_converge_after_each_round(stack, pg, ch, capsys):
         print(f"[torture] seed={SEED}: {ROUNDS} rounds, {total_changes} row changes, "
               f"{total_rolled_back} transactions rolled back; converged after every round", flush=True)
     assert total_changes > ROUNDS * TRANSACTIONS_PER_ROUND, "the rounds changed rows"
+
+
+def test_a_transaction_open_across_a_snapshot_chunk_wins_over_it(stack, pg, ch):
+    """A transaction that changes rows, stays open while an incremental snapshot reads their
+    chunk, then commits: the chunk shows the rows as they were, Debezium emits it before the
+    transaction (commit order), and the warehouse must end with the transaction's result. With
+    LSN versions the chunk won here, because the transaction's changes were written before the
+    chunk's SELECT (docs/design.md, "Versions")."""
+    wait_converged(pg, ch, timeout=180)
+    demo = next(r for r in load_all(stack.s.regulations_dir, stack.s.regulation_env()) if r.provider == "demo")
+    deleted, updated = [row[0] for row in pg.execute(
+        f"SELECT payment_id FROM social.payments WHERE {PLAUSIBLE} AND status <> 'cancelled' "
+        "ORDER BY payment_id LIMIT 2")]
+    table = "udw.demo__social__payments"
+
+    def loaded() -> dict:
+        return {pid: (op, version) for pid, op, version in ch.query(
+            f"SELECT payment_id, _op, _version FROM {table} FINAL WHERE payment_id IN {{ids:Array(Int64)}}",
+            parameters={"ids": [deleted, updated]}).result_rows}
+
+    before = loaded()
+    assert set(before) == {deleted, updated}
+    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
+        conn.execute("DELETE FROM social.payments WHERE payment_id = %s", (deleted,))
+        conn.execute("UPDATE social.payments SET status = 'cancelled', updated_at = now() WHERE payment_id = %s",
+                     (updated,))
+        request_snapshot(demo, ["social.payments"], stack.s.regulation_env())
+        # The chunk with both rows is read and loaded while the transaction is still open.
+        poll_until(lambda: all(op == "r" and version > before[pid][1] for pid, (op, version) in loaded().items())
+                   and len(loaded()) == 2, 180, "the snapshot chunk holding both payments loaded")
+        conn.commit()
+    wait_converged(pg, ch, timeout=120)
+    after = loaded()
+    assert deleted not in after, "the chunk's image of a row deleted by the straddling transaction came back"
+    assert after[updated][0] == "u" and after[updated][1] > before[updated][1] >= CDC_BASE
+    status = ch.query(f"SELECT status FROM {table} FINAL WHERE payment_id = {{id:Int64}}",
+                      parameters={"id": updated}).result_rows[0][0]
+    assert status == "cancelled"

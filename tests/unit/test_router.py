@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 
+from streams.versions import raw_event_version
+
 from streams.keys import pseudonym
 from streams.router import QUARANTINE_TOPIC, Output
 
@@ -122,7 +124,7 @@ def test_create_update_snapshot_are_clean(router, check, ring, op: str) -> None:
         "status": "active",
         "updated_at": datetime(2024, 1, 15, 10, 30, 0, 123456, tzinfo=timezone.utc),
         "_op": op,
-        "_version": LSN,
+        "_version": raw_event_version(17),
         "_is_deleted": 0,
         "_source_ts_ms": datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc),
         "_key_id": "k1",
@@ -151,10 +153,13 @@ def test_same_person_joins_across_tables(router, codec) -> None:
     assert person["iin_hash"] == pay["person_iin_hash"]
 
 
-def test_later_change_has_higher_version(router, codec) -> None:
-    first = codec.decode(router.route(PERSONS_RAW, 0, 1, envelope("c", person_row(), lsn=100)).value)[1]
-    second = codec.decode(router.route(PERSONS_RAW, 0, 2, envelope("u", person_row(), lsn=200)).value)[1]
-    assert (first["_version"], second["_version"]) == (100, 200)
+def test_version_follows_the_raw_offset_not_the_lsn(router, codec) -> None:
+    """A transaction that began before another and committed after it has the lower LSNs but
+    the later raw offset: the later offset wins, as the later commit must (streams/versions.py)."""
+    committed_later = codec.decode(router.route(PERSONS_RAW, 0, 9, envelope("u", person_row(), lsn=100)).value)[1]
+    committed_first = codec.decode(router.route(PERSONS_RAW, 0, 8, envelope("u", person_row(), lsn=200)).value)[1]
+    assert committed_later["_version"] > committed_first["_version"]
+    assert (committed_first["_version"], committed_later["_version"]) == (raw_event_version(8), raw_event_version(9))
 
 
 def test_schemas_enabled_envelope_tolerated(router, check) -> None:
@@ -196,7 +201,7 @@ def test_delete_with_key_only(router, check) -> None:
     record = check(out)
     assert record["_is_deleted"] == 1
     assert record["_op"] == "d"
-    assert record["_version"] == LSN
+    assert record["_version"] == raw_event_version(6)
     assert record["payment_id"] == 9001
     for column in ("person_iin_hash", "org_bin_hash", "payment_type", "amount", "period", "status", "paid_at",
                    "updated_at"):
@@ -350,16 +355,13 @@ def test_numeric_nan_is_bad_value(router, check) -> None:
     quarantined(out, check, "bad_value")
 
 
-def test_incremental_snapshot_read_takes_its_version_from_the_sequence(router, codec) -> None:
-    """Debezium's incremental-snapshot reads have no `lsn`; the stream position in
-    `sequence` orders them after every change they already reflect."""
-    from streams import envelope
-
-    event = {"op": "r", "before": None, "after": {"org_id": 5},
+def test_incremental_snapshot_read_needs_no_lsn(router, codec) -> None:
+    """Debezium's incremental-snapshot reads carry no `lsn`; their version is their raw offset,
+    which puts them after every change Debezium emitted before the chunk."""
+    event = {"op": "r", "before": None, "after": {"org_id": 5, "bin": BIN, "name": "x", "kato_code": "751110000",
+                                                 "updated_at": "2024-01-20T04:00:00Z"},
              "source": {"lsn": None, "sequence": '["30614560","30614999"]', "ts_ms": 1, "snapshot": "incremental",
                         "schema": "social", "table": "organizations"}}
-    change = envelope.decode(json.dumps(event).encode())
-    assert change.lsn == 30614999 and change.op == "r"
-    event["source"]["sequence"] = None
-    with pytest.raises(envelope.EnvelopeError, match="lacks an LSN"):
-        envelope.decode(json.dumps(event).encode())
+    out = router.route("qoima.raw.demo.social.organizations", 0, 33, json.dumps(event).encode())
+    assert out.outcome == "clean", out.reason
+    assert codec.decode(out.value)[1]["_version"] == raw_event_version(33)

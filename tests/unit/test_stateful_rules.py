@@ -29,12 +29,12 @@ def rules(demo, state) -> StatefulRules:
 
 def _person(demo, op: str, person_id: int, iin: str | None, ts: int = 1_000) -> tuple:
     row = {"person_id": person_id} if op == "d" else {"person_id": person_id, "iin": iin}
-    return demo.table("population.persons"), Change(op, row, 10 + person_id, ts, "population", "persons")
+    return demo.table("population.persons"), Change(op, row, ts, "population", "persons")
 
 
 def _payment(demo, payment_id: int, iin: str, ts: int = 1_000) -> tuple:
     row = {"payment_id": payment_id, "person_iin": iin}
-    return demo.table("social.payments"), Change("c", row, 100 + payment_id, ts, "social", "payments")
+    return demo.table("social.payments"), Change("c", row, ts, "social", "payments")
 
 
 def test_a_repeated_identifier_is_a_violation_and_an_update_frees_the_old_value(demo, rules) -> None:
@@ -87,12 +87,12 @@ def test_timeliness_uses_the_source_commit_time(demo, rules) -> None:
 
 def _registered(demo, op: str, person_id: int, iin: str | None, kato: str | None, ts: int = 1_000) -> tuple:
     row = {"person_id": person_id} if op == "d" else {"person_id": person_id, "iin": iin, "kato_code": kato}
-    return demo.table("population.persons"), Change(op, row, 10 + person_id, ts, "population", "persons")
+    return demo.table("population.persons"), Change(op, row, ts, "population", "persons")
 
 
 def _paid(demo, payment_id: int, iin: str, kato: str | None, op: str = "c") -> tuple:
     row = {"payment_id": payment_id} if op == "d" else {"payment_id": payment_id, "person_iin": iin, "kato_code": kato}
-    return demo.table("social.payments"), Change(op, row, 100 + payment_id, 1_000, "social", "payments")
+    return demo.table("social.payments"), Change(op, row, 1_000, "social", "payments")
 
 
 def _regional(violations) -> list:
@@ -247,8 +247,8 @@ def test_numbers_are_compared_as_numbers(demo, state) -> None:
     rules = StatefulRules([regulation], b"k" * 32, **state)
     rules.observe(*_registered(regulation, "c", 7, IIN_A, ALMATY), now_ms=1_000)
     table, change = _paid(regulation, 1, IIN_A, None)
-    agreeing = Change("c", {**change.row, "amount": "7.00"}, change.lsn, 1_000, "social", "payments")
-    differing = Change("c", {**change.row, "amount": "7.50"}, change.lsn, 1_000, "social", "payments")
+    agreeing = Change("c", {**change.row, "amount": "7.00"}, 1_000, "social", "payments")
+    differing = Change("c", {**change.row, "amount": "7.50"}, 1_000, "social", "payments")
     assert _regional(rules.observe(table, agreeing, now_ms=1_000)) == []
     assert [v.columns for v in _regional(rules.observe(table, differing, now_ms=1_000))] == [("amount",)]
 
