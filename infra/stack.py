@@ -1,8 +1,9 @@
 """The local stack: every real component as a process on 127.0.0.1, started in order.
 
-PostgreSQL (source) -> Kafka (KRaft) -> Kafka Connect with Debezium -> ClickHouse (chdb-core)
--> Prometheus, then Qoima's own processor and sink. Each start is idempotent: a component
-that is already healthy is left alone, so `qoima up` may be run again at any time.
+PostgreSQL and, for `dbms: mariadb` regulations, MariaDB (sources; infra/mariadb.py)
+-> Kafka (KRaft) -> Kafka Connect with Debezium -> ClickHouse (chdb-core) -> Prometheus, then
+Qoima's own processor and sink. Each start is idempotent: a component that is already healthy
+is left alone, so `qoima up` may be run again at any time.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Callable
 import requests
 
 from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL, heartbeat_topic
+from infra.mariadb import LocalMariaDb
 from infra.processes import Managed, StackError, log_tail, wait_until
 from qoima.settings import REPO_ROOT, Settings
 
@@ -34,8 +36,8 @@ ALERT_RULES = REPO_ROOT / "monitoring" / "alerts.yml"
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 SOURCE_DB = "gosdata"
 CAPTURE_USER = "qoima_capture"
-ORDER = ["postgres", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor", "poller",
-         "demo-webhook", "demo-load"]
+ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor",
+         "poller", "demo-webhook", "demo-load"]
 
 Progress = Callable[[str], None]
 
@@ -69,6 +71,7 @@ class LocalStack:
         self.s = settings
         self.progress = progress
         self.python = sys.executable
+        self.mariadb = LocalMariaDb(settings, progress)
 
     def managed(self, name: str) -> Managed:
         return Managed(name, self.s.run_dir, self.s.log_dir / f"{name}.log")
@@ -87,6 +90,8 @@ class LocalStack:
         os.chmod(self.s.secrets_dir, 0o700)
         create_master_key_file(self.s.master_key_file)
         _secret_file(self.s.secrets_dir / "demo-source-password")
+        _secret_file(self.s.secrets_dir / "shop-source-password")
+        _secret_file(self.s.secrets_dir / "mariadb-owner-password")
         for user in (ADMIN_USER, WRITER_USER, ANALYST_USER):
             _secret_file(password_file(self.s, user))
 
@@ -224,7 +229,8 @@ class LocalStack:
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             self.progress("kafka: formatting KRaft storage")
-            result = subprocess.run(self._java(256, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            # `--cluster-id=`: one id in 64 starts with '-', which a separate argument would make an option.
+            result = subprocess.run(self._java(256, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                                "-c", str(config)),
                                     capture_output=True, text=True)
             if result.returncode != 0:
@@ -409,8 +415,16 @@ class LocalStack:
         source.seed(self.pg_admin_conninfo(SOURCE_DB))
         source.seed_licenses(self.pg_admin_conninfo(SOURCE_DB))  # the marker-mode demo table
         for regulation in regulations:
-            if not regulation.polled:  # marker sources need no publication, slot or replication
-                self.ensure_publication(regulation)
+            if regulation.polled or regulation.source.dbms != "postgresql":
+                continue  # marker sources need no publication, slot or replication
+            self.ensure_publication(regulation)
+        mariadb_regulations = [r for r in regulations if r.source.dbms == "mariadb"]
+        if mariadb_regulations:
+            self.mariadb.start()
+            for regulation in mariadb_regulations:
+                # The capture password is the one the regulation points Connect at (created above).
+                self.mariadb.prepare(regulation, regulation.source.password.read(self.s.regulation_env()),
+                                     _secret_file(self.s.secrets_dir / "mariadb-owner-password"))
         self.start_kafka()
         self.create_topics(regulations)
         self.start_clickhouse()
@@ -427,7 +441,7 @@ class LocalStack:
                 self.progress(f"provider {regulation.provider}: capture 'marker', polled by `qoima poller` "
                               "(no connector)")
                 continue
-            outcome = client.upsert(regulation.connector_name, connector_config(regulation))
+            outcome = client.upsert(regulation.connector_name, connector_config(regulation, self.s.kafka_bootstrap))
             client.wait_running(regulation.connector_name, timeout=120)
             self.progress(f"connector {regulation.connector_name}: {outcome}, RUNNING")
         if demo_rate:

@@ -33,6 +33,7 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
 @dataclass(frozen=True)
 class Ports:
     postgres: int = 25432
+    mariadb: int = 23306
     kafka: int = 29092
     kafka_controller: int = 29093
     connect: int = 28083
@@ -111,6 +112,8 @@ class Settings:
         return {
             "QOIMA_LOCAL_PG_HOST": self.host,
             "QOIMA_LOCAL_PG_PORT": str(self.ports.postgres),
+            "QOIMA_LOCAL_MARIADB_HOST": self.host,
+            "QOIMA_LOCAL_MARIADB_PORT": str(self.ports.mariadb),
             "QOIMA_SECRETS_DIR": str(self.secrets_dir),
             "QOIMA_DEMO_WEBHOOK_PORT": str(self.ports.demo_webhook),
             **os.environ,
