@@ -166,8 +166,8 @@ def _writer(stack, seconds: float, seed: int, stop: threading.Event) -> int:
                     cursor.execute("UPDATE orders SET amount = amount + 1 ORDER BY RAND(%s) LIMIT 3",
                                    (rng.randrange(1 << 30),))
                 elif kind < 0.9:
-                    cursor.execute("UPDATE customers SET balance = balance + 1 WHERE id %% 7 = %s AND balance < 1000000",
-                                   (rng.randrange(7),))
+                    cursor.execute("UPDATE customers SET balance = balance + 1 "
+                                   "WHERE id %% 7 = %s AND balance < 1000000", (rng.randrange(7),))
                 else:
                     cursor.execute("DELETE FROM orders ORDER BY RAND(%s) LIMIT 1", (rng.randrange(1 << 30),))
                 done += 1
