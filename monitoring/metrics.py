@@ -84,5 +84,7 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
                          f"or set QOIMA_PORT_SHIFT") from None
 SINK_COMMIT_FAILURES = Counter("qoima_sink_commit_failures_total",
                                "Offset commits the broker refused after the rows were loaded (read again, deduplicated)")
+SINK_TRUNCATES = Counter("qoima_sink_truncates_total",
+                         "TRUNCATEs at the source applied to the warehouse (sinks/truncate.py)", ["table"])
 GAP_EVENTS = Counter("qoima_processor_gap_events_total",
                      "Raw events Faust's fetcher skipped that the processor read directly (streams/gap_filler.py)")

@@ -26,6 +26,7 @@ from monitoring import metrics
 from qoima.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks import schema_evolution
+from sinks.truncate import truncate_statements
 from sinks.ddl import (HELD_COLUMN, HISTORY_VIEW_SUFFIX, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS,
                        WAREHOUSE_DB, create_table_sql, history_sql, history_table, meta_tables_sql, table_columns,
                        warehouse_columns)
@@ -48,11 +49,14 @@ class _Target:
     zeros: list[Any]
     provider: str = ""
     guarded: bool = False           # scan for clear identifiers before loading
+    held_table: str = ""            # a clean target's twin in qoima_meta, which a truncate empties too
     rows: list[list[Any]] = field(default_factory=list)
     source_ts: list[float] = field(default_factory=list)
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
+    truncates: list[tuple[int, int]] = field(default_factory=list)  # (version, source commit ms)
 
     def clear(self) -> None:
+        self.truncates.clear()
         self.rows.clear()
         self.source_ts.clear()
         self.offsets.clear()
@@ -65,7 +69,7 @@ def _clean_target(regulation: Regulation, table: Table) -> _Target:
                    column_names=names + [name for name, _ in META_COLUMNS],
                    fields=names + META_FIELDS,
                    zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
-                   provider=regulation.provider, guarded=True)
+                   provider=regulation.provider, guarded=True, held_table=regulation.held_table(table))
 
 
 def _held_target(regulation: Regulation, table: Table) -> _Target:
@@ -75,6 +79,7 @@ def _held_target(regulation: Regulation, table: Table) -> _Target:
     target.column_names = target.column_names + [HELD_COLUMN[0]]
     target.fields = target.fields + [HELD_COLUMN[0]]
     target.zeros = target.zeros + [None]
+    target.held_table = ""
     return target
 
 
@@ -198,6 +203,25 @@ class ClickHouseSink:
                 freshness.observe(max(0.0, now - ts))
             metrics.LAST_SOURCE_COMMIT.labels(target.label).set(max(target.source_ts))
 
+    def _truncate(self, target: _Target, version: int, source_ts_ms: int) -> None:
+        delay = 0.5
+        while True:
+            try:
+                for statement, parameters in truncate_statements(target.ch_table, target.held_table, version,
+                                                                 source_ts_ms):
+                    self.client.command(statement, parameters=parameters, settings={"mutations_sync": 2})
+                break
+            except Exception as exc:  # as for inserts: retried, never skipped; applying it twice is harmless
+                metrics.SINK_FAILURES.labels(target.label).inc()
+                log.warning("truncate of %s failed (%s), retrying in %.1fs", target.ch_table, type(exc).__name__, delay)
+                if self._stopping:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        metrics.SINK_TRUNCATES.labels(target.label).inc()
+        log.warning("TRUNCATE at the source applied to %s.%s: rows loaded before it deleted", WAREHOUSE_DB,
+                    target.ch_table)
+
     def _flush(self, consumer: Consumer) -> None:
         commits = []
         for topic, target in self.targets.items():
@@ -210,6 +234,8 @@ class ClickHouseSink:
                 continue
             if target.rows:
                 self._insert(target)
+            for version, source_ts_ms in target.truncates:  # after the rows before them, before the commit
+                self._truncate(target, version, source_ts_ms)
             commits += [TopicPartition(topic, p, last + 1) for p, (_, last) in target.offsets.items()]
             target.clear()
         if commits:
@@ -278,6 +304,9 @@ class ClickHouseSink:
                       type(exc).__name__, DEAD_LETTER_TOPIC)
             dead_letters.produce(DEAD_LETTER_TOPIC, message.value(), key=message.key(),
                                  headers={"source": f"{message.topic()}:{partition}:{offset}", "error": type(exc).__name__})
+            return
+        if record.get("_op") == "t" and target.held_table:  # a marker, not a row (sinks/truncate.py)
+            target.truncates.append((record["_version"], int(record["_source_ts_ms"].timestamp() * 1000)))
             return
         target.rows.append(self._row(target, record))
         if "_source_ts_ms" in record:

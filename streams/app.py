@@ -147,9 +147,11 @@ def create_app(settings: Settings, gaps_for: Callable[[list[str]], GapFiller] | 
             metrics.TOMBSTONES.labels(table).inc()
             return
         note_violations(out)
-        if out.outcome in ("clean", "held"):
+        if out.outcome in ("clean", "held", "truncated"):
             metrics.EVENTS_IN.labels(out.table, out.op).inc()
             metrics.EVENTS_OUT.labels(out.table).inc()
+            if out.outcome == "truncated":
+                log.warning("%s: TRUNCATE at the source; the sink deletes the rows loaded before it", out.table)
             broken = {v.problem for v in out.violations}  # counted as rule violations instead
             for note in out.defects:
                 if note not in broken:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +65,33 @@ def clean_schema(regulation: Regulation, table: Table) -> dict:
         "doc": table.description or f"Clean records of {regulation.provider}.{table.name}",
         "fields": fields + meta["fields"],
     }
+
+
+_ZEROS = {"long": 0, "int": 0, "float": 0.0, "double": 0.0, "boolean": False, "string": "", "bytes": b""}
+_LOGICAL_ZEROS = {"date": date(1970, 1, 1), "timestamp-micros": datetime(1970, 1, 1, tzinfo=timezone.utc),
+                  "timestamp-millis": datetime(1970, 1, 1, tzinfo=timezone.utc), "decimal": Decimal(0),
+                  "uuid": "00000000-0000-0000-0000-000000000000"}
+
+
+def zero_value(avro_type: Any) -> Any:
+    """A value of `avro_type` that means nothing (0, '', 1970-01-01): what a record that is not a
+    row, such as a truncate marker, puts in the fields the schema does not let be null."""
+    if isinstance(avro_type, list):
+        return None if "null" in avro_type else zero_value(avro_type[0])
+    if isinstance(avro_type, dict):
+        logical = avro_type.get("logicalType")
+        if logical in _LOGICAL_ZEROS:
+            return _LOGICAL_ZEROS[logical]
+        if avro_type.get("type") == "record":
+            return {f["name"]: zero_value(f["type"]) for f in avro_type["fields"]}
+        if avro_type.get("type") == "array":
+            return []
+        if avro_type.get("type") == "enum":
+            return avro_type["symbols"][0]
+        return zero_value(avro_type["type"])
+    if avro_type in _ZEROS:
+        return _ZEROS[avro_type]
+    raise ValueError(f"no zero value for Avro type {avro_type!r}")
 
 
 def _fingerprint(parsed: Any) -> bytes:

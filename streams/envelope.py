@@ -21,8 +21,8 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True)
 class Change:
-    op: str                      # r (snapshot read), c, u, d
-    row: dict[str, Any]          # `after` for r/c/u, `before` for d
+    op: str                      # r (snapshot read), c, u, d, t (truncate)
+    row: dict[str, Any]          # `after` for r/c/u, `before` for d, empty for t
     source_ts_ms: int            # commit time at the source
     schema: str
     table: str
@@ -47,12 +47,12 @@ def decode(value: bytes | None) -> Change | None:
     op = event.get("op")
     if op not in OPS:
         raise EnvelopeError("undecodable", "missing or unknown 'op' field")
-    if op not in ("r", "c", "u", "d"):
-        raise EnvelopeError("unexpected_op", f"operation {op!r} (truncate/message) is not loaded; it needs an operator")
+    if op == "m":
+        raise EnvelopeError("unexpected_op", "a logical decoding message ('m') is not a row change; it is not loaded")
     source = event.get("source")
     if not isinstance(source, dict):
         raise EnvelopeError("undecodable", "missing 'source' block")
-    row = event.get("before" if op == "d" else "after")
+    row = {} if op == "t" else event.get("before" if op == "d" else "after")
     if not isinstance(row, dict):
         which = "before" if op == "d" else "after"
         raise EnvelopeError("undecodable", f"operation {op!r} without a '{which}' row image")

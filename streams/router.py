@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from connectors.regulation import Regulation, Table
 from streams import envelope
-from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
+from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec, zero_value
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
 from streams.pg_types import PgType, ValueRefused
@@ -31,7 +31,7 @@ class Output:
     key: bytes | None
     value: bytes
     table: str
-    outcome: str                # clean | quarantined
+    outcome: str                # clean | held | quarantined | truncated
     op: str = ""
     reason_kind: str = ""
     defects: tuple[str, ...] = field(default_factory=tuple)
@@ -131,6 +131,8 @@ class Router:
             return self._quarantine(topic, partition, offset, value, regulation, table, exc.kind, str(exc))
         if change is None:
             return None
+        if change.op == "t":
+            return self._truncate(regulation, table, change, raw_event_version(offset))
         return self._route_change(topic, partition, offset, lambda: value, regulation, table,
                                   self._plan(topic, change.source_ts_ms), change, raw_event_version(offset),
                                   check_drift=True)
@@ -276,6 +278,26 @@ class Router:
         return Output(clean_topic, key, encoded, table.name, "held" if held_by else "clean",
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
                       violations=(*violations, *drift), provider=regulation.provider)
+
+    def _truncate(self, regulation: Regulation, table: Table, change: envelope.Change, version: int) -> Output:
+        """A TRUNCATE at the source becomes a marker on the table's clean topic, in its place
+        among the table's records. The sink does not load it as a row: it deletes, as of
+        `version`, every row of the table loaded before it (sinks/truncate.py). The key fields
+        hold zero values only because the schema does not let them be null. The stateful
+        rules forget the table, so rows inserted again are not taken for duplicates."""
+        if self.stateful is not None:
+            self.stateful.forget(table.name)
+        record: dict[str, Any] = {}
+        for column in table.columns:
+            if column.output_name is not None:
+                record[column.output_name] = (zero_value(column.output_types[0])
+                                              if column.name in table.primary_key else None)
+        record.update(_op="t", _version=version, _is_deleted=1,
+                      _source_ts_ms=datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc),
+                      _processed_ts_ms=datetime.now(timezone.utc), _key_id="", _defects=[], _held_by=[])
+        clean_topic = regulation.clean_topic(table)
+        return Output(clean_topic, b"truncate", self._codec.encode(clean_topic, record), table.name, "truncated",
+                      op="t", source_ts_ms=change.source_ts_ms, provider=regulation.provider)
 
     def internal_error(self, topic: str, partition: int, offset: int, value: bytes | None, error: str) -> Output:
         entry = self._tables.get(topic)

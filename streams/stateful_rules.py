@@ -189,6 +189,27 @@ class StatefulRules:
                 violations.append(violation)
         return violations
 
+    def forget(self, table: str) -> int:
+        """A TRUNCATE of `table`: drop every entry its rows made (their identifiers, the
+        references they provide, the rows of it still waiting); the number of entries dropped."""
+        # Its uniqueness rules' keys; its rows as the reference of another table's rule (under
+        # that rule's scope); the digests its columns provide to integrity rules; its own rows
+        # waiting (integrity and consistency). Nothing of another table's rows.
+        unique = tuple(f"{table}|{u.rule.name}|" for u in self._unique.get(table, []))
+        scopes = tuple(f"{against.scope}|" for against in self._reference_of.get(table, []))
+        prefixes = {
+            id(self._values): unique,
+            id(self._owners): (*unique, *scopes),
+            id(self._refs): (f"{table}.", *scopes),
+            id(self._pending): (f"{table}|",),
+        }
+        dropped = 0
+        for mapping in (self._values, self._owners, self._refs, self._pending):
+            for key in [k for k in list(mapping.keys()) if k.startswith(prefixes[id(mapping)])]:
+                del mapping[key]
+                dropped += 1
+        return dropped
+
     @staticmethod
     def _canonical(column: _Column, row: dict) -> str | None:
         raw = row.get(column.name)

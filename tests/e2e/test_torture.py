@@ -253,3 +253,25 @@ def test_a_transaction_open_across_a_snapshot_chunk_wins_over_it(stack, pg, ch):
     status = ch.query(f"SELECT status FROM {table} FINAL WHERE payment_id = {{id:Int64}}",
                       parameters={"id": updated}).result_rows[0][0]
     assert status == "cancelled"
+
+
+def test_a_truncate_empties_the_table_and_the_rows_after_it_stay(stack, pg, ch):
+    """TRUNCATE, then new rows in the same transaction and in the next one: the warehouse holds
+    exactly the new rows, and the history of corrections records the truncate row by row."""
+    wait_converged(pg, ch, timeout=180)
+    table = "udw.demo__social__payments"
+    loaded = ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]
+    assert loaded > 0
+    rng = random.Random(SEED)
+    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
+        conn.execute("TRUNCATE social.payments")
+        torturer = Torturer(conn, rng)
+        for _ in range(3):
+            torturer.insert_payment()
+    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
+        Torturer(conn, rng).insert_payment()
+    wait_converged(pg, ch, timeout=120)
+    remaining = pg.execute("SELECT count(*) FROM social.payments").fetchone()[0]
+    assert ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0] == remaining == 4
+    truncated = ch.query(f"SELECT count() FROM {table}__history WHERE _op = 't' AND _is_deleted = 1").result_rows[0][0]
+    assert truncated >= loaded

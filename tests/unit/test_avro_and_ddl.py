@@ -320,3 +320,19 @@ def test_new_action_records_round_trip(demo) -> None:
         "_key_id": "k1", "_defects": [], "_held_by": [],
     }
     assert codec.decode(codec.encode("t", record))[1] == record
+
+
+def test_zero_values_fill_what_a_schema_does_not_let_be_null() -> None:
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from streams.avro_codec import zero_value
+
+    assert [zero_value(t) for t in ("long", "int", "string", "boolean", "bytes")] == [0, 0, "", False, b""]
+    assert zero_value({"type": "int", "logicalType": "date"}) == date(1970, 1, 1)
+    assert zero_value({"type": "long", "logicalType": "timestamp-micros"}) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert zero_value({"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 0}) == Decimal(0)
+    assert zero_value(["null", "string"]) is None
+    assert zero_value({"type": "array", "items": "string"}) == []
+    with pytest.raises(ValueError, match="no zero value"):
+        zero_value("mystery")

@@ -320,11 +320,22 @@ def test_wrong_typed_value(router, check) -> None:
     assert "birth_date_year" not in json.loads(record["payload_depersonalized"])
 
 
-def test_truncate_is_unexpected_op(router, check) -> None:
+def test_truncate_becomes_a_marker_on_the_clean_topic(router, codec) -> None:
     raw = json.dumps({"before": None, "after": None, "source": {"lsn": LSN, "ts_ms": SOURCE_TS,
                       "schema": "population", "table": "persons"}, "op": "t", "ts_ms": SOURCE_TS}).encode()
-    record = quarantined(router.route(PERSONS_RAW, 0, 13, raw), check, "unexpected_op")
-    assert "'t'" in record["reason"]
+    out = router.route(PERSONS_RAW, 0, 13, raw)
+    assert (out.topic, out.outcome, out.op, out.table) == (PERSONS_CLEAN, "truncated", "t", "population.persons")
+    _, record = codec.decode(out.value)
+    assert (record["_op"], record["_version"], record["_is_deleted"]) == ("t", raw_event_version(13), 1)
+    assert record["person_id"] == 0  # the key field the schema does not let be null: a zero, not a row
+    assert record["iin_hash"] is None and record["_defects"] == []
+
+
+def test_a_logical_decoding_message_is_unexpected_op(router, check) -> None:
+    raw = json.dumps({"op": "m", "source": {"lsn": LSN, "ts_ms": SOURCE_TS}, "message": {"prefix": "x"},
+                      "ts_ms": SOURCE_TS}).encode()
+    record = quarantined(router.route(PERSONS_RAW, 0, 15, raw), check, "unexpected_op")
+    assert "'m'" in record["reason"]
 
 
 def test_internal_error_keeps_only_digest(router, check) -> None:

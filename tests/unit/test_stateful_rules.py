@@ -269,3 +269,22 @@ def test_reference_mistakes_are_named_when_the_rules_are_built(demo, state, upda
         StatefulRules([_with_region(demo, **update)], b"k" * 32, **state)
     for part in expected:
         assert part in str(info.value), (part, str(info.value))
+
+
+def test_a_truncate_forgets_the_table_and_only_that_table(demo, rules, state) -> None:
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
+    rules.observe(*_registered(demo, "c", 2, IIN_B, ASTANA), now_ms=1_000)
+    rules.observe(*_paid(demo, 6, "040404300124", ALMATY), now_ms=1_000)   # waits for its person
+    waiting = dict(state["pending"])
+    assert waiting and rules.forget("population.persons") > 0
+    region_scope = f"social.payments|{REGION_RULE}|"  # persons' rows as the rule's reference
+    for name in ("values", "owners", "references"):
+        assert not [k for k in state[name] if k.startswith(("population.persons", region_scope))], name
+    assert state["pending"] == waiting  # the payments' own waiting rows are untouched
+    # The register is empty now: IIN_A in a new row is no duplicate, and IIN_B's region is unknown.
+    assert [v for v in rules.observe(*_registered(demo, "c", 7, IIN_A, ALMATY), now_ms=2_000)
+            if v.rule == "iin_unique"] == []
+    assert _regional(rules.observe(*_paid(demo, 8, IIN_B, ALMATY), now_ms=2_000)) == []
+    assert any(k.startswith(region_scope) and k.endswith("[8]") for k in state["pending"])
+    assert rules.forget("social.payments") > 0
+    assert not any(k.startswith("social.payments|") for k in state["pending"])
