@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from connectors.regulation import Regulation, RuleKind, Table
+from connectors.source_reader import SourceReader
 from sinks.ddl import WAREHOUSE_DB
 from streams.incidents import Detection
 
@@ -72,31 +73,15 @@ def warehouse_rows(client, regulation: Regulation, table: Table) -> int:
     return int(client.command(warehouse_sql(regulation, table)) or 0)
 
 
-def _connect(regulation: Regulation, environ: dict[str, str]):
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    source = regulation.source
-    return psycopg.connect(make_conninfo(
-        host=source.host, port=source.port, dbname=source.database, user=source.user,
-        password=source.password.read(environ), connect_timeout=10,
-        options=f"-c statement_timeout={SOURCE_TIMEOUT_MS}", application_name="qoima-coverage"))
+def _connect(regulation: Regulation, environ: dict[str, str]) -> SourceReader:
+    return SourceReader(regulation, environ, timeout_ms=SOURCE_TIMEOUT_MS, application="qoima-coverage")
 
 
 def source_rows(regulation: Regulation, environ: dict[str, str],
                 connect: Callable | None = None) -> dict[str, int]:
     """Rows per table at the source (`schema.table` -> count), read with the capture account."""
-    from psycopg import sql
-
-    counts = {}
-    with (connect or _connect)(regulation, environ) as conn:
-        for table in regulation.tables:
-            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
-                sql.Identifier(table.schema_name), sql.Identifier(table.table_name))
-            if table.deleted_flag:  # marker mode: a soft-deleted row is a delete in the warehouse
-                query += sql.SQL(" WHERE {} IS NOT TRUE").format(sql.Identifier(table.deleted_flag))
-            counts[table.name] = int(conn.execute(query).fetchone()[0])
-    return counts
+    with (connect or _connect)(regulation, environ) as reader:
+        return {table.name: reader.count_rows(table) for table in regulation.tables}
 
 
 def measure(client, regulations: list[Regulation], environ: dict[str, str],

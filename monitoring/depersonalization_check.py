@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from connectors.regulation import IdentifierKind, Regulation
+from connectors.source_reader import SourceReader
 from qoima.settings import Settings
 from sinks.ddl import WAREHOUSE_DB
 from streams.avro_codec import QUARANTINE_TOPIC, codec_for
@@ -42,26 +43,16 @@ class ScanReport:
 
 def known_values(regulations: list[Regulation], environ: dict[str, str], limit: int = 2_000_000) -> KnownValues:
     """Names and phones from the sources' columns the regulation marks as such."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
     known = KnownValues()
     for regulation in regulations:
-        source = regulation.source
-        conninfo = make_conninfo(
-            host=source.host, port=source.port, dbname=source.database, user=source.user,
-            password=source.password.read(environ), connect_timeout=10)
-        with psycopg.connect(conninfo) as conn:
+        # A full read of large columns: a generous bound, not the coverage one.
+        with SourceReader(regulation, environ, timeout_ms=600_000, application="qoima-scan") as reader:
             for table in regulation.tables:
                 for column in table.columns:
                     if column.kind not in _KNOWN_KINDS:
                         continue
                     add = known.add_name if column.kind is IdentifierKind.name else known.add_phone
-                    query = sql.SQL("SELECT DISTINCT {} FROM {}.{} LIMIT {}").format(
-                        sql.Identifier(column.name), sql.Identifier(table.schema_name),
-                        sql.Identifier(table.table_name), sql.Literal(limit))
-                    for (value,) in conn.execute(query):
+                    for value in reader.distinct_values(table, column.name, limit):
                         add(value)
     return known
 
