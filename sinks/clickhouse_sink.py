@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -174,23 +174,33 @@ class ClickHouseSink:
         self.incidents.publish(Detection(target.provider, target.label, "depersonalization_check", "other",
                                          "critical", len(target.rows), detail, "sink"))
 
-    def _insert(self, target: _Target) -> None:
-        token = ";".join(f"{target.ch_table}:{p}:{a}-{b}" for p, (a, b) in sorted(target.offsets.items()))
+    def _retrying(self, target: _Target, what: str, action: Callable[[], None]) -> None:
+        """Run `action` until ClickHouse takes it: retried with back-off, never skipped, so the
+        sink stalls visibly (metrics, alert) rather than losing data."""
         delay = 0.5
         while True:
-            started = time.perf_counter()
             try:
-                self.client.insert(f"{target.database}.`{target.ch_table}`", target.rows,
-                                   column_names=target.column_names,
-                                   settings={"insert_deduplication_token": token})
-                break
+                action()
+                return
             except Exception as exc:  # the driver raises several kinds; all mean "not stored"
                 metrics.SINK_FAILURES.labels(target.label).inc()
-                log.warning("insert into %s failed (%s), retrying in %.1fs", target.ch_table, type(exc).__name__, delay)
+                log.warning("%s %s failed (%s), retrying in %.1fs", what, target.ch_table, type(exc).__name__, delay)
                 if self._stopping:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _insert(self, target: _Target) -> None:
+        token = ";".join(f"{target.ch_table}:{p}:{a}-{b}" for p, (a, b) in sorted(target.offsets.items()))
+        started = time.perf_counter()
+
+        def insert() -> None:
+            nonlocal started
+            started = time.perf_counter()  # the attempt that succeeds is the one measured
+            self.client.insert(f"{target.database}.`{target.ch_table}`", target.rows,
+                               column_names=target.column_names, settings={"insert_deduplication_token": token})
+
+        self._retrying(target, "insert into", insert)
         elapsed = time.perf_counter() - started
         now = time.time()
         metrics.SINK_ROWS.labels(target.label).inc(len(target.rows))
@@ -204,20 +214,12 @@ class ClickHouseSink:
             metrics.LAST_SOURCE_COMMIT.labels(target.label).set(max(target.source_ts))
 
     def _truncate(self, target: _Target, version: int, source_ts_ms: int) -> None:
-        delay = 0.5
-        while True:
-            try:
-                for statement, parameters in truncate_statements(target.ch_table, target.held_table, version,
-                                                                 source_ts_ms):
-                    self.client.command(statement, parameters=parameters, settings={"mutations_sync": 2})
-                break
-            except Exception as exc:  # as for inserts: retried, never skipped; applying it twice is harmless
-                metrics.SINK_FAILURES.labels(target.label).inc()
-                log.warning("truncate of %s failed (%s), retrying in %.1fs", target.ch_table, type(exc).__name__, delay)
-                if self._stopping:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        def apply() -> None:  # applying it twice is harmless (sinks/truncate.py)
+            for statement, parameters in truncate_statements(target.ch_table, target.held_table, version,
+                                                             source_ts_ms):
+                self.client.command(statement, parameters=parameters, settings={"mutations_sync": 2})
+
+        self._retrying(target, "truncate of", apply)
         metrics.SINK_TRUNCATES.labels(target.label).inc()
         log.warning("TRUNCATE at the source applied to %s.%s: rows loaded before it deleted", WAREHOUSE_DB,
                     target.ch_table)

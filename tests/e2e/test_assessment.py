@@ -22,10 +22,9 @@ from tests.e2e.warehouse import COMPARED, poll_until, wait_converged
 PERSONS = "udw.demo__population__persons"
 PAYMENTS = "udw.demo__social__payments"
 PAYMENTS_HISTORY = "udw.demo__social__payments__history"
-# Every regulated table is assessed: the demo's three, its type samples and the marker-mode licences.
-SOURCE_TABLES = (*COMPARED, "catalog.type_samples", "registry.licenses")
-
-
+# Every regulated table is assessed: the demo's three, its type samples, the marker-mode licences
+# and the MariaDB shop's two.
+SOURCE_TABLES = (*COMPARED, "catalog.type_samples", "registry.licenses", "shop.customers", "shop.orders")
 
 
 def _qoima(stack, *args: str) -> subprocess.CompletedProcess:
@@ -115,7 +114,16 @@ def test_coverage_gauges_equal_the_source_counts(stack, pg, ch):
     wait_converged(pg, ch, timeout=120)
     # A revoked licence is a (soft) delete: the marker-mode table counts only the others.
     where = {"registry.licenses": " WHERE revoked IS NOT TRUE"}
-    source = {t: pg.execute(f"SELECT count(*) FROM {t}{where.get(t, '')}").fetchone()[0] for t in SOURCE_TABLES}
+    source = {t: pg.execute(f"SELECT count(*) FROM {t}{where.get(t, '')}").fetchone()[0] for t in SOURCE_TABLES
+              if not t.startswith("shop.")}
+    shop = stack.mariadb.owner_connection("shop")  # the MariaDB provider, counted in its own server
+    try:
+        with shop.cursor() as cursor:
+            for table in ("shop.customers", "shop.orders"):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                source[table] = cursor.fetchone()[0]
+    finally:
+        shop.close()
 
     def matching():
         gauges = _assessor_metrics(stack)

@@ -90,9 +90,10 @@ def test_status_command_reports_connector_and_tables(stack, pg, ch):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["connectors"] == {"qoima-demo": "RUNNING"}
+    assert report["connectors"] == {"qoima-demo": "RUNNING", "qoima-shop": "RUNNING"}
     assert report["pollers"] == {"registry": "RUNNING"}
     assert {"demo.population.persons", "demo.social.organizations", "demo.social.payments",
-            "demo.catalog.type_samples", "registry.registry.licenses"} == set(report["tables"])
+            "demo.catalog.type_samples", "registry.registry.licenses", "shop.shop.customers",
+            "shop.shop.orders"} == set(report["tables"])
     assert report["tables"]["demo.social.payments"]["rows_in_warehouse"] == source_rows
     assert report["problems"] == []

@@ -217,6 +217,32 @@ def test_random_change_rounds_converge_after_each_round(stack, pg, ch, capsys):
     assert total_changes > ROUNDS * TRANSACTIONS_PER_ROUND, "the rounds changed rows"
 
 
+def test_a_truncate_empties_the_table_and_the_rows_after_it_stay(stack, pg, ch):
+    """TRUNCATE, then new rows in the same transaction and in the next one: the warehouse holds
+    exactly the new rows, and the history of corrections records the truncate row by row. Runs
+    before the straddle test, which leaves an incremental snapshot of payments going: a truncate
+    racing a snapshot chunk is a known limitation (docs/schema-evolution.md, "Truncate")."""
+    wait_converged(pg, ch, timeout=180)
+    table = "udw.demo__social__payments"
+    loaded = ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]
+    assert loaded > 0
+    rng = random.Random(SEED)
+    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
+        conn.execute("TRUNCATE social.payments")
+        torturer = Torturer(conn, rng)
+        for _ in range(3):
+            torturer.insert_payment()
+    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
+        torturer = Torturer(conn, rng)
+        for _ in range(7):
+            torturer.insert_payment()
+    wait_converged(pg, ch, timeout=120)
+    remaining = pg.execute("SELECT count(*) FROM social.payments").fetchone()[0]
+    assert ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0] == remaining == 10
+    truncated = ch.query(f"SELECT count() FROM {table}__history WHERE _op = 't' AND _is_deleted = 1").result_rows[0][0]
+    assert truncated >= loaded
+
+
 def test_a_transaction_open_across_a_snapshot_chunk_wins_over_it(stack, pg, ch):
     """A transaction that changes rows, stays open while an incremental snapshot reads their
     chunk, then commits: the chunk shows the rows as they were, Debezium emits it before the
@@ -253,25 +279,3 @@ def test_a_transaction_open_across_a_snapshot_chunk_wins_over_it(stack, pg, ch):
     status = ch.query(f"SELECT status FROM {table} FINAL WHERE payment_id = {{id:Int64}}",
                       parameters={"id": updated}).result_rows[0][0]
     assert status == "cancelled"
-
-
-def test_a_truncate_empties_the_table_and_the_rows_after_it_stay(stack, pg, ch):
-    """TRUNCATE, then new rows in the same transaction and in the next one: the warehouse holds
-    exactly the new rows, and the history of corrections records the truncate row by row."""
-    wait_converged(pg, ch, timeout=180)
-    table = "udw.demo__social__payments"
-    loaded = ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0]
-    assert loaded > 0
-    rng = random.Random(SEED)
-    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
-        conn.execute("TRUNCATE social.payments")
-        torturer = Torturer(conn, rng)
-        for _ in range(3):
-            torturer.insert_payment()
-    with psycopg.connect(stack.pg_admin_conninfo(SOURCE_DB)) as conn:
-        Torturer(conn, rng).insert_payment()
-    wait_converged(pg, ch, timeout=120)
-    remaining = pg.execute("SELECT count(*) FROM social.payments").fetchone()[0]
-    assert ch.query(f"SELECT count() FROM {table} FINAL").result_rows[0][0] == remaining == 4
-    truncated = ch.query(f"SELECT count() FROM {table}__history WHERE _op = 't' AND _is_deleted = 1").result_rows[0][0]
-    assert truncated >= loaded
