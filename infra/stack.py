@@ -230,8 +230,8 @@ class LocalStack:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             self.progress("kafka: formatting KRaft storage")
             # `--cluster-id=`: one id in 64 starts with '-', which a separate argument would make an option.
-            result = subprocess.run(self._java(256, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                               "-c", str(config)),
+            result = subprocess.run(self._java(256, "kafka.tools.StorageTool", "format",
+                                               f"--cluster-id={cluster_id}", "-c", str(config)),
                                     capture_output=True, text=True)
             if result.returncode != 0:
                 raise StackError(f"kafka storage format failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -416,7 +416,7 @@ class LocalStack:
         source.seed_licenses(self.pg_admin_conninfo(SOURCE_DB))  # the marker-mode demo table
         for regulation in regulations:
             if regulation.polled or regulation.source.dbms != "postgresql":
-                continue  # marker sources need no publication, slot or replication
+                continue  # publications are PostgreSQL's; marker sources need no replication at all
             self.ensure_publication(regulation)
         mariadb_regulations = [r for r in regulations if r.source.dbms == "mariadb"]
         if mariadb_regulations:

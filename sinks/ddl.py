@@ -1,8 +1,9 @@
 """ClickHouse tables derived from the regulation, one per captured source table.
 
 `ReplacingMergeTree(_version, _is_deleted)` ordered by the source primary key makes the
-warehouse converge: the highest `_version` of a key (commit order, streams/versions.py) wins, a delete wins by carrying `_is_deleted=1`,
-and `SELECT ... FINAL` shows the source's current state whatever was replayed.
+warehouse converge: the highest `_version` of a key (commit order, streams/versions.py) wins,
+a delete wins by carrying `_is_deleted=1`, and `SELECT ... FINAL` shows the source's current
+state whatever was replayed.
 """
 from __future__ import annotations
 

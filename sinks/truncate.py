@@ -27,7 +27,8 @@ def truncate_statements(warehouse_table: str, held_table: str, version: int,
     table = f"{WAREHOUSE_DB}.`{warehouse_table}`"
     return [
         (f"INSERT INTO {table} SELECT * REPLACE ('t' AS _op, {{v:UInt64}} AS _version, 1 AS _is_deleted, "
-         "fromUnixTimestamp64Milli({ts:Int64}, 'UTC') AS _source_ts, now64(3) AS _processed_ts, now64(3) AS _loaded_ts) "
+         "fromUnixTimestamp64Milli({ts:Int64}, 'UTC') AS _source_ts, now64(3) AS _processed_ts, "
+         "now64(3) AS _loaded_ts) "
          # The filter in a subquery: in one SELECT, `WHERE _version` would read the REPLACE's alias.
          f"FROM (SELECT * FROM {table} FINAL WHERE _version < {{v:UInt64}})", parameters),
         (f"ALTER TABLE {META_DB}.`{held_table}` DELETE WHERE _version < {{v:UInt64}}", parameters),

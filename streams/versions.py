@@ -9,7 +9,8 @@ events and lost to them (seed 142268 of the torture suite: deleted payments came
 
 Debezium emits every change in commit order, and an incremental-snapshot chunk at its closing
 watermark, in its place in that order; Kafka Connect's producer keeps that order in each
-partition (one request in flight), and a key always hashes to the same partition. So the raw
+partition (idempotent, acks=all: infra/local/connect-distributed.properties), and a key always
+hashes to the same partition. So the raw
 event's offset orders every image of a row exactly as its source committed them, for every
 connector (PostgreSQL, MariaDB, the marker poller) and for initial and incremental snapshots
 alike. A connector restart re-emits events already sent; the re-emitted copies land at higher
