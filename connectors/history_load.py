@@ -4,10 +4,10 @@ Each row of the file (connectors/history.py) goes through `Router.route_row`: th
 columns, depersonalization, Avro and the quarantine are those of a Debezium event, so a
 history row and a CDC event of the same source row become the same clean record. Records are
 produced to the table's clean topic or to `qoima.quarantine`, and the sink loads them like any
-other. History rows carry `_version` 0: every CDC change has an LSN above 0, so the warehouse's
-ReplacingMergeTree keeps a CDC version of a key over a history one, and a history file loaded
-twice leaves one row per key (the same version: the last inserted wins). Their `_source_ts`
-is the time of the load, which starts their retention period and keeps the freshness metrics
+other. History rows carry `_version` 0: every CDC change's version is above 2^62, so the
+warehouse's ReplacingMergeTree keeps a CDC version of a key over a history one, and a history
+file loaded twice leaves one row per key (the same version: the last inserted wins). Their
+`_source_ts` is the time of the load, which starts their retention period and keeps the freshness metrics
 honest (a 2015 timestamp would read as ten years of lag).
 
 The summary holds counts, error kinds, reasons and defect notes: column names and problems,

@@ -2,7 +2,8 @@
 
 At-least-once: Faust commits a raw offset only after the agent finished the event and the
 producer flushed what the agent sent, so a crash replays events instead of losing them;
-replays are harmless downstream because every record carries its LSN as `_version`.
+replays are harmless downstream because every record's `_version` is its raw event's place in
+commit order (streams/versions.py), the same on every replay.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Each case drives inserts, updates and deletes at the source, kills one component
 at a random moment of the load (the seed is printed, and QOIMA_CRASH_SEED replays a run),
 starts it again the way `qoima up` does and waits for the warehouse to equal the source.
 No duplicates may show through FINAL: retried inserts carry deduplication tokens and every
-row version carries its LSN. The figures printed are the ones docs/benchmarks.md reports.
+row version carries its place in commit order (streams/versions.py). The figures printed are
+the ones docs/benchmarks.md reports.
 """
 from __future__ import annotations
 
