@@ -11,7 +11,9 @@ import json
 import uuid
 
 from connectors.debezium_config import SIGNAL_TABLE
+from connectors.mariadb_config import signal_table
 from connectors.regulation import Regulation
+from connectors.source_reader import connect_source
 
 
 def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:
@@ -21,27 +23,12 @@ def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[st
     source = regulation.source
     signal_id = str(uuid.uuid4())
     data = json.dumps({"data-collections": tables, "type": "incremental"})
-    password = source.password.read(environ)
-    if source.dbms == "mariadb":
-        import pymysql
-
-        from connectors.mariadb_config import signal_table
-
-        conn = pymysql.connect(host=source.host, port=source.port, user=source.user, password=password,
-                               database=source.database, connect_timeout=10, autocommit=True)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {signal_table(regulation)} (id, type, data) "
-                               "VALUES (%s, 'execute-snapshot', %s)", (signal_id, data))
-        finally:
-            conn.close()
-        return signal_id
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    conninfo = make_conninfo(host=source.host, port=source.port, dbname=source.database, user=source.user,
-                             password=password, connect_timeout=10)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f"INSERT INTO {SIGNAL_TABLE} (id, type, data) VALUES (%s, 'execute-snapshot', %s)",
-                     (signal_id, data))
+    table = signal_table(regulation) if source.dbms == "mariadb" else SIGNAL_TABLE
+    conn = connect_source(regulation, environ, application="qoima-snapshot", autocommit=True)
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f"INSERT INTO {table} (id, type, data) VALUES (%s, 'execute-snapshot', %s)", (signal_id, data))
+        cursor.close()
+    finally:
+        conn.close()
     return signal_id

@@ -1,8 +1,8 @@
 """Read-only questions Qoima asks a regulation's source directly, whichever its dbms.
 
-The assessor counts rows for coverage and the depersonalization check reads the values of
-name and phone columns to look for them downstream; both go through the regulation's capture
-account. PostgreSQL is read with psycopg, MariaDB with PyMySQL; identifiers are quoted by each
+The assessor counts rows for coverage, the depersonalization check reads the values of name and
+phone columns to look for them downstream, and `qoima snapshot` writes its signal row; all go
+through the regulation's capture account (`connect_source`). PostgreSQL is read with psycopg, MariaDB with PyMySQL; identifiers are quoted by each
 dialect's rules, and every statement is bounded by a timeout so a slow source delays a round
 instead of hanging it.
 """
@@ -14,26 +14,33 @@ from typing import Any
 from connectors.regulation import Regulation, Table
 
 
+def connect_source(regulation: Regulation, environ: dict[str, str], *, timeout_ms: int = 60_000,
+                   application: str = "qoima", autocommit: bool = False) -> Any:
+    """A DB-API connection (`%s` placeholders in both drivers) to the regulation's source as its
+    capture account, every statement bounded by `timeout_ms`."""
+    source = regulation.source
+    password = source.password.read(environ)
+    if source.dbms == "mariadb":
+        import pymysql
+
+        return pymysql.connect(
+            host=source.host, port=source.port, user=source.user, password=password, database=source.database,
+            connect_timeout=10, charset="utf8mb4", autocommit=autocommit,
+            init_command=f"SET SESSION max_statement_time = {timeout_ms / 1000:g}")
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    return psycopg.connect(make_conninfo(
+        host=source.host, port=source.port, dbname=source.database, user=source.user, password=password,
+        connect_timeout=10, options=f"-c statement_timeout={timeout_ms}", application_name=application),
+        autocommit=autocommit)
+
+
 class SourceReader:
     def __init__(self, regulation: Regulation, environ: dict[str, str], *, timeout_ms: int = 60_000,
                  application: str = "qoima") -> None:
-        source = regulation.source
-        self.dbms = source.dbms
-        password = source.password.read(environ)
-        if self.dbms == "mariadb":
-            import pymysql
-
-            self._conn: Any = pymysql.connect(
-                host=source.host, port=source.port, user=source.user, password=password,
-                database=source.database, connect_timeout=10, charset="utf8mb4",
-                init_command=f"SET SESSION max_statement_time = {timeout_ms / 1000:g}")
-        else:
-            import psycopg
-            from psycopg.conninfo import make_conninfo
-
-            self._conn = psycopg.connect(make_conninfo(
-                host=source.host, port=source.port, dbname=source.database, user=source.user, password=password,
-                connect_timeout=10, options=f"-c statement_timeout={timeout_ms}", application_name=application))
+        self.dbms = regulation.source.dbms
+        self._conn = connect_source(regulation, environ, timeout_ms=timeout_ms, application=application)
 
     def __enter__(self) -> "SourceReader":
         return self
