@@ -18,11 +18,11 @@ import random
 import time
 from datetime import date, datetime, timedelta, timezone
 
-from connectors.regulation import Action, load_regulation
+from model.regulation import Action, load_regulation
 from infra.demo import generator
-from qoima.settings import REPO_ROOT, Settings
-from streams import normalize
-from streams.avro_codec import codec_for
+from model.settings import REPO_ROOT, Settings
+from model import normalize
+from schemas.avro_codec import codec_for
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, hkdf_sha256, pseudonym
 from streams.router import Router

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from infra.demo.source import LoadDriver
 from infra.stack import ORDER, SOURCE_DB, LocalStack
-from qoima.settings import Settings
+from model.settings import Settings
 from sinks.clickhouse_users import writer_client
 
 TABLES = ("demo__population__persons", "demo__social__organizations", "demo__social__payments")

@@ -13,10 +13,10 @@ import random
 import time
 from datetime import date
 
-from connectors.regulation import load_regulation
+from model.regulation import load_regulation
 from infra.demo import generator
-from qoima.settings import REPO_ROOT, Settings
-from streams.avro_codec import codec_for
+from model.settings import REPO_ROOT, Settings
+from schemas.avro_codec import codec_for
 from streams.keys import KeyRing
 from streams.router import Router
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from connectors.regulation import load_all
-from monitoring.depersonalization_check import known_values, scan_warehouse
-from qoima.settings import Settings
+from model.regulation import load_all
+from governance.depersonalization_check import known_values, scan_warehouse
+from model.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks.ddl import WAREHOUSE_DB
 

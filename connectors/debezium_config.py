@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.regulation import Regulation
+from model.regulation import Regulation
 
 
 SIGNAL_TABLE = "public.qoima_signal"
@@ -50,7 +50,7 @@ def connector_config(regulation: Regulation, bootstrap: str | None = None) -> di
     if regulation.source.dbms == "mariadb":
         from connectors.mariadb_config import connector_config as mariadb_config  # it imports this module
         if bootstrap is None:
-            from qoima.settings import Settings
+            from model.settings import Settings
             bootstrap = Settings.from_env().kafka_bootstrap
         return mariadb_config(regulation, bootstrap)
     return _postgres_config(regulation)

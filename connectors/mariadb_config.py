@@ -12,7 +12,7 @@ differ from the PostgreSQL connector (connectors/debezium_config.py) and why:
 - `include.schema.changes=false`: the schema-change topic would be `<topic.prefix>` itself, which
   nothing in Qoima reads;
 - `bigint.unsigned.handling.mode=precise`: a BIGINT UNSIGNED above 2^63 arrives whole, not
-  wrapped negative (streams/mariadb_types.py);
+  wrapped negative (model/types/mariadb.py);
 - the heartbeat needs no action query: the binlog is server-wide, so idle captured tables do not
   hold back the position (unlike a PostgreSQL slot in a busy cluster);
 - TLS: Debezium's default `database.ssl.mode=preferred` is refused by the MariaDB driver of
@@ -26,7 +26,7 @@ PostgreSQL connector's, so the same decoders apply where the representation is t
 from __future__ import annotations
 
 from connectors.debezium_config import password_reference, shared_settings, table_regex
-from connectors.regulation import Regulation
+from model.regulation import Regulation
 
 CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
 SIGNAL_TABLE_NAME = "qoima_signal"

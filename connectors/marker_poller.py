@@ -46,9 +46,9 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from connectors.debezium_config import heartbeat_topic
-from connectors.regulation import Regulation, RegulationError, Table, marker_kind
+from model.regulation import Regulation, RegulationError, Table, marker_kind
 from monitoring import metrics
-from streams.pg_types import ValueRefused, parse_pg_type
+from model.types.postgresql import ValueRefused, parse_pg_type
 
 log = logging.getLogger("qoima.poller")
 
@@ -697,7 +697,7 @@ def _classify(exc: Exception) -> tuple[str, str]:
 
 def run(settings) -> None:
     """`qoima poller`: poll every marker regulation in the foreground until SIGTERM or Ctrl-C."""
-    from connectors.regulation import load_all
+    from model.regulation import load_all
 
     metrics.serve(settings.ports.poller_metrics, settings.host)
     regulations = [r for r in load_all(settings.regulations_dir, settings.regulation_env()) if r.polled]

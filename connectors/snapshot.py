@@ -12,7 +12,7 @@ import uuid
 
 from connectors.debezium_config import SIGNAL_TABLE
 from connectors.mariadb_config import signal_table
-from connectors.regulation import Regulation
+from model.regulation import Regulation
 from connectors.source_reader import connect_source
 
 

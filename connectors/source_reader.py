@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from connectors.regulation import Regulation, Table
+from model.regulation import Regulation, Table
 
 
 def connect_source(regulation: Regulation, environ: dict[str, str], *, timeout_ms: int = 60_000,

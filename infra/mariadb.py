@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from infra.processes import Managed, StackError, log_tail, wait_until
-from qoima.settings import REPO_ROOT, Settings
+from model.settings import REPO_ROOT, Settings
 
 MARIADBD = Path("/usr/sbin/mariadbd")
 INSTALL_DB = Path("/usr/bin/mariadb-install-db")

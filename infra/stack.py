@@ -27,7 +27,7 @@ import requests
 from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL, heartbeat_topic
 from infra.mariadb import LocalMariaDb
 from infra.processes import Managed, StackError, log_tail, wait_until
-from qoima.settings import REPO_ROOT, Settings
+from model.settings import REPO_ROOT, Settings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JVM_TARGET = REPO_ROOT / "infra" / "jvm" / "target"
@@ -170,7 +170,7 @@ class LocalStack:
         with psycopg.connect(self.pg_admin_conninfo(SOURCE_DB), autocommit=True) as conn:
             # Every schema a regulation captures from this database (registry: the marker-mode demo,
             # SELECT only; catalog: the type samples), so a new demo table needs no edit here.
-            from connectors.regulation import load_all
+            from model.regulation import load_all
 
             regulations = load_all(self.s.regulations_dir, self.s.regulation_env())
             schemas = sorted({table.schema_name for regulation in regulations
@@ -249,8 +249,8 @@ class LocalStack:
 
         from connectors.marker_poller import STATE_TOPIC as MARKER_STATE_TOPIC
         from sinks.clickhouse_sink import DEAD_LETTER_TOPIC
-        from streams.avro_codec import INCIDENT_TOPIC, QUARANTINE_TOPIC
-        from streams.schema_history import SCHEMA_TOPIC
+        from schemas.avro_codec import INCIDENT_TOPIC, QUARANTINE_TOPIC
+        from schemas.schema_history import SCHEMA_TOPIC
 
         day, week = str(24 * 3600 * 1000), str(7 * 24 * 3600 * 1000)
         wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week}
@@ -402,7 +402,7 @@ class LocalStack:
     def up(self, demo_rate: float | None) -> None:
         from connectors.connect_client import ConnectClient
         from connectors.debezium_config import connector_config
-        from connectors.regulation import load_all
+        from model.regulation import load_all
         from infra.demo import source
 
         started = time.monotonic()

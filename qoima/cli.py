@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from qoima.settings import Settings, SettingsError
+from model.settings import Settings, SettingsError
 
 
 def _settings() -> Settings:
@@ -18,7 +18,7 @@ def _settings() -> Settings:
 
 
 def _regulations(settings: Settings):
-    from connectors.regulation import RegulationError, load_all
+    from model.regulation import RegulationError, load_all
 
     try:
         return load_all(settings.regulations_dir, settings.regulation_env())
@@ -58,7 +58,7 @@ def cmd_down(args) -> None:
 
 
 def cmd_status(args) -> None:
-    from monitoring.status import collect, render
+    from governance.status import collect, render
 
     settings = _settings()
     report = collect(settings, _regulations(settings))
@@ -100,7 +100,7 @@ def cmd_connector(args) -> None:
 
 
 def cmd_regulation_check(args) -> None:
-    from connectors.regulation import RegulationError, load_regulation
+    from model.regulation import RegulationError, load_regulation
 
     settings = _settings()
     paths = args.files or sorted(settings.regulations_dir.glob("*.yaml"))
@@ -117,9 +117,9 @@ def cmd_regulation_check(args) -> None:
 
 
 def cmd_scan(args) -> None:
-    from monitoring.depersonalization_check import known_values, scan_topics, scan_warehouse
+    from governance.depersonalization_check import known_values, scan_topics, scan_warehouse
     from sinks.clickhouse_users import writer_client
-    from streams.incidents import Detection, IncidentPublisher
+    from schemas.incidents import Detection, IncidentPublisher
 
     settings = _settings()
     regulations = _regulations(settings)
@@ -144,10 +144,10 @@ def cmd_scan(args) -> None:
 
 
 def cmd_risk(args) -> None:
-    from monitoring.assessor import detection
-    from monitoring.reidentification import assess, render
+    from governance.assessor import detection
+    from governance.reidentification import assess, render
     from sinks.clickhouse_users import writer_client
-    from streams.incidents import IncidentPublisher
+    from schemas.incidents import IncidentPublisher
 
     settings = _settings()
     client = writer_client(settings)
@@ -162,13 +162,13 @@ def cmd_risk(args) -> None:
 
 
 def cmd_assessor(args) -> None:
-    from monitoring.assessor import run
+    from governance.assessor import run
 
     run(_settings())
 
 
 def cmd_dq(args) -> None:
-    from monitoring import quality_assessment as dq
+    from governance import quality_assessment as dq
     from sinks.clickhouse_users import writer_client
 
     settings = _settings()
@@ -241,11 +241,11 @@ def cmd_demo_load(args) -> None:
 
 
 def cmd_quarantine_replay(args) -> None:
-    from streams.avro_codec import codec_for
+    from schemas.avro_codec import codec_for
     from streams.keys import load_schedule
     from streams.replay import replay
     from streams.router import Router
-    from streams.schema_history import SchemaHistory
+    from schemas.schema_history import SchemaHistory
 
     settings = _settings()
     regulations = _regulations(settings)
@@ -267,8 +267,8 @@ def cmd_demo_webhook(args) -> None:
 
 def cmd_load_history(args) -> None:
     from connectors.history import HistoryError
-    from connectors.history_load import load_history
-    from connectors.regulation import RegulationError
+    from streams.history_load import load_history
+    from model.regulation import RegulationError
     from streams.keys import MasterKeyError
 
     try:
@@ -279,7 +279,7 @@ def cmd_load_history(args) -> None:
 
 
 def cmd_incidents(args) -> None:
-    from monitoring.incident_journal import (ACTIONS, IncidentJournal, TransitionError, iso, render_list,
+    from governance.incident_journal import (ACTIONS, IncidentJournal, TransitionError, iso, render_list,
                                              render_show)
     from sinks.clickhouse_users import writer_client
 

@@ -21,19 +21,19 @@ from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from connectors.regulation import Regulation, Table, load_all
+from model.regulation import Regulation, Table, load_all
 from monitoring import metrics
-from qoima.settings import Settings
+from model.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks import schema_evolution
 from sinks.truncate import truncate_statements
 from sinks.ddl import (HELD_COLUMN, HISTORY_VIEW_SUFFIX, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS,
                        WAREHOUSE_DB, create_table_sql, history_sql, history_table, meta_tables_sql, table_columns,
                        warehouse_columns)
-from streams.avro_codec import INCIDENT_TOPIC, codec_for
-from streams.schema_history import SchemaHistory
-from streams.incidents import Detection, IncidentPublisher, incident_codec
-from streams.leak_scan import scan_text
+from schemas.avro_codec import INCIDENT_TOPIC, codec_for
+from schemas.schema_history import SchemaHistory
+from schemas.incidents import Detection, IncidentPublisher, incident_codec
+from model.leak_scan import scan_text
 
 log = logging.getLogger("qoima.sink")
 DEAD_LETTER_TOPIC = "qoima.deadletter.sink"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from qoima.settings import Settings
+from model.settings import Settings
 
 WRITER_USER = "qoima_writer"
 ANALYST_USER = "analyst"

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from connectors.regulation import Regulation, Table
+from model.regulation import Regulation, Table
 
 WAREHOUSE_DB = "udw"
 META_COLUMNS = [
@@ -170,7 +170,7 @@ def history_sql(regulation: Regulation, table: Table) -> list[str]:
 
 
 # Data-quality assessments (DM385 §53-55): the indicators of every regulated table, measured on
-# a schedule by the assessor (monitoring/quality_assessment.py), one row per indicator (and per
+# a schedule by the assessor (governance/quality_assessment.py), one row per indicator (and per
 # column for column completeness) per assessment.
 QUALITY_ASSESSMENTS_SQL = f"""CREATE TABLE IF NOT EXISTS {META_DB}.quality_assessments (
     ts DateTime64(3, 'UTC'),

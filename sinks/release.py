@@ -7,7 +7,7 @@ since changed at the source is harmless: the newer version has the higher `_vers
 """
 from __future__ import annotations
 
-from connectors.regulation import Regulation
+from model.regulation import Regulation
 from sinks.ddl import HELD_COLUMN, META_COLUMNS, META_DB, WAREHOUSE_DB, warehouse_columns
 
 

@@ -17,13 +17,14 @@ from typing import Callable
 import faust
 
 from connectors.debezium_config import heartbeat_topic
-from connectors.regulation import load_all
+from model.regulation import load_all
 from monitoring import metrics
-from qoima.settings import Settings
-from streams.avro_codec import INCIDENT_TOPIC, AvroCodec, codec_for
-from streams.incidents import Detection
+from model.settings import Settings
+from schemas.avro_codec import INCIDENT_TOPIC, AvroCodec, codec_for
+from schemas.incidents import Detection
 from streams.keys import load_schedule
-from streams import schema_history, watchdog
+from schemas import schema_history
+from streams import watchdog
 from streams.gap_filler import GapFiller, committed_offsets, kafka_range_reader
 from streams.router import Router
 

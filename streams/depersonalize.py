@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
-from connectors.regulation import Action, Column, Generalization, Table
-from streams import normalize
+from model.regulation import Action, Column, Generalization, Table
+from model import normalize
 from streams.keys import KeyRing, pseudonym
 from streams.redact import redact
 

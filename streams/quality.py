@@ -9,9 +9,9 @@ the quarantine and into the incident journal.
 
 - completeness: the listed columns are not empty (null, or text of only spaces);
 - accuracy: one column passes a check: `identifier` (a valid IIN, BIN, phone... as the
-  normalizers of streams/normalize.py accept it), `allowed` (one of `values`), `range`
+  normalizers of model/normalize.py accept it), `allowed` (one of `values`), `range`
   (`min` <= value <= `max`), `reference` (a code known to reference data in
-  connectors/reference/) or `pattern` (a regular expression the whole value matches);
+  model/reference/) or `pattern` (a regular expression the whole value matches);
 - consistency: an `expression` over the row's columns holds (the language is below).
 
 Every accuracy check skips an empty value: requiring one is what completeness rules are for,
@@ -52,12 +52,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
 
-import connectors
-from connectors.regulation import Column, Rule, RuleAction, RuleCheck, RuleKind, Table
-from streams import identifiers, normalize
+
+from model.regulation import Column, Rule, RuleAction, RuleCheck, RuleKind, Table
+from model import identifiers, normalize
 from streams.depersonalize import kato_region
 
-REFERENCE_DIR = Path(connectors.__file__).resolve().parent / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "model" / "reference"
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _CHAR_N = re.compile(r"(?:char|character|bpchar)\(\d+\)")
 _MAX_EXPRESSION = 2000
@@ -71,7 +71,7 @@ class RuleError(ValueError):
 class Violation:
     rule: str
     kind: str            # the rule's kind: completeness, accuracy, consistency
-    incident_type: str   # DM385 §49 incident type, one of streams.incidents.TYPES
+    incident_type: str   # DM385 §49 incident type, one of schemas.incidents.TYPES
     action: str          # reject, flag or hold
     columns: tuple[str, ...]
     problem: str         # names the rule and the columns, never a value
@@ -86,7 +86,7 @@ class Violation:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference list from connectors/reference/<name>.csv (a `code` column, then any others)."""
+    """A reference list from model/reference/<name>.csv (a `code` column, then any others)."""
 
     name: str
     rows: dict[str, dict[str, str]]   # code -> the CSV row

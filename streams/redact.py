@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from streams.identifiers import is_valid_bin, is_valid_iin
+from model.identifiers import is_valid_bin, is_valid_iin
 
 # One separator between digit groups: space, no-break spaces, hyphen, en dash.
 _SEP = r"[ \u00a0\u202f\-\u2013]"

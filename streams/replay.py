@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec
+from schemas.avro_codec import QUARANTINE_TOPIC, AvroCodec
 from streams.router import Router
-from streams.topic_reader import read_topic, throwaway_consumer
+from schemas.topic_reader import read_topic, throwaway_consumer
 
 
 @dataclass

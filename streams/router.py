@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from collections.abc import MutableMapping
 from typing import Any, Callable
 
-from connectors.regulation import Regulation, Table
-from streams import envelope
-from streams.avro_codec import QUARANTINE_TOPIC, AvroCodec, zero_value
+from model.regulation import Regulation, Table
+from schemas import envelope
+from schemas.avro_codec import QUARANTINE_TOPIC, AvroCodec, zero_value
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
-from streams.pg_types import PgType, ValueRefused
+from model.types.postgresql import PgType, ValueRefused
 from streams.quality import RuleSet, Violation
 from streams.stateful_rules import StatefulRules
 from streams.versions import raw_event_version

@@ -30,9 +30,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Callable
 
-from connectors.regulation import IdentifierKind, Regulation, Rule, RuleAction, RuleKind, Table
-from streams import normalize
-from streams.envelope import Change
+from model.regulation import IdentifierKind, Regulation, Rule, RuleAction, RuleKind, Table
+from model import normalize
+from schemas.envelope import Change
 from streams.keys import pseudonym
 from streams.quality import Violation, _category, _violation
 

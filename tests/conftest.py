@@ -26,7 +26,7 @@ def settings():
     # Small batches and a short batch window: the tests look for rows within seconds.
     os.environ.setdefault("QOIMA_SINK_BATCH_MS", "200")
     os.environ.setdefault("QOIMA_ASSESS_INTERVAL_S", "5")
-    from qoima.settings import Settings
+    from model.settings import Settings
 
     return Settings.from_env()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from infra.demo.source import LoadDriver, LoadSummary
 from infra.stack import SOURCE_DB, LocalStack
 from monitoring import metrics
-from qoima.settings import Settings
+from model.settings import Settings
 
 
 def load(settings: Settings, rate: float, duration: float | None, serve_metrics: bool = False) -> LoadSummary:

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from streams.identifiers import check_digit
+from model.identifiers import check_digit
 
 Row = dict[str, Any]
 

@@ -15,7 +15,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.demo.generator import make_iin
-from monitoring.quality_assessment import INDICATORS
+from governance.quality_assessment import INDICATORS
 from sinks.clickhouse_users import writer_client
 from tests.e2e.warehouse import COMPARED, poll_until, wait_converged
 
@@ -143,8 +143,8 @@ def test_coverage_gauges_equal_the_source_counts(stack, pg, ch):
 
 
 def test_source_silence_sees_the_latest_commit(stack, pg, ch):
-    from connectors.regulation import load_all
-    from monitoring.silence import SilenceWatch, last_commit
+    from model.regulation import load_all
+    from governance.silence import SilenceWatch, last_commit
     from sinks.clickhouse_users import writer_client
 
     wait_converged(pg, ch, tables=tuple(COMPARED), timeout=120)

@@ -7,7 +7,7 @@ import pytest
 
 from connectors.connect_client import ConnectClient, ConnectError
 from connectors.debezium_config import connector_config
-from connectors.regulation import load_all
+from model.regulation import load_all
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from connectors.connect_client import ConnectClient
-from connectors.regulation import load_all
+from model.regulation import load_all
 from infra.demo.source import LoadDriver
 from infra.stack import SOURCE_DB
 from tests.e2e.warehouse import poll_until, wait_converged

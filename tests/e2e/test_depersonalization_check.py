@@ -9,12 +9,12 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connectors.regulation import load_all
+from model.regulation import load_all
 from connectors.snapshot import request_snapshot
-from monitoring.depersonalization_check import known_values, scan_topics, scan_warehouse
+from governance.depersonalization_check import known_values, scan_topics, scan_warehouse
 from sinks.clickhouse_users import writer_client
 from sinks.held import skip_held
-from streams.avro_codec import codec_for
+from schemas.avro_codec import codec_for
 from tests.e2e.warehouse import incident_events, wait_converged
 
 CLEAR_IIN = "900101300126"      # valid check digit

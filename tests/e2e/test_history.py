@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.history_load import load_history
+from streams.history_load import load_history
 from infra.demo.generator import KZ_TZ, make_person
 from sinks.clickhouse_users import ADMIN_USER, client
-from streams.leak_scan import KnownValues, scan_text
+from model.leak_scan import KnownValues, scan_text
 from streams.router import QUARANTINE_TOPIC
 from tests.e2e.warehouse import wait_converged
 
@@ -86,8 +86,8 @@ def _scan(column: str, value, where: str, known: KnownValues, no_names: KnownVal
 
 
 def _quarantined(settings, origin: str, expected: int, timeout: float = 30.0) -> list:
-    from connectors.regulation import load_all
-    from streams.avro_codec import codec_for
+    from model.regulation import load_all
+    from schemas.avro_codec import codec_for
 
     codec = codec_for(load_all(settings.regulations_dir, settings.regulation_env()))
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4()}",

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.regulation import load_all
+from model.regulation import load_all
 from sinks.clickhouse_users import writer_client
-from streams.incidents import Detection, IncidentPublisher
+from schemas.incidents import Detection, IncidentPublisher
 from tests.e2e.warehouse import poll_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from decimal import Decimal
 import pytest
 
 from connectors.connect_client import ConnectClient
-from connectors.regulation import load_all
+from model.regulation import load_all
 from connectors.snapshot import request_snapshot
 from tests.e2e.warehouse import Mismatch, checksums, poll_until
 

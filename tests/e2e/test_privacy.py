@@ -7,9 +7,9 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.regulation import load_all
-from monitoring.depersonalization_check import scan_topics
-from streams.leak_scan import KnownValues, scan_text
+from model.regulation import load_all
+from governance.depersonalization_check import scan_topics
+from model.leak_scan import KnownValues, scan_text
 from streams.router import QUARANTINE_TOPIC
 from tests.e2e.warehouse import wait_converged
 

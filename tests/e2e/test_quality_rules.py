@@ -73,8 +73,8 @@ def test_flag_reject_and_hold(stack, pg, ch):
 
 
 def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch):
-    from connectors.regulation import load_all
-    from streams.avro_codec import codec_for
+    from model.regulation import load_all
+    from schemas.avro_codec import codec_for
     from streams.keys import KeyRing
     from streams.replay import replay
     from streams.router import Router

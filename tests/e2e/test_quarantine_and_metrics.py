@@ -12,8 +12,8 @@ import uuid
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.avro_codec import codec_for
-from connectors.regulation import load_all
+from schemas.avro_codec import codec_for
+from model.regulation import load_all
 from streams.router import QUARANTINE_TOPIC
 from tests.e2e.warehouse import wait_converged
 

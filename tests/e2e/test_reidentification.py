@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connectors.regulation import load_all
-from monitoring.reidentification import assess
+from model.regulation import load_all
+from governance.reidentification import assess
 from sinks.clickhouse_users import writer_client
 from tests.e2e.warehouse import incident_events, wait_converged
 

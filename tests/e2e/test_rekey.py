@@ -8,7 +8,7 @@ import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
-from connectors.regulation import load_all
+from model.regulation import load_all
 from connectors.snapshot import request_snapshot
 from tests.e2e.warehouse import wait_converged
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 
 import psycopg
 
-from connectors.regulation import load_all
+from model.regulation import load_all
 from connectors.snapshot import request_snapshot
 from infra.demo import generator
 from infra.demo.source import ORGANIZATION_COLUMNS, PAYMENT_COLUMNS, PERSON_COLUMNS

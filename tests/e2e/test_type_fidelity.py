@@ -22,10 +22,10 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.regulation import load_all
+from model.regulation import load_all
 from infra.stack import SOURCE_DB
-from streams.avro_codec import QUARANTINE_TOPIC, codec_for
-from streams.pg_types import parse_pg_type
+from schemas.avro_codec import QUARANTINE_TOPIC, codec_for
+from model.types.postgresql import parse_pg_type
 from tests.e2e.warehouse import poll_until
 
 TABLE = "catalog.type_samples"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.regulation import Regulation, load_regulation
-from qoima.settings import Settings
-from streams.avro_codec import AvroCodec, codec_for
+from model.regulation import Regulation, load_regulation
+from model.settings import Settings
+from schemas.avro_codec import AvroCodec, codec_for
 from streams.keys import KeyRing
 from streams.router import Router
 

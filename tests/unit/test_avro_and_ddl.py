@@ -1,4 +1,4 @@
-"""Avro single-object encoding (streams/avro_codec.py) and ClickHouse DDL (sinks/ddl.py)."""
+"""Avro single-object encoding (schemas/avro_codec.py) and ClickHouse DDL (sinks/ddl.py)."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import fastavro
 import pytest
 from fastavro.schema import to_parsing_canonical_form
 
-from streams.avro_codec import AvroCodec, clean_schema, codec_for, load_avsc
+from schemas.avro_codec import AvroCodec, clean_schema, codec_for, load_avsc
 from sinks.ddl import HELD_COLUMN, META_COLUMNS, META_FIELDS, create_table_sql, warehouse_columns
 
 # Clean records carry the warehouse's meta fields plus the hold list, which only held tables store.
@@ -292,7 +292,7 @@ EXPECTED = {  # output name: (Avro type, ClickHouse DDL type)
 
 
 def test_every_action_has_matching_avro_and_clickhouse_types(demo) -> None:
-    from connectors.regulation import Table
+    from model.regulation import Table
 
     table = Table.model_validate(ALL_ACTIONS)
     schema = clean_schema(demo, table)
@@ -308,7 +308,7 @@ def test_every_action_has_matching_avro_and_clickhouse_types(demo) -> None:
 
 
 def test_new_action_records_round_trip(demo) -> None:
-    from connectors.regulation import Table
+    from model.regulation import Table
 
     table = Table.model_validate(ALL_ACTIONS)
     codec = AvroCodec({"t": clean_schema(demo, table)})
@@ -326,7 +326,7 @@ def test_zero_values_fill_what_a_schema_does_not_let_be_null() -> None:
     from datetime import date, datetime, timezone
     from decimal import Decimal
 
-    from streams.avro_codec import zero_value
+    from schemas.avro_codec import zero_value
 
     assert [zero_value(t) for t in ("long", "int", "string", "boolean", "bytes")] == [0, 0, "", False, b""]
     assert zero_value({"type": "int", "logicalType": "date"}) == date(1970, 1, 1)

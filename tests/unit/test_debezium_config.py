@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from connectors.debezium_config import connector_config, password_reference
-from connectors.regulation import load_regulation
+from model.regulation import load_regulation
 
 
 @pytest.fixture(scope="module")

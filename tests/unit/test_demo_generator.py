@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from infra.demo import generator
-from streams.identifiers import is_valid_bin, is_valid_iin
+from model.identifiers import is_valid_bin, is_valid_iin
 
 TODAY = date(2026, 3, 15)
 KAZAKH_LETTERS = set("әғқңөұүһіӘҒҚҢӨҰҮҺІ")

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from connectors.regulation import Table
+from model.regulation import Table
 from streams.depersonalize import INVALID_PREFIX, Defect, TablePlan, plans_for
 from streams.keys import pseudonym
 

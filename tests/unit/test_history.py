@@ -1,5 +1,5 @@
 """Historical loads: file reading (connectors/history.py), text and Debezium forms of values
-(streams/pg_types.py), Router.route_row and load_history (connectors/history_load.py).
+(model/types/postgresql.py), Router.route_row and load_history (streams/history_load.py).
 
 The central promise: a history row becomes exactly the clean record a Debezium event of the
 same source row becomes, and nothing clear leaves, not even in the summary.
@@ -19,9 +19,9 @@ import pytest
 from streams.versions import raw_event_version
 
 from connectors.history import HistoryError, open_history, read_rows
-from connectors.history_load import HISTORY_VERSION, load_history
+from streams.history_load import HISTORY_VERSION, load_history
 from streams.keys import pseudonym
-from streams.pg_types import ValueRefused, parse_pg_type
+from model.types.postgresql import ValueRefused, parse_pg_type
 from streams.router import QUARANTINE_TOPIC
 from tests.unit.conftest import FIXED_KEY
 
@@ -251,7 +251,7 @@ def test_typed_values_parquet_would_give() -> None:
 
 
 def test_every_supported_type_has_a_text_form() -> None:
-    from streams.pg_types import SUPPORTED
+    from model.types.postgresql import SUPPORTED
 
     for name in SUPPORTED:
         declared = name.replace("(p,s)", "(10,2)").replace("(n)", "(5)").replace("[(p)]", "")

@@ -1,4 +1,4 @@
-"""IIN/BIN check digits (streams/identifiers.py) against an independent reading of the rule.
+"""IIN/BIN check digits (model/identifiers.py) against an independent reading of the rule.
 
 The rule: the sum of digits 1-11 times weights 1..11, mod 11; if that is 10, a second pass
 with weights 3,4,5,6,7,8,9,10,11,1,2, mod 11; a second 10 means no such number is issued.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.identifiers import (check_digit, has_valid_check_digit, is_valid_bin, is_valid_email,
+from model.identifiers import (check_digit, has_valid_check_digit, is_valid_bin, is_valid_email,
                                  is_valid_id_card, is_valid_iin, is_valid_name, is_valid_passport,
                                  is_valid_phone)
 

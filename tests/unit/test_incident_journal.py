@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from connectors.regulation import Notify, Table
-from monitoring.incident_journal import (ACTIONS, ALLOWED, INCIDENT_COLUMNS, STATUSES, TRANSITION_COLUMNS,
+from model.regulation import Notify, Table
+from governance.incident_journal import (ACTIONS, ALLOWED, INCIDENT_COLUMNS, STATUSES, TRANSITION_COLUMNS,
                                          TRANSITIONS_TABLE, Incident, IncidentJournal, TransitionError,
                                          check_transition, iso, render_list, render_show)
 from sinks.ddl import INCIDENTS_VIEW_SQL, INCIDENT_TRANSITIONS_SQL, NOTIFICATIONS_SQL, meta_tables_sql

@@ -1,4 +1,4 @@
-"""MariaDB change events decode like PostgreSQL's (streams/envelope.py): the database is the
+"""MariaDB change events decode like PostgreSQL's (schemas/envelope.py): the database is the
 schema, and the binlog coordinate is not needed for ordering (streams/versions.py)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.envelope import EnvelopeError, decode
+from schemas.envelope import EnvelopeError, decode
 
 
 def source(**extra) -> dict:

@@ -1,4 +1,4 @@
-"""A MariaDB regulation (connectors/regulation.py) and its Debezium config (connectors/mariadb_config.py)."""
+"""A MariaDB regulation (model/regulation.py) and its Debezium config (connectors/mariadb_config.py)."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,7 @@ from connectors.debezium_config import connector_config
 from connectors.mariadb_config import (CONNECTOR_CLASS, schema_history_topic, signal_table,
                                        signal_table_ddl)
 from connectors.mariadb_config import connector_config as mariadb_connector_config
-from connectors.regulation import Column, Regulation, RegulationError, load_regulation
+from model.regulation import Column, Regulation, RegulationError, load_regulation
 
 BASE = {
     "provider": "shop",

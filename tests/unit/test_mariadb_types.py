@@ -1,4 +1,4 @@
-"""MariaDB column types (streams/mariadb_types.py): Debezium's JSON decoded losslessly, or refused."""
+"""MariaDB column types (model/types/mariadb.py): Debezium's JSON decoded losslessly, or refused."""
 from __future__ import annotations
 
 import base64
@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from streams.mariadb_types import is_text_type, parse_mariadb_type
-from streams.pg_types import PgType, parse_pg_type
-from streams.source_types import parse_type
+from model.types.mariadb import is_text_type, parse_mariadb_type
+from model.types.postgresql import PgType, parse_pg_type
+from model.types.source import parse_type
 
 UTC = timezone.utc
 

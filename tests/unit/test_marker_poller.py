@@ -17,9 +17,9 @@ import yaml
 
 from connectors.marker_poller import (STATE_TOPIC, MarkerPoller, MarkerTable, PollerConfigError, PollerError,
                                       _classify, state_key)
-from connectors.regulation import RegulationError, load_regulation
-from streams import envelope
-from streams.avro_codec import codec_for
+from model.regulation import RegulationError, load_regulation
+from schemas import envelope
+from schemas.avro_codec import codec_for
 from streams.keys import pseudonym
 from streams.router import Router
 

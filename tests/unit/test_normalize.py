@@ -1,11 +1,11 @@
-"""Normalizers (streams/normalize.py): one identifier, however it is spelled, one canonical form."""
+"""Normalizers (model/normalize.py): one identifier, however it is spelled, one canonical form."""
 from __future__ import annotations
 
 import unicodedata
 
 import pytest
 
-from streams import normalize
+from model import normalize
 
 VALID_IIN = "850101300124"   # check digit worked by hand in test_identifiers.py
 VALID_BIN = "071240500401"
@@ -232,6 +232,6 @@ def test_id_card_rejected(value: str) -> None:
 
 
 def test_every_identifier_kind_has_a_normalizer() -> None:
-    from connectors.regulation import IdentifierKind
+    from model.regulation import IdentifierKind
 
     assert set(normalize.BY_KIND) == {k.value for k in IdentifierKind}

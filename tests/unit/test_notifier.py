@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connectors.regulation import Notify
-from monitoring.incident_journal import Incident
-from monitoring.notifier import (BACKOFF_CAP_S, WITHHELD, Notification, Notifier, backoff, notification_id,
+from model.regulation import Notify
+from governance.incident_journal import Incident
+from governance.notifier import (BACKOFF_CAP_S, WITHHELD, Notification, Notifier, backoff, notification_id,
                                  payload, post_json, safe_detail, target_label, targets_for)
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)

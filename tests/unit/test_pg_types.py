@@ -1,4 +1,4 @@
-"""PostgreSQL types (streams/pg_types.py): Debezium JSON decoding, ClickHouse and Avro mapping.
+"""PostgreSQL types (model/types/postgresql.py): Debezium JSON decoding, ClickHouse and Avro mapping.
 
 The connector runs with decimal.handling.mode=string, time.precision.mode=adaptive_time_microseconds,
 interval.handling.mode=string and binary.handling.mode=base64, so: numeric and money arrive as
@@ -24,10 +24,10 @@ import fastavro
 import pytest
 from pydantic import ValidationError
 
-from connectors.regulation import Column, Table
+from model.regulation import Column, Table
 from sinks.ddl import create_table_sql, warehouse_columns
-from streams.avro_codec import AvroCodec, clean_schema
-from streams.pg_types import SUPPORTED, ValueRefused, parse_pg_type
+from schemas.avro_codec import AvroCodec, clean_schema
+from model.types.postgresql import SUPPORTED, ValueRefused, parse_pg_type
 
 UTC = timezone.utc
 TS_AVRO = {"type": "long", "logicalType": "timestamp-micros"}

@@ -1,4 +1,4 @@
-"""Data-quality rules (streams/quality.py, `rules:` in connectors/regulation.py): each check
+"""Data-quality rules (streams/quality.py, `rules:` in model/regulation.py): each check
 passes good data and catches a planted defect, the demo generator's defects are caught, and
 regulation mistakes are named with their fix. Violations never carry a value."""
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.regulation import RegulationError, RuleKind, Table, load_regulation
+from model.regulation import RegulationError, RuleKind, Table, load_regulation
 from infra.demo import generator
-from streams import incidents, normalize
+from schemas import incidents
+from model import normalize
 from streams.quality import RuleSet, compile_expression, kato_regions, load_reference
 
 TODAY = date(2026, 3, 15)
@@ -162,7 +163,7 @@ def test_identifier_fast_path_agrees_with_the_normalizers() -> None:
 
 
 def test_unrolled_check_digit_agrees_with_identifiers() -> None:
-    from streams.identifiers import is_valid_bin, is_valid_iin
+    from model.identifiers import is_valid_bin, is_valid_iin
     from streams.quality import _CANONICAL
     rng = random.Random(6)
     values = [f"{rng.randrange(10**12):012d}" for _ in range(50000)]

@@ -1,5 +1,5 @@
-"""The corrections history DDL (sinks/ddl.py), the quality assessment (monitoring/quality_assessment.py)
-and coverage (monitoring/coverage.py), with a fake ClickHouse client that records the queries and
+"""The corrections history DDL (sinks/ddl.py), the quality assessment (governance/quality_assessment.py)
+and coverage (governance/coverage.py), with a fake ClickHouse client that records the queries and
 answers with canned rows, and a fake source connection. The SQL itself ran against ClickHouse
 26.9 (embedded chdb) when it was written; here we check what it asks and what is made of the answers.
 """
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import REGISTRY
 
-from connectors.regulation import Rule
-from monitoring import assessor, coverage, quality_assessment as qa
+from model.regulation import Rule
+from governance import assessor, coverage, quality_assessment as qa
 from sinks.ddl import META_DB, create_table_sql, history_sql, history_table, meta_tables_sql
 from streams.quality import RuleSet
 from tests.unit.test_router import PERSONS_RAW, envelope, person_row

@@ -1,4 +1,4 @@
-"""The regulation model (connectors/regulation.py): the demo file loads; mistakes are named."""
+"""The regulation model (model/regulation.py): the demo file loads; mistakes are named."""
 from __future__ import annotations
 
 import copy
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.regulation import (Action, Generalization, IdentifierKind, RegulationError,
+from model.regulation import (Action, Generalization, IdentifierKind, RegulationError,
                                    load_all, load_regulation)
 
 BASE = {

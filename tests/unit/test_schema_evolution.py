@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sinks.schema_evolution import SchemaEvolutionError, plan, widens
-from streams.avro_codec import AvroCodec
+from schemas.avro_codec import AvroCodec
 
 
 @pytest.mark.parametrize("old, new", [

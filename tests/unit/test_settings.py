@@ -1,11 +1,11 @@
-"""Process settings (qoima/settings.py): defaults, port shift, validation messages."""
+"""Process settings (model/settings.py): defaults, port shift, validation messages."""
 from __future__ import annotations
 
 from dataclasses import fields
 
 import pytest
 
-from qoima.settings import REPO_ROOT, Ports, Settings, SettingsError
+from model.settings import REPO_ROOT, Ports, Settings, SettingsError
 
 DEFAULT_PORTS = {
     "postgres": 25432, "mariadb": 23306, "kafka": 29092, "kafka_controller": 29093, "connect": 28083,

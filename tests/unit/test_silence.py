@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from monitoring.silence import SilenceWatch, last_commit
+from governance.silence import SilenceWatch, last_commit
 
 
 class _Client:

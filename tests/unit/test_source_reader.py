@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.regulation import load_regulation
+from model.regulation import load_regulation
 from connectors.source_reader import SourceReader
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from connectors.regulation import Rule
-from streams.avro_codec import codec_for
-from streams.envelope import Change
+from model.regulation import Rule
+from schemas.avro_codec import codec_for
+from schemas.envelope import Change
 from streams.router import Router
 from streams.stateful_rules import StatefulRules
 

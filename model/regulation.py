@@ -18,9 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from streams.mariadb_types import is_text_type as _is_mariadb_text_type
-from streams.pg_types import PgType, parse_pg_type
-from streams.source_types import parse_type
+from model.types.mariadb import is_text_type as _is_mariadb_text_type
+from model.types.postgresql import PgType, parse_pg_type
+from model.types.source import parse_type
 
 _IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 _INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
@@ -337,7 +337,7 @@ _PARAMETER_HINTS = {
     "check": f"'check' (one of {', '.join(c.value for c in RuleCheck)})",
     "identifier": f"'identifier' (one of {', '.join(k.value for k in IdentifierKind)})",
     "values": "'values: [...]'",
-    "reference": "'reference' (a file of connectors/reference/ without .csv, e.g. kato_regions)",
+    "reference": "'reference' (a file of model/reference/ without .csv, e.g. kato_regions)",
     "expression": "'expression' (e.g. \"birth_date <= today\"), or 'against', 'match' and 'compare' to agree "
                   "with a reference table",
     "against": "'against: schema.table' (the reference table)",
@@ -470,7 +470,7 @@ class Table(_Model):
     min_k: int = Field(default=5, ge=2, le=1000)   # k-anonymity threshold over the quasi-identifiers
     columns: list[Column] = Field(min_length=1)
     rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), streams/quality.py
-    notify: list[Notify] = []   # webhooks for its incidents, monitoring/notifier.py
+    notify: list[Notify] = []   # webhooks for its incidents, governance/notifier.py
     marker: str | None = None         # capture: marker only: the column polled for changes
     deleted_flag: str | None = None   # capture: marker only: a boolean column; true = deleted
 

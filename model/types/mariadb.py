@@ -1,6 +1,6 @@
 """MariaDB column types: how Debezium's MariaDB connector encodes them and what they become downstream.
 
-The counterpart of streams/pg_types.py for a regulation whose source is `dbms: mariadb`. The
+The counterpart of model/types/postgresql.py for a regulation whose source is `dbms: mariadb`. The
 connector runs with the same value settings (connectors/mariadb_config.py):
 `decimal.handling.mode=string`, `time.precision.mode=adaptive_time_microseconds`,
 `binary.handling.mode=base64`, plus `bigint.unsigned.handling.mode=precise` so that a BIGINT
@@ -22,8 +22,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable
 
-from streams.pg_types import _VIEWS as _PG_VIEWS
-from streams.pg_types import (_DATETIME, _TS_AVRO, PgType, ValueRefused, _bytea, _decimal_views, _enum,
+from model.types.postgresql import _VIEWS as _PG_VIEWS
+from model.types.postgresql import (_DATETIME, _TS_AVRO, PgType, ValueRefused, _bytea, _decimal_views, _enum,
                               _enum_labels, _int, _micros, _millis, _numeric, _str, _zoned)
 
 

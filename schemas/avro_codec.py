@@ -19,9 +19,9 @@ from typing import Any, Callable
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from connectors.regulation import Regulation, Table
+from model.regulation import Regulation, Table
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "avro"
+SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 _MAGIC = b"\xc3\x01"
 
 
@@ -104,7 +104,7 @@ class AvroCodec:
     def __init__(self, schemas: dict[str, dict],
                  history: Callable[[bytes], tuple[str, dict] | None] | None = None) -> None:
         """`history`: where to find the schema of a fingerprint written under an earlier
-        regulation (streams/schema_history.py); without it such a message is refused."""
+        regulation (schemas/schema_history.py); without it such a message is refused."""
         self._by_name: dict[str, tuple[bytes, Any]] = {}
         self._by_fingerprint: dict[bytes, tuple[str, Any]] = {}
         self._sources: dict[bytes, tuple[str, dict]] = {}

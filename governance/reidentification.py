@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.regulation import Regulation, Table
+from model.regulation import Regulation, Table
 from sinks.ddl import WAREHOUSE_DB
 
 

@@ -4,11 +4,11 @@ Every `QOIMA_ASSESS_INTERVAL_S` it measures, per regulated table:
 - re-identification risk (k-anonymity, l-diversity); a table falling below its threshold opens
   an incident once, and another when it recovers is not needed: the incident's life cycle
   records the fix;
-- the quality indicators (DM385 §53-55, monitoring/quality_assessment.py), recorded in
+- the quality indicators (DM385 §53-55, governance/quality_assessment.py), recorded in
   `qoima_meta.quality_assessments` and exported as gauges;
-- coverage, source rows against warehouse rows (monitoring/coverage.py); a gap beyond the
+- coverage, source rows against warehouse rows (governance/coverage.py); a gap beyond the
   table's tolerance on two consecutive rounds opens a coverage incident.
-A thread of this process also delivers incident notifications (monitoring/notifier.py).
+A thread of this process also delivers incident notifications (governance/notifier.py).
 """
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import logging
 import signal
 import threading
 
-from connectors.regulation import Regulation, load_all
-from monitoring import coverage, metrics, notifier, quality_assessment
-from monitoring.reidentification import Risk, assess
-from monitoring.silence import SilenceWatch, last_commit
-from qoima.settings import Settings
+from model.regulation import Regulation, load_all
+from governance import coverage, notifier, quality_assessment
+from monitoring import metrics
+from governance.reidentification import Risk, assess
+from governance.silence import SilenceWatch, last_commit
+from model.settings import Settings
 from sinks.clickhouse_users import writer_client
-from streams.incidents import Detection, IncidentPublisher
+from schemas.incidents import Detection, IncidentPublisher
 
 log = logging.getLogger("qoima.assessor")
 

@@ -11,14 +11,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from connectors.regulation import IdentifierKind, Regulation
+from model.regulation import IdentifierKind, Regulation
 from connectors.source_reader import SourceReader
-from qoima.settings import Settings
+from model.settings import Settings
 from sinks.ddl import WAREHOUSE_DB
-from streams.avro_codec import QUARANTINE_TOPIC, codec_for
-from streams.schema_history import SchemaHistory
-from streams.leak_scan import KnownValues, scan_text
-from streams.topic_reader import read_topic, throwaway_consumer
+from schemas.avro_codec import QUARANTINE_TOPIC, codec_for
+from schemas.schema_history import SchemaHistory
+from model.leak_scan import KnownValues, scan_text
+from schemas.topic_reader import read_topic, throwaway_consumer
 
 _KNOWN_KINDS = {IdentifierKind.name, IdentifierKind.phone}
 

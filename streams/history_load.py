@@ -28,11 +28,11 @@ from typing import Any
 from tqdm import tqdm
 
 from connectors.history import HistoryError, HistoryFile, open_history
-from connectors.regulation import Regulation, Table, load_all
-from qoima.settings import Settings
-from streams.avro_codec import codec_for
+from model.regulation import Regulation, Table, load_all
+from model.settings import Settings
+from schemas.avro_codec import codec_for
 from streams.keys import load_schedule
-from streams.pg_types import parse_pg_type
+from model.types.postgresql import parse_pg_type
 from streams.router import QUARANTINE_TOPIC, Output, Router
 
 log = logging.getLogger("qoima.history")

@@ -1,7 +1,7 @@
 """Normalizers: the same person's identifier spelled differently must give one pseudonym.
 
 `BY_KIND[kind](value)` returns the canonical string, or None when the value is not a valid
-identifier of that kind (the validators are in streams/identifiers.py). Separators people type
+identifier of that kind (the validators are in model/identifiers.py). Separators people type
 (spaces, dashes, brackets in phones) are removed; anything else that is not part of the
 identifier (letters in an IIN, a '+8' country code) makes the value invalid rather than being
 silently stripped, because a guess could give two people one pseudonym.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from streams.identifiers import (is_valid_bin, is_valid_email, is_valid_id_card, is_valid_iin,
+from model.identifiers import (is_valid_bin, is_valid_email, is_valid_id_card, is_valid_iin,
                                  is_valid_name, is_valid_passport, is_valid_phone)
 
 _NON_DIGITS = re.compile(r"[^0-9]")

@@ -42,10 +42,10 @@ import requests
 from prometheus_client import Counter, Gauge
 
 from monitoring import metrics
-from monitoring.incident_journal import (ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, Incident, IncidentJournal, iso,
+from governance.incident_journal import (ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, Incident, IncidentJournal, iso,
                                          now_ms, utc)
 from sinks.ddl import META_DB
-from streams.leak_scan import scan_text
+from model.leak_scan import scan_text
 
 log = logging.getLogger("qoima.notifier")
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.regulation import Regulation, Rule, RuleKind, Table
+from model.regulation import Regulation, Rule, RuleKind, Table
 from sinks.ddl import META_DB, QUALITY_ASSESSMENTS_SQL, WAREHOUSE_DB, history_table
 
 log = logging.getLogger("qoima.quality")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from streams import normalize
-from streams.identifiers import is_valid_bin, is_valid_iin
+from model import normalize
+from model.identifiers import is_valid_bin, is_valid_iin
 
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 _PHONE_LIKE = re.compile(r"(?<![\w+])\+?[78][\s(\-]*7\d{2}[\s)\-]*\d{3}[\s\-]*\d{2}[\s\-]*\d{2}(?![0-9])")

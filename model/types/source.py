@@ -7,8 +7,8 @@ together with the dbms of the regulation that declares it. Both parsers return a
 """
 from __future__ import annotations
 
-from streams.mariadb_types import parse_mariadb_type
-from streams.pg_types import PgType, parse_pg_type
+from model.types.mariadb import parse_mariadb_type
+from model.types.postgresql import PgType, parse_pg_type
 
 DBMS = ("postgresql", "mariadb")
 _PARSERS = {"postgresql": parse_pg_type, "mariadb": parse_mariadb_type}

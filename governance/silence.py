@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from connectors.regulation import Regulation
+from model.regulation import Regulation
 from sinks.ddl import WAREHOUSE_DB
-from streams.incidents import Detection
+from schemas.incidents import Detection
 
 ALLOWED_SILENCE_S = {"continuous": 3_600, "hourly": 2 * 3_600, "daily": 2 * 86_400, "monthly": 62 * 86_400}
 

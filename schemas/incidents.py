@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Producer
 
-from streams.avro_codec import INCIDENT_TOPIC, AvroCodec, load_avsc
+from schemas.avro_codec import INCIDENT_TOPIC, AvroCodec, load_avsc
 TYPES = ("coverage", "completeness", "accuracy_contradiction", "timeliness", "uniqueness", "consistency",
          "integrity", "other")
 SEVERITIES = ("info", "warning", "critical")

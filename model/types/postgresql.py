@@ -30,7 +30,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 
 
-# streams/mariadb_types.py reuses the decoders below where Debezium sends a MariaDB type as it
+# model/types/mariadb.py reuses the decoders below where Debezium sends a MariaDB type as it
 # sends a PostgreSQL one (_int, _date, _millis, _micros, _zoned, _numeric, _float, _str, _bytea,
 # _enum, _enum_labels): a change to one of them changes both sources.
 

@@ -18,10 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from connectors.regulation import Regulation, RuleKind, Table
+from model.regulation import Regulation, RuleKind, Table
 from connectors.source_reader import SourceReader
 from sinks.ddl import WAREHOUSE_DB
-from streams.incidents import Detection
+from schemas.incidents import Detection
 
 log = logging.getLogger("qoima.coverage")
 

@@ -6,8 +6,8 @@ from typing import Any
 import requests
 
 from connectors.connect_client import ConnectClient, ConnectError
-from connectors.regulation import Regulation
-from qoima.settings import Settings
+from model.regulation import Regulation
+from model.settings import Settings
 
 
 def _prometheus(settings: Settings, query: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Validators of Kazakh personal identifiers, applied to their canonical forms (streams/normalize.py).
+"""Validators of Kazakh personal identifiers, applied to their canonical forms (model/normalize.py).
 
 IIN (individuals) and BIN (legal entities) are 12 digits whose last digit is a check digit:
 the sum of digits 1-11 times weights 1..11, mod 11; if that is 10, a second pass with weights
