@@ -14,7 +14,7 @@ from model.regulation import load_all
 from governance.depersonalization_check import known_values, scan_warehouse
 from model.settings import Settings
 from sinks.clickhouse_users import writer_client
-from sinks.ddl import WAREHOUSE_DB
+from model.names import WAREHOUSE_DB
 
 
 def plain_read(client, regulations) -> tuple[int, float]:

@@ -16,22 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.names import HEARTBEAT_PREFIX, SIGNAL_TABLE
 from model.regulation import Regulation
 
-
-SIGNAL_TABLE = "public.qoima_signal"
-SIGNAL_TABLE_DDL = (
-    "CREATE TABLE IF NOT EXISTS public.qoima_signal "
-    "(id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))"
-)
-
-
-HEARTBEAT_PREFIX = "qoima.heartbeat."
-
-
-def heartbeat_topic(regulation: Regulation) -> str:
-    """Debezium names it <topic.heartbeat.prefix>.<topic.prefix>."""
-    return f"{HEARTBEAT_PREFIX}{regulation.provider}.{regulation.raw_topic_prefix}"
 
 
 def password_reference(regulation: Regulation) -> str:

@@ -26,25 +26,24 @@ PostgreSQL connector's, so the same decoders apply where the representation is t
 from __future__ import annotations
 
 from connectors.debezium_config import password_reference, shared_settings, table_regex
+from model import names
 from model.regulation import Regulation
 
 CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
-SIGNAL_TABLE_NAME = "qoima_signal"
-SCHEMA_HISTORY_PREFIX = "qoima.schema-history."
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def signal_table(regulation: Regulation) -> str:
-    return f"{regulation.source.database}.{SIGNAL_TABLE_NAME}"
+    return names.mariadb_signal_table(regulation.source.database)
 
 
 def signal_table_ddl(regulation: Regulation) -> str:
-    return (f"CREATE TABLE IF NOT EXISTS `{regulation.source.database}`.`{SIGNAL_TABLE_NAME}` "
+    return (f"CREATE TABLE IF NOT EXISTS `{regulation.source.database}`.`{names.SIGNAL_TABLE_NAME}` "
             "(id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))")
 
 
 def schema_history_topic(regulation: Regulation) -> str:
-    return f"{SCHEMA_HISTORY_PREFIX}{regulation.provider}"
+    return names.schema_history_topic(regulation.provider)
 
 
 def connector_config(regulation: Regulation, bootstrap: str) -> dict[str, str]:

@@ -45,10 +45,10 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
-from connectors.debezium_config import heartbeat_topic
 from model.regulation import Regulation, RegulationError, Table, marker_kind
 from monitoring import metrics
 from model.types.postgresql import ValueRefused, parse_pg_type
+from model.names import MARKER_STATE_GROUP, MARKER_STATE_TOPIC, heartbeat_topic
 
 log = logging.getLogger("qoima.poller")
 
@@ -60,7 +60,6 @@ def _lossy_in_python(declared: str) -> bool:
     return text.startswith(("interval", "money", "timetz")) or (text.startswith("time") and
                                                                 not text.startswith("timestamp"))
 
-STATE_TOPIC = "qoima.marker-state"
 CONNECTOR = "qoima-marker"   # `source.connector` of the events, where Debezium writes "postgresql"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
@@ -379,26 +378,26 @@ def load_states(bootstrap: str, timeout: float = 10.0) -> dict[str, dict[str, An
     """The latest watermark of every marker table, read from the compacted state topic."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "qoima-poller-state",
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": MARKER_STATE_GROUP,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         try:
             topics = consumer.list_topics(timeout=timeout).topics
         except KafkaException as exc:
             raise PollerError("kafka", f"cannot reach Kafka at {bootstrap} ({exc.args[0]})") from None
-        if STATE_TOPIC not in topics:
-            raise PollerConfigError(f"topic {STATE_TOPIC} does not exist; `qoima up` creates it (compacted, "
+        if MARKER_STATE_TOPIC not in topics:
+            raise PollerConfigError(f"topic {MARKER_STATE_TOPIC} does not exist; `qoima up` creates it (compacted, "
                                     "one partition)")
-        low, high = consumer.get_watermark_offsets(TopicPartition(STATE_TOPIC, 0), timeout=timeout)
+        low, high = consumer.get_watermark_offsets(TopicPartition(MARKER_STATE_TOPIC, 0), timeout=timeout)
         states: dict[str, dict[str, Any]] = {}
         if high <= low:
             return states
-        consumer.assign([TopicPartition(STATE_TOPIC, 0, low)])
+        consumer.assign([TopicPartition(MARKER_STATE_TOPIC, 0, low)])
         deadline = time.monotonic() + 6 * timeout
         seen = low
         while seen < high:
             if time.monotonic() > deadline:
-                raise PollerError("kafka", f"{STATE_TOPIC} not read to its end in time")
+                raise PollerError("kafka", f"{MARKER_STATE_TOPIC} not read to its end in time")
             for message in consumer.consume(num_messages=500, timeout=1.0):
                 if message.error():
                     continue
@@ -410,7 +409,7 @@ def load_states(bootstrap: str, timeout: float = 10.0) -> dict[str, dict[str, An
                 try:
                     states[key] = json.loads(message.value())
                 except ValueError:  # not ours or damaged: that table is read from the start
-                    log.warning("%s offset %d: not a watermark record; ignored", STATE_TOPIC, message.offset())
+                    log.warning("%s offset %d: not a watermark record; ignored", MARKER_STATE_TOPIC, message.offset())
                     states.pop(key, None)
         return states
     finally:
@@ -593,7 +592,7 @@ class MarkerPoller:
         if position is not None:
             value = {"marker": table.marker, "kind": table.kind, "position": position,
                      "snapshot_done": snapshot_done, "saved_ms": int(self._clock() * 1000)}
-            self.output.produce(STATE_TOPIC, state_key(table).encode(), json.dumps(value).encode())
+            self.output.produce(MARKER_STATE_TOPIC, state_key(table).encode(), json.dumps(value).encode())
             self.output.flush()
         state.position, state.snapshot_done = position, snapshot_done
 
@@ -633,7 +632,7 @@ class MarkerPoller:
         # heartbeats keep that going for CDC sources, these for polled ones.
         now_ms = int(self._clock() * 1000)
         key = json.dumps({"serverName": regulation.raw_topic_prefix}).encode()
-        self.output.produce(heartbeat_topic(regulation), key, json.dumps({"ts_ms": now_ms}).encode())
+        self.output.produce(heartbeat_topic(regulation.provider), key, json.dumps({"ts_ms": now_ms}).encode())
         self.output.flush()
 
     # -- the loop --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from connectors.debezium_config import SIGNAL_TABLE
+from model.names import SIGNAL_TABLE
 from connectors.mariadb_config import signal_table
 from model.regulation import Regulation
 from connectors.source_reader import connect_source

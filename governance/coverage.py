@@ -20,7 +20,7 @@ from typing import Callable
 
 from model.regulation import Regulation, RuleKind, Table
 from connectors.source_reader import SourceReader
-from sinks.ddl import WAREHOUSE_DB
+from model.names import WAREHOUSE_DB
 from schemas.incidents import Detection
 
 log = logging.getLogger("qoima.coverage")

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from model.regulation import IdentifierKind, Regulation
 from connectors.source_reader import SourceReader
 from model.settings import Settings
-from sinks.ddl import WAREHOUSE_DB
-from schemas.avro_codec import QUARANTINE_TOPIC, codec_for
+from model.names import WAREHOUSE_DB
+from schemas.avro_codec import codec_for
+from model.names import QUARANTINE_TOPIC
 from schemas.schema_history import SchemaHistory
 from model.leak_scan import KnownValues, scan_text
 from schemas.topic_reader import read_topic, throwaway_consumer

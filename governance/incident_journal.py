@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sinks.ddl import META_DB
+from model.names import INCIDENT_EVENTS_TABLE as EVENTS_TABLE
+from model.names import INCIDENT_TRANSITIONS_TABLE as TRANSITIONS_TABLE
+from model.names import INCIDENTS_VIEW as VIEW
 
 OPEN, ACKNOWLEDGED, RESOLVED, CLOSED = "open", "acknowledged", "resolved", "closed"
 STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED, CLOSED)
@@ -35,9 +37,6 @@ ACTIONS = {"ack": ACKNOWLEDGED, "resolve": RESOLVED, "close": CLOSED, "reopen": 
 VERBS = {status: verb for verb, status in ACTIONS.items()}
 AUTO_ACTOR = "qoima"   # who reopened an incident that was detected again after its resolution
 
-TRANSITIONS_TABLE = f"{META_DB}.incident_transitions"
-EVENTS_TABLE = f"{META_DB}.incident_events"
-VIEW = f"{META_DB}.incidents"
 TRANSITION_COLUMNS = ["incident_key", "status", "actor", "note", "ts"]
 INCIDENT_COLUMNS = ["incident_key", "provider", "table", "rule", "type", "severity", "count", "detections",
                     "first_seen", "last_seen", "last_detail", "status", "status_by", "status_ts", "status_note",

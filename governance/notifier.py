@@ -44,7 +44,7 @@ from prometheus_client import Counter, Gauge
 from monitoring import metrics
 from governance.incident_journal import (ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, Incident, IncidentJournal, iso,
                                          now_ms, utc)
-from sinks.ddl import META_DB
+from model.names import NOTIFICATIONS_TABLE as TABLE
 from model.leak_scan import scan_text
 
 log = logging.getLogger("qoima.notifier")
@@ -56,7 +56,6 @@ TIMEOUT_S = 5.0
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 300.0
 DETAIL_MAX = 500
-TABLE = f"{META_DB}.notifications"
 COLUMNS = ["id", "incident_key", "event", "url", "payload", "created_ts", "attempts", "delivered_ts",
            "last_error", "next_attempt_ts", "_version"]
 

@@ -44,7 +44,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from model.regulation import Regulation, Rule, RuleKind, Table
-from sinks.ddl import META_DB, QUALITY_ASSESSMENTS_SQL, WAREHOUSE_DB, history_table
+from sinks.ddl import QUALITY_ASSESSMENTS_SQL
+from model.names import META_DB, QUALITY_ASSESSMENTS_TABLE as TABLE
+from model.names import WAREHOUSE_DB
 
 log = logging.getLogger("qoima.quality")
 
@@ -53,7 +55,6 @@ INDICATORS = ("completeness", "accuracy", "consistency", "uniqueness", "integrit
 REFRESH_PERIOD_S = {"continuous": 86_400, "hourly": 2 * 3_600, "daily": 2 * 86_400, "monthly": 62 * 86_400}
 DEFAULT_MAX_LAG_S = 10
 TIMELINESS_WINDOW_S = 3_600
-TABLE = f"{META_DB}.quality_assessments"
 COLUMNS = ["ts", "provider", "table", "indicator", "column", "value", "rows"]
 
 # A rule violation's note ends with "(rule <name>)"; an identifier that fails validation is noted
@@ -222,7 +223,7 @@ def max_lag_s(table: Table) -> int:
 
 def timeliness_sql(regulation: Regulation, table: Table) -> str:
     return (f"SELECT count(), countIf(dateDiff('millisecond', _source_ts, _loaded_ts) <= {max_lag_s(table) * 1000}) "
-            f"FROM {WAREHOUSE_DB}.{_quoted(history_table(regulation, table))} "
+            f"FROM {WAREHOUSE_DB}.{_quoted(regulation.history_table(table))} "
             f"WHERE _loaded_ts >= now64(3) - INTERVAL {TIMELINESS_WINDOW_S} SECOND")
 
 

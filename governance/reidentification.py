@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from model.regulation import Regulation, Table
-from sinks.ddl import WAREHOUSE_DB
+from model.names import WAREHOUSE_DB
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from model.regulation import Regulation
-from sinks.ddl import WAREHOUSE_DB
+from model.names import WAREHOUSE_DB
 from schemas.incidents import Detection
 
 ALLOWED_SILENCE_S = {"continuous": 3_600, "hourly": 2 * 3_600, "daily": 2 * 86_400, "monthly": 62 * 86_400}

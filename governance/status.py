@@ -19,7 +19,7 @@ def _prometheus(settings: Settings, query: str) -> dict[str, float]:
 def _warehouse_rows(settings: Settings, regulations: list[Regulation], problems: list[str]) -> dict[str, int]:
     """Current rows per warehouse table (FINAL: what an analyst sees)."""
     from sinks.clickhouse_users import writer_client
-    from sinks.ddl import WAREHOUSE_DB
+    from model.names import WAREHOUSE_DB
 
     try:
         client = writer_client(settings)

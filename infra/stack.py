@@ -24,7 +24,8 @@ from typing import Callable
 
 import requests
 
-from connectors.debezium_config import SIGNAL_TABLE, SIGNAL_TABLE_DDL, heartbeat_topic
+from model.names import (DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, QUARANTINE_TOPIC, SCHEMA_TOPIC, SIGNAL_TABLE,
+                         SIGNAL_TABLE_DDL, heartbeat_topic)
 from infra.mariadb import LocalMariaDb
 from infra.processes import Managed, StackError, log_tail, wait_until
 from model.settings import REPO_ROOT, Settings
@@ -247,10 +248,6 @@ class LocalStack:
         """
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        from connectors.marker_poller import STATE_TOPIC as MARKER_STATE_TOPIC
-        from sinks.clickhouse_sink import DEAD_LETTER_TOPIC
-        from schemas.avro_codec import INCIDENT_TOPIC, QUARANTINE_TOPIC
-        from schemas.schema_history import SCHEMA_TOPIC
 
         day, week = str(24 * 3600 * 1000), str(7 * 24 * 3600 * 1000)
         wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week}
@@ -259,7 +256,7 @@ class LocalStack:
                 wanted[regulation.raw_topic(table)] = day
                 wanted[regulation.clean_topic(table)] = week
                 wanted[regulation.held_topic(table)] = week
-            wanted[heartbeat_topic(regulation)] = day
+            wanted[heartbeat_topic(regulation.provider)] = day
         admin = AdminClient({"bootstrap.servers": self.s.kafka_bootstrap})
         existing = set(admin.list_topics(timeout=10).topics)
         new = [NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": retention})

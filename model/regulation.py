@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model import names
 from model.types.mariadb import is_text_type as _is_mariadb_text_type
 from model.types.postgresql import PgType, parse_pg_type
 from model.types.source import parse_type
@@ -607,41 +608,43 @@ class Regulation(_Model):
         """Captured by polling a marker column (connectors/marker_poller.py), not by Debezium."""
         return self.source.capture is Capture.marker
 
-    # Names derived from the provider, used by connectors, streams and sinks alike.
+    # The provider's names, as model/names.py spells them.
     @property
     def connector_name(self) -> str:
-        return f"qoima-{self.provider}"
+        return names.connector_name(self.provider)
 
     @property
     def raw_topic_prefix(self) -> str:
-        return f"qoima.raw.{self.provider}"
+        return names.raw_topic_prefix(self.provider)
 
     def raw_topic(self, table: Table) -> str:
-        return f"{self.raw_topic_prefix}.{table.name}"
+        return names.raw_topic(self.provider, table.name)
 
     def clean_topic(self, table: Table) -> str:
-        return f"qoima.clean.{self.provider}.{table.name}"
+        return names.clean_topic(self.provider, table.name)
 
     def warehouse_table(self, table: Table) -> str:
-        return f"{self.provider}__{table.schema_name}__{table.table_name}"
+        return names.warehouse_table(self.provider, table.name)
+
+    def history_table(self, table: Table) -> str:
+        return names.history_table(self.provider, table.name)
 
     def held_topic(self, table: Table) -> str:
-        """Records a 'hold' quality rule keeps out of the analysts' table (DM385 §49)."""
-        return f"qoima.held.{self.provider}.{table.name}"
+        return names.held_topic(self.provider, table.name)
 
     def held_table(self, table: Table) -> str:
-        return f"held__{self.warehouse_table(table)}"
+        return names.held_table(self.provider, table.name)
 
     def incident_key(self, table: Table, rule: str) -> str:
-        return f"{self.provider}/{table.name}/{rule}"
+        return names.incident_key(self.provider, table.name, rule)
 
     @property
     def slot_name(self) -> str:
-        return f"qoima_{self.provider}"
+        return names.slot_name(self.provider)
 
     @property
     def publication_name(self) -> str:
-        return f"qoima_{self.provider}_pub"
+        return names.publication_name(self.provider)
 
     def table(self, name: str) -> Table:
         for table in self.tables:

@@ -20,6 +20,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from model.regulation import Regulation, Table
+from model.names import INCIDENT_TOPIC, QUARANTINE_TOPIC  # noqa: F401 (the topics these schemas travel on)
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 _MAGIC = b"\xc3\x01"
@@ -151,8 +152,6 @@ class AvroCodec:
         return name, fastavro.schemaless_reader(io.BytesIO(payload[10:]), parsed, parsed)
 
 
-QUARANTINE_TOPIC = "qoima.quarantine"
-INCIDENT_TOPIC = "qoima.incidents"
 
 
 def codec_for(regulations: list[Regulation],

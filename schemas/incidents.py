@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Producer
 
-from schemas.avro_codec import INCIDENT_TOPIC, AvroCodec, load_avsc
+from schemas.avro_codec import AvroCodec, load_avsc
+from model.names import INCIDENT_TOPIC
 TYPES = ("coverage", "completeness", "accuracy_contradiction", "timeliness", "uniqueness", "consistency",
          "integrity", "other")
 SEVERITIES = ("info", "warning", "critical")

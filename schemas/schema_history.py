@@ -15,10 +15,10 @@ import json
 import logging
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from model.names import SCHEMA_HISTORY_GROUP, SCHEMA_TOPIC
 
 log = logging.getLogger("qoima.schemas")
 
-SCHEMA_TOPIC = "qoima.schemas"
 
 
 def publish(bootstrap: str, schemas: dict[bytes, tuple[str, dict]]) -> None:
@@ -43,7 +43,7 @@ class SchemaHistory:
         return self._known.get(fp.hex())
 
     def _read(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": "qoima-schema-history",
+        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": SCHEMA_HISTORY_GROUP,
                              "enable.auto.commit": False})
         try:
             metadata = consumer.list_topics(SCHEMA_TOPIC, timeout=10).topics.get(SCHEMA_TOPIC)

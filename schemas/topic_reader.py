@@ -1,15 +1,17 @@
 """Reading everything a topic holds now, partition by partition, for audits and replays."""
 from __future__ import annotations
 
-import uuid
+
 from typing import Iterator
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from model.names import throwaway_group
+
 
 def throwaway_consumer(bootstrap: str, purpose: str) -> Consumer:
     """A consumer in a group of its own that commits nothing: reading never moves anyone."""
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": f"qoima-{purpose}-{uuid.uuid4()}",
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": throwaway_group(purpose),
                      "enable.auto.commit": False})
 
 

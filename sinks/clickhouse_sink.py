@@ -27,16 +27,18 @@ from model.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks import schema_evolution
 from sinks.truncate import truncate_statements
-from sinks.ddl import (HELD_COLUMN, HISTORY_VIEW_SUFFIX, INCIDENT_COLUMNS, META_COLUMNS, META_DB, META_FIELDS,
-                       WAREHOUSE_DB, create_table_sql, history_sql, history_table, meta_tables_sql, table_columns,
-                       warehouse_columns)
-from schemas.avro_codec import INCIDENT_TOPIC, codec_for
+from sinks.ddl import HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_FIELDS, create_table_sql, history_sql, meta_tables_sql, table_columns, warehouse_columns
+from model.names import HISTORY_VIEW_SUFFIX
+from model.names import META_DB
+from model.names import WAREHOUSE_DB
+from schemas.avro_codec import codec_for
+from model.names import INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
 from model.leak_scan import scan_text
+from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
-DEAD_LETTER_TOPIC = "qoima.deadletter.sink"
 
 
 @dataclass
@@ -112,7 +114,7 @@ class ClickHouseSink:
             for table in regulation.tables:
                 wanted = table_columns(table)
                 changed = self._evolve(WAREHOUSE_DB, regulation.warehouse_table(table), wanted)
-                changed |= self._evolve(WAREHOUSE_DB, history_table(regulation, table), wanted)
+                changed |= self._evolve(WAREHOUSE_DB, regulation.history_table(table), wanted)
                 if changed:
                     # The view's SELECT * was expanded when it was made: make it again so
                     # the history receives the new columns too.
@@ -257,7 +259,7 @@ class ClickHouseSink:
         self.ensure_tables()
         consumer = Consumer({
             "bootstrap.servers": self.settings.kafka_bootstrap,
-            "group.id": "qoima-sink",
+            "group.id": SINK_GROUP,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",

@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from model.names import HISTORY_VIEW_SUFFIX, META_DB, WAREHOUSE_DB
 from model.regulation import Regulation, Table
 
-WAREHOUSE_DB = "udw"
 META_COLUMNS = [
     ("_op", "LowCardinality(String)"),
     ("_version", "UInt64"),
@@ -128,19 +128,11 @@ def create_table_sql(regulation: Regulation, table: Table, held: bool = False) -
     )
 
 
-META_DB = "qoima_meta"
-
-
 # The history of corrections (DM385 §49): every version of every row, as it was loaded, next to
 # the current-state table. The ReplacingMergeTree keeps only a key's newest version once it
 # merges; the history table is a plain MergeTree fed by a materialized view, so whatever reaches
 # `udw.<t>` (the sink's inserts, released held rows) is appended there too and never replaced.
-HISTORY_SUFFIX = "__history"
-HISTORY_VIEW_SUFFIX = "__history_mv"
-
-
-def history_table(regulation: Regulation, table: Table) -> str:
-    return f"{regulation.warehouse_table(table)}{HISTORY_SUFFIX}"
+# (model/names.py: HISTORY_SUFFIX, HISTORY_VIEW_SUFFIX)
 
 
 def history_sql(regulation: Regulation, table: Table) -> list[str]:
@@ -155,7 +147,7 @@ def history_sql(regulation: Regulation, table: Table) -> list[str]:
     then in `udw.<t>` are kept; on a new stack both are empty and it copies nothing.
     """
     current = f"{WAREHOUSE_DB}.`{regulation.warehouse_table(table)}`"
-    history = f"{WAREHOUSE_DB}.`{history_table(regulation, table)}`"
+    history = f"{WAREHOUSE_DB}.`{regulation.history_table(table)}`"
     view = f"{WAREHOUSE_DB}.`{regulation.warehouse_table(table)}{HISTORY_VIEW_SUFFIX}`"
     order_by = ", ".join([f"`{table.column(k).output_name}`" for k in table.primary_key] + ["_version"])
     ttl = (f"\nTTL toDateTime(_source_ts) + INTERVAL {table.retention_days} DAY"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-SINK_GROUP = "qoima-sink"
+from model.names import SINK_GROUP
+
 
 
 def skip_held(bootstrap: str, topic: str, partition: int, through_offset: int) -> None:

@@ -8,7 +8,9 @@ since changed at the source is harmless: the newer version has the higher `_vers
 from __future__ import annotations
 
 from model.regulation import Regulation
-from sinks.ddl import HELD_COLUMN, META_COLUMNS, META_DB, WAREHOUSE_DB, warehouse_columns
+from sinks.ddl import HELD_COLUMN, META_COLUMNS, warehouse_columns
+from model.names import META_DB
+from model.names import WAREHOUSE_DB
 
 
 def release(client, regulations: list[Regulation], resolved_keys: set[str]) -> dict[str, int]:

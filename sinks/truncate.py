@@ -17,7 +17,8 @@ a crash before the offset commit) finds nothing older left and changes nothing.
 """
 from __future__ import annotations
 
-from sinks.ddl import META_DB, WAREHOUSE_DB
+from model.names import META_DB
+from model.names import WAREHOUSE_DB
 
 
 def truncate_statements(warehouse_table: str, held_table: str, version: int,

@@ -16,11 +16,11 @@ from typing import Callable
 
 import faust
 
-from connectors.debezium_config import heartbeat_topic
 from model.regulation import load_all
 from monitoring import metrics
 from model.settings import Settings
-from schemas.avro_codec import INCIDENT_TOPIC, AvroCodec, codec_for
+from schemas.avro_codec import AvroCodec, codec_for
+from model.names import INCIDENT_TOPIC, PROCESSOR_GROUP as GROUP, heartbeat_topic
 from schemas.incidents import Detection
 from streams.keys import load_schedule
 from schemas import schema_history
@@ -31,7 +31,6 @@ from streams.router import Router
 log = logging.getLogger("qoima.processor")
 
 
-GROUP = "qoima-processor"
 READY_ONCE = threading.Event()  # the worker has been ready at least once: the watchdog may judge it
 
 
@@ -66,7 +65,7 @@ def create_app(settings: Settings, gaps_for: Callable[[list[str]], GapFiller] | 
     state = {name: app.Table(f"qoima-quality-{name}", default=None, partitions=1)
              for name in ("values", "owners", "references", "pending")}
     router = Router(regulations, keys, codec, state=state)
-    heartbeats = [heartbeat_topic(r) for r in regulations]
+    heartbeats = [heartbeat_topic(r.provider) for r in regulations]
     raw = app.topic(*router.raw_topics, *heartbeats, key_type=bytes, value_type=bytes)
     gaps = gaps_for([*router.raw_topics, *heartbeats]) if gaps_for else None
     last_expiry = [0.0]

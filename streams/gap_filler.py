@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from model.names import PROCESSOR_GAPS_GROUP
 from streams.group_offsets import Partition, group_consumer, positions
 
 log = logging.getLogger("qoima.gaps")
@@ -52,7 +53,7 @@ class GapFiller:
 def kafka_range_reader(bootstrap: str) -> RangeReader:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "qoima-processor-gaps",
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": PROCESSOR_GAPS_GROUP,
                          "enable.auto.commit": False, "log_level": 3})
 
     def read(tp: Partition, start: int, end: int) -> Iterator[tuple[int, bytes | None]]:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from schemas.avro_codec import QUARANTINE_TOPIC, AvroCodec
+from schemas.avro_codec import AvroCodec
+from model.names import QUARANTINE_TOPIC
 from streams.router import Router
 from schemas.topic_reader import read_topic, throwaway_consumer
 

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from model.regulation import Regulation, Table
 from schemas import envelope
-from schemas.avro_codec import QUARANTINE_TOPIC, AvroCodec, zero_value
+from schemas.avro_codec import AvroCodec, zero_value
+from model.names import QUARANTINE_TOPIC
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
 from model.types.postgresql import PgType, ValueRefused

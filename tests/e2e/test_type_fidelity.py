@@ -24,7 +24,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from model.regulation import load_all
 from infra.stack import SOURCE_DB
-from schemas.avro_codec import QUARANTINE_TOPIC, codec_for
+from schemas.avro_codec import codec_for
+from model.names import QUARANTINE_TOPIC
 from model.types.postgresql import parse_pg_type
 from tests.e2e.warehouse import poll_until
 

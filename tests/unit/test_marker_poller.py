@@ -15,8 +15,8 @@ import psycopg
 import pytest
 import yaml
 
-from connectors.marker_poller import (STATE_TOPIC, MarkerPoller, MarkerTable, PollerConfigError, PollerError,
-                                      _classify, state_key)
+from connectors.marker_poller import MarkerPoller, MarkerTable, PollerConfigError, PollerError, _classify, state_key
+from model.names import MARKER_STATE_TOPIC as STATE_TOPIC
 from model.regulation import RegulationError, load_regulation
 from schemas import envelope
 from schemas.avro_codec import codec_for

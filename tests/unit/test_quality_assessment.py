@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 
 from model.regulation import Rule
 from governance import assessor, coverage, quality_assessment as qa
-from sinks.ddl import META_DB, create_table_sql, history_sql, history_table, meta_tables_sql
+from sinks.ddl import create_table_sql, history_sql, meta_tables_sql
+from model.names import META_DB
 from streams.quality import RuleSet
 from tests.unit.test_router import PERSONS_RAW, envelope, person_row
 
@@ -91,7 +92,7 @@ def payments(regulation):
 
 def test_history_table_view_and_one_time_copy(regulation, payments) -> None:
     create, copy, view = history_sql(regulation, payments)
-    assert history_table(regulation, payments) == "demo__social__payments__history"
+    assert regulation.history_table(payments) == "demo__social__payments__history"
     assert create.startswith("CREATE TABLE IF NOT EXISTS udw.`demo__social__payments__history` "
                              "AS udw.`demo__social__payments`\nENGINE = MergeTree\n")
     assert "ORDER BY (`payment_id`, _version)" in create

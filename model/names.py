@@ -1,0 +1,118 @@
+"""Every name Qoima gives to something outside its own processes, spelled in one place.
+
+Kafka topics and consumer groups, the Debezium connector, its replication slot and publication,
+the signal table at the source, the warehouse and metadata databases and their tables. A name
+here is a contract with running systems: renaming one orphans a topic, a consumer group's
+offsets, a slot (which keeps WAL at the provider) or a warehouse table, so a change needs a
+migration, not an edit. Names derived from a provider take its `provider` key and a table's
+`schema.table` name from the regulation.
+"""
+from __future__ import annotations
+
+import uuid
+
+# --- Kafka topics Qoima owns (per-provider topics are the functions further down) ---------------
+QUARANTINE_TOPIC = "qoima.quarantine"          # events the processor could not route, with the reason
+INCIDENT_TOPIC = "qoima.incidents"             # incident detections (DM385 §49), read by the sink
+DEAD_LETTER_TOPIC = "qoima.deadletter.sink"    # clean records ClickHouse refused for good
+SCHEMA_TOPIC = "qoima.schemas"                 # compacted: every Avro schema a clean record was written with
+MARKER_STATE_TOPIC = "qoima.marker-state"      # compacted: the marker poller's watermarks
+HEARTBEAT_PREFIX = "qoima.heartbeat."          # Debezium's topic.heartbeat.prefix
+SCHEMA_HISTORY_PREFIX = "qoima.schema-history."  # Debezium MariaDB's schema history, one topic per provider
+
+# --- consumer groups ------------------------------------------------------------------------------
+PROCESSOR_GROUP = "qoima-processor"
+PROCESSOR_GAPS_GROUP = "qoima-processor-gaps"  # the gap filler's direct reads (never commits)
+SINK_GROUP = "qoima-sink"
+MARKER_STATE_GROUP = "qoima-poller-state"
+SCHEMA_HISTORY_GROUP = "qoima-schema-history"
+
+
+def throwaway_group(purpose: str) -> str:
+    """A group used once (a scan, a replay): unique, so it never shares offsets with anyone."""
+    return f"qoima-{purpose}-{uuid.uuid4()}"
+
+
+# --- the source -----------------------------------------------------------------------------------
+SIGNAL_TABLE_NAME = "qoima_signal"             # Debezium's signalling table (incremental snapshots)
+SIGNAL_TABLE = f"public.{SIGNAL_TABLE_NAME}"   # PostgreSQL: in the public schema
+SIGNAL_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {SIGNAL_TABLE} "
+    "(id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))"
+)
+
+
+def mariadb_signal_table(database: str) -> str:
+    """MariaDB has no schemas: the signal table lives in the provider's database."""
+    return f"{database}.{SIGNAL_TABLE_NAME}"
+
+
+# --- the warehouse --------------------------------------------------------------------------------
+WAREHOUSE_DB = "udw"                           # analysts' tables, one per regulated table
+META_DB = "qoima_meta"                         # Qoima's own records: incidents, assessments, notifications
+HISTORY_SUFFIX = "__history"                   # every version of every row (DM385 §49)
+HISTORY_VIEW_SUFFIX = "__history_mv"           # the materialized view that feeds it
+HELD_PREFIX = "held__"                         # rows a 'hold' rule keeps out of the analysts' table
+QUALITY_ASSESSMENTS_TABLE = f"{META_DB}.quality_assessments"
+INCIDENT_TRANSITIONS_TABLE = f"{META_DB}.incident_transitions"
+INCIDENT_EVENTS_TABLE = f"{META_DB}.incident_events"
+INCIDENTS_VIEW = f"{META_DB}.incidents"
+NOTIFICATIONS_TABLE = f"{META_DB}.notifications"
+
+
+# --- per provider and table -----------------------------------------------------------------------
+def connector_name(provider: str) -> str:
+    return f"qoima-{provider}"
+
+
+def raw_topic_prefix(provider: str) -> str:
+    """Debezium's topic.prefix: a table's raw topic is <prefix>.<schema>.<table>."""
+    return f"qoima.raw.{provider}"
+
+
+def raw_topic(provider: str, table: str) -> str:
+    return f"{raw_topic_prefix(provider)}.{table}"
+
+
+def clean_topic(provider: str, table: str) -> str:
+    return f"qoima.clean.{provider}.{table}"
+
+
+def held_topic(provider: str, table: str) -> str:
+    """Records a 'hold' quality rule keeps out of the analysts' table (DM385 §49)."""
+    return f"qoima.held.{provider}.{table}"
+
+
+def heartbeat_topic(provider: str) -> str:
+    """Debezium names it <topic.heartbeat.prefix><topic.prefix>."""
+    return f"{HEARTBEAT_PREFIX}{provider}.{raw_topic_prefix(provider)}"
+
+
+def schema_history_topic(provider: str) -> str:
+    return f"{SCHEMA_HISTORY_PREFIX}{provider}"
+
+
+def warehouse_table(provider: str, table: str) -> str:
+    """`udw.<provider>__<schema>__<table>`, without the database."""
+    schema_name, table_name = table.split(".", 1)
+    return f"{provider}__{schema_name}__{table_name}"
+
+
+def history_table(provider: str, table: str) -> str:
+    return f"{warehouse_table(provider, table)}{HISTORY_SUFFIX}"
+
+
+def held_table(provider: str, table: str) -> str:
+    return f"{HELD_PREFIX}{warehouse_table(provider, table)}"
+
+
+def incident_key(provider: str, table: str, rule: str) -> str:
+    return f"{provider}/{table}/{rule}"
+
+
+def slot_name(provider: str) -> str:
+    return f"qoima_{provider}"
+
+
+def publication_name(provider: str) -> str:
+    return f"qoima_{provider}_pub"
