@@ -7,10 +7,13 @@ setup:
 run: setup
 	.venv/bin/qoima up
 
+# The layering contracts (pyproject.toml, [tool.importlinter]) first: they take a second.
 test: setup
+	.venv/bin/lint-imports --no-cache
 	.venv/bin/pytest
 
 unit: setup
+	.venv/bin/lint-imports --no-cache
 	.venv/bin/pytest tests/unit
 
 down:

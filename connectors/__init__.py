@@ -1,1 +1,2 @@
-"""Capture side: interaction regulations, Debezium connector configs, the Kafka Connect client."""
+"""Capture: the Debezium connector configs (debezium/), the Kafka Connect client, the marker-mode
+poller (marker/), the source reader, the historical files, and the regulation files (regulations/)."""

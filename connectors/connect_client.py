@@ -9,6 +9,9 @@ import time
 from typing import Any
 
 import requests
+from tenacity import RetryCallState
+
+from schemas import retry
 
 
 class ConnectError(RuntimeError):
@@ -101,28 +104,21 @@ class ConnectClient:
                 return bad
         return "RUNNING"
 
+    def _state_or_unknown(self, name: str) -> str:
+        try:
+            return self.state(name)
+        except ConnectError:  # not registered yet, or the worker is rebalancing: ask again
+            return "UNKNOWN"
+
     def wait_running(self, name: str, timeout: float = 60.0, failed_grace: float = 15.0) -> None:
         """Wait for RUNNING. FAILED ends the wait once it has lasted `failed_grace` seconds: a task
         that failed under the previous config keeps reporting FAILED for a few seconds after a
         config update has already restarted it (seen after the ports moved)."""
         started = time.monotonic()
-        deadline = started + timeout
-        state = "UNKNOWN"
-        failed_since: float | None = None
-        while time.monotonic() < deadline:
-            try:
-                state = self.state(name)
-            except ConnectError:
-                state = "UNKNOWN"
-            if state == "RUNNING":
-                return
-            if state != "FAILED":
-                failed_since = None
-            elif failed_since is None:
-                failed_since = time.monotonic()
-            elif time.monotonic() - failed_since >= failed_grace:
-                break
-            time.sleep(1)
+        state = retry.poll(retry.CONNECT_POLL, within=timeout, until=lambda s: s == "RUNNING",
+                           give_up=_FailedFor(failed_grace))(self._state_or_unknown, name)
+        if state == "RUNNING":
+            return
         waited = time.monotonic() - started
         trace = ""
         try:
@@ -134,3 +130,21 @@ class ConnectClient:
             pass
         raise ConnectError(f"connector {name} is {state} after {waited:.0f}s; "
                            f"`qoima connector status` shows details.\n{trace}")
+
+
+class _FailedFor:
+    """Ends a wait for RUNNING once the connector has reported FAILED for `grace` seconds in a row."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.since: float | None = None
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if state.outcome is None or state.outcome.result() != "FAILED":
+            self.since = None
+            return False
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            return False
+        return now - self.since >= self.grace

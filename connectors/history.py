@@ -22,7 +22,7 @@ Delimiter: the one of `,` `;` and tab that occurs most in the header line. Heade
 column identifiers that never contain a delimiter, so the count is exact, where csv.Sniffer
 guesses from character frequencies across rows and can pick a character common in the data.
 
-Values: CSV gives text, which the router reads with each column's `PgType.from_text`. Parquet
+Values: CSV gives text, which the router reads with each column's parser from `connectors/pg_text.py`. Parquet
 gives typed values (int, Decimal, date, datetime, str, ...), passed on as they are: a typed
 value needs no formatting and re-parsing, and a float or a timestamp cannot lose digits on the
 way; a Parquet string column still goes through `from_text`. Both end in the same Debezium form.

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import uuid
 
-from model.names import SIGNAL_TABLE
-from connectors.mariadb_config import signal_table
-from model.regulation import Regulation
+from connectors.debezium.mariadb import signal_table
 from connectors.source_reader import connect_source
+from model.names import SIGNAL_TABLE
+from model.regulation import Regulation
 
 
 def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:

@@ -1,15 +1,17 @@
 """Read-only questions Qoima asks a regulation's source directly, whichever its dbms.
 
 The assessor counts rows for coverage, the depersonalization check reads the values of name and
-phone columns to look for them downstream, and `qoima snapshot` writes its signal row; all go
-through the regulation's capture account (`connect_source`). PostgreSQL is read with psycopg, MariaDB with PyMySQL; identifiers are quoted by each
-dialect's rules, and every statement is bounded by a timeout so a slow source delays a round
-instead of hanging it.
+phone columns to look for them downstream, the marker poller (connectors/marker/) reads the
+catalog, the clock and keyset pages of polled tables, and `qoima snapshot` writes its signal row;
+all go through the regulation's capture account (`connect_source`). PostgreSQL is read with
+psycopg, MariaDB with PyMySQL; identifiers are quoted by each dialect's rules, and every statement
+is bounded by a timeout so a slow source delays a round instead of hanging it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from model.regulation import Regulation, Table
 
@@ -36,17 +38,44 @@ def connect_source(regulation: Regulation, environ: dict[str, str], *, timeout_m
         autocommit=autocommit)
 
 
+class Catalog(NamedTuple):
+    """What the capture account sees of a table."""
+    columns: list[str] | None   # in the table's order; None when it is absent or its schema is not visible
+    readable: bool              # SELECT allowed
+    marker_indexed: bool        # an index starts with the table's marker column
+
+
 class SourceReader:
+    """One connection to the regulation's source, opened on first use and again after `close()`
+    (or after the driver found it broken), so a long-running reader recovers from a lost source."""
+
     def __init__(self, regulation: Regulation, environ: dict[str, str], *, timeout_ms: int = 60_000,
-                 application: str = "qoima") -> None:
+                 application: str = "qoima", autocommit: bool = False) -> None:
         self.dbms = regulation.source.dbms
-        self._conn = connect_source(regulation, environ, timeout_ms=timeout_ms, application=application)
+        self._regulation, self._environ = regulation, environ
+        self._options = {"timeout_ms": timeout_ms, "application": application, "autocommit": autocommit}
+        self._conn: Any = None
 
     def __enter__(self) -> "SourceReader":
         return self
 
     def __exit__(self, *exc) -> None:
-        self._conn.close()
+        self.close()
+
+    def connect(self) -> "SourceReader":
+        """Connect now if not connected; raises what `connect_source` raises (RegulationError for
+        an unreadable password, the driver's errors otherwise)."""
+        if self._conn is None or getattr(self._conn, "closed", False):
+            self._conn = connect_source(self._regulation, self._environ, **self._options)
+        return self
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: there is nothing left to release
+                pass
 
     def _quote(self, name: str) -> str:
         if self.dbms == "mariadb":
@@ -56,13 +85,17 @@ class SourceReader:
     def _relation(self, table: Table) -> str:
         return f"{self._quote(table.schema_name)}.{self._quote(table.table_name)}"
 
-    def _rows(self, query: str) -> list[tuple]:
-        cursor = self._conn.cursor()
+    def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        cursor = self.connect()._conn.cursor()
         try:
-            cursor.execute(query)
+            cursor.execute(query, params)
             return list(cursor.fetchall())
         finally:
             cursor.close()
+
+    def _postgresql_only(self, what: str) -> None:
+        if self.dbms != "postgresql":
+            raise NotImplementedError(f"{what} is read from PostgreSQL sources only (marker mode is PostgreSQL-only)")
 
     def count_rows(self, table: Table) -> int:
         """Rows of `table`; in marker mode without the soft-deleted ones (deletes in the warehouse)."""
@@ -75,3 +108,69 @@ class SourceReader:
         query = f"SELECT DISTINCT {self._quote(column)} FROM {self._relation(table)} LIMIT {int(limit)}"
         for (value,) in self._rows(query):
             yield value
+
+    # -- marker mode: a table polled in (marker, primary key) order -----------------------------
+    def catalog(self, table: Table) -> Catalog:
+        self._postgresql_only("the catalog")
+        import psycopg
+
+        relation = f"{table.schema_name}.{table.table_name}"
+        try:
+            found = self._rows("SELECT to_regclass(%s) IS NOT NULL", (relation,))[0][0]
+        except psycopg.errors.InsufficientPrivilege:  # no USAGE on the schema
+            found = False
+        if not found:
+            return Catalog(None, False, False)
+        columns = [name for (name,) in self._rows(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum", (relation,))]
+        readable = self._rows("SELECT has_table_privilege(to_regclass(%s), 'SELECT')", (relation,))[0][0]
+        indexed = self._rows(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND a.attname = %s)",
+            (relation, table.marker))[0][0]
+        return Catalog(columns, bool(readable), bool(indexed))
+
+    def clock(self) -> tuple[datetime, datetime]:
+        """The source's now() (an instant) and localtimestamp (its wall clock)."""
+        self._postgresql_only("the clock")
+        now, local_now = self._rows("SELECT now(), localtimestamp")[0]
+        return now, local_now
+
+    def keyset_page(self, table: Table, *, after: Sequence[Any] | None, lower: Any | None, upper: Any | None,
+                    limit: int, as_text: Collection[str] = ()) -> list[dict[str, Any]]:
+        """One page of the declared columns in (marker, primary key) order, by name: the rows after
+        `after` (marker, key...) or from the marker value `lower` (inclusive), up to the marker
+        value `upper`. Ties on the marker are split by the key, never skipped. Columns in
+        `as_text` are read in the source's text form."""
+        names = [column.name for column in table.columns]
+        order = ", ".join(self._quote(c) for c in (table.marker, *table.primary_key))
+        marker = self._quote(table.marker)
+        where, params = [], []
+        if after is not None:
+            where.append(f"({order}) > ({', '.join(['%s'] * len(after))})")
+            params.extend(after)
+        elif lower is not None:
+            where.append(f"{marker} >= %s")
+            params.append(lower)
+        if upper is not None:
+            where.append(f"{marker} <= %s")
+            params.append(upper)
+        select = ", ".join(self._as_text(name) if name in as_text else self._quote(name) for name in names)
+        query = (f"SELECT {select} FROM {self._relation(table)} WHERE {' AND '.join(where) or 'TRUE'} "
+                 f"ORDER BY {order} LIMIT %s")
+        return [dict(zip(names, row)) for row in self._rows(query, [*params, limit])]
+
+    def _as_text(self, name: str) -> str:
+        quoted = self._quote(name)
+        if self.dbms == "mariadb":
+            return f"CAST({quoted} AS CHAR) AS {quoted}"
+        return f"{quoted}::text AS {quoted}"
+
+    def marker_keys(self, table: Table) -> list[tuple[tuple, Any, bool]]:
+        """(primary key, marker value, flagged deleted) of every row."""
+        width = len(table.primary_key)
+        keys = ", ".join(self._quote(k) for k in table.primary_key)
+        flag = f"{self._quote(table.deleted_flag)} IS TRUE" if table.deleted_flag else "FALSE"
+        query = f"SELECT {keys}, {self._quote(table.marker)}, {flag} FROM {self._relation(table)}"
+        return [(tuple(row[:width]), row[width], row[width + 1]) for row in self._rows(query)]

@@ -19,11 +19,11 @@ import threading
 from model.regulation import Regulation, load_all
 from governance import coverage, notifier, quality_assessment
 from monitoring import metrics
-from governance.reidentification import Risk, assess
+from governance.reidentification import Risk, assess, detection
 from governance.silence import SilenceWatch, last_commit
 from model.settings import Settings
 from sinks.clickhouse_users import writer_client
-from schemas.incidents import Detection, IncidentPublisher
+from schemas.incidents import IncidentPublisher
 
 log = logging.getLogger("qoima.assessor")
 
@@ -35,13 +35,6 @@ def export(risk: Risk) -> None:
     metrics.ROWS_AT_RISK.labels(label).set(risk.rows_at_risk)
     if risk.l_diversity is not None:
         metrics.L_DIVERSITY.labels(label).set(risk.l_diversity)
-
-
-def detection(risk: Risk) -> Detection:
-    return Detection(risk.provider, risk.table, "k_anonymity", "other", "warning", risk.rows_at_risk,
-                     f"k={risk.k} is below {risk.k_threshold} over ({', '.join(risk.quasi_identifiers)}): "
-                     f"{risk.classes_below_k} of {risk.classes} classes, {risk.rows_at_risk} of {risk.rows} rows",
-                     "risk")
 
 
 def assess_quality(client, regulations: list[Regulation]) -> None:

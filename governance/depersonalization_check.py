@@ -3,13 +3,16 @@ the clean topics, with the source's own names and phones as known values.
 
 The known values are read from the source through the regulation's capture account, held in
 memory only, and compared after normalization; a report says which table, column or topic
-holds which kind of identifier, and how often, never the value.
+holds which kind of identifier, and how often, never the value. Every finding is recorded as
+a critical incident.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from model.regulation import IdentifierKind, Regulation
 from connectors.source_reader import SourceReader
@@ -19,9 +22,13 @@ from schemas.avro_codec import codec_for
 from model.names import QUARANTINE_TOPIC
 from schemas.schema_history import SchemaHistory
 from model.leak_scan import KnownValues, scan_text
+from schemas.incidents import Detection, IncidentPublisher
 from schemas.topic_reader import read_topic, throwaway_consumer
+from sinks.clickhouse_users import writer_client
 
 _KNOWN_KINDS = {IdentifierKind.name, IdentifierKind.phone}
+
+log = logging.getLogger("qoima.scan")
 
 
 @dataclass
@@ -126,3 +133,38 @@ def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownV
         consumer.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class CheckResult:
+    reports: list[tuple[str, ScanReport]]   # ("warehouse" or "topics", its report), in scan order
+
+    @property
+    def findings(self) -> int:
+        return sum(sum(report.findings.values()) for _, report in self.reports)
+
+
+def leak_detection(where: str, kind: str, count: int) -> Detection:
+    """A finding as a critical incident: where, which kind and how often, never the value."""
+    return Detection("qoima", where, "depersonalization_check", "other", "critical", count,
+                     f"`qoima scan` found {count} clear {kind} value(s) in {where}", "scan")
+
+
+def check(settings: Settings, regulations: list[Regulation], environ: dict[str, str], *,
+          warehouse: bool = True, topics: bool = True,
+          progress: Callable[[str], None] = log.info) -> CheckResult:
+    """The whole check: known values from the sources, the scans, and a critical incident per
+    finding. `progress` hears how many known values were read before the (long) scans start."""
+    known = known_values(regulations, environ)
+    progress(f"known values from the sources: {len(known.names)} name words, {len(known.phones)} phones")
+    result = CheckResult([])
+    if warehouse:
+        result.reports.append(("warehouse", scan_warehouse(writer_client(settings), regulations, known)))
+    if topics:
+        result.reports.append(("topics", scan_topics(settings, regulations, known)))
+    if result.findings:
+        publisher = IncidentPublisher(settings.kafka_bootstrap)
+        for _, report in result.reports:
+            for (where, kind), count in report.findings.items():
+                publisher.publish(leak_detection(where, kind, count))
+    return result

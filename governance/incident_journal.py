@@ -11,17 +11,23 @@ the view agree: a detection newer than the latest transition of a `resolved` or 
 incident reopens it (status `open`, by `qoima`, since that detection). The problem was seen
 again after it was declared fixed; the next `ack`/`resolve` is recorded against it as usual.
 
+People's transitions go through `move`: a resolution also releases the records a 'hold' rule
+kept back for the incident (sinks/release.py), so every way of resolving lifts the hold.
+
 Writes go through Qoima's writer user; the `analyst` user cannot read or write `qoima_meta`.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from model.names import INCIDENT_EVENTS_TABLE as EVENTS_TABLE
 from model.names import INCIDENT_TRANSITIONS_TABLE as TRANSITIONS_TABLE
 from model.names import INCIDENTS_VIEW as VIEW
+from model.regulation import load_all
+from model.settings import Settings
+from sinks.release import release
 
 OPEN, ACKNOWLEDGED, RESOLVED, CLOSED = "open", "acknowledged", "resolved", "closed"
 STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED, CLOSED)
@@ -211,6 +217,30 @@ class IncidentJournal:
                                                 transition.note, transition.ts]],
                            column_names=TRANSITION_COLUMNS)
         return transition
+
+
+@dataclass(frozen=True)
+class Move:
+    transition: Transition
+    released: dict[str, int]   # held rows moved into the analysts' tables, per table (resolutions only)
+
+
+def move(settings: Settings, journal: IncidentJournal, key: str, target: str, actor: str, note: str = "", *,
+         recorded: Callable[[Transition], None] = lambda transition: None) -> Move:
+    """Record a person's transition. A resolution lifts the hold (DM385 §49: once the error is
+    fixed): every held record whose incidents are now all resolved reaches its analysts' table.
+
+    `recorded` hears of the transition before the release, which may take a while or fail: the
+    transition stands either way. The regulations are read only for a release, so a broken
+    regulation file does not block an `ack`.
+    """
+    done = journal.record(key, target, actor, note)
+    recorded(done)
+    released: dict[str, int] = {}
+    if done.status == RESOLVED:
+        regulations = load_all(settings.regulations_dir, settings.regulation_env())
+        released = release(journal.client, regulations, journal.resolved_keys())
+    return Move(done, released)
 
 
 def render_list(incidents: list[Incident]) -> str:

@@ -46,6 +46,7 @@ from governance.incident_journal import (ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, I
                                          now_ms, utc)
 from model.names import NOTIFICATIONS_TABLE as TABLE
 from model.leak_scan import scan_text
+from schemas import retry
 
 log = logging.getLogger("qoima.notifier")
 
@@ -53,8 +54,7 @@ OPENED, RESOLVED_EVENT = "opened", "resolved"
 EVENTS = (OPENED, RESOLVED_EVENT)
 INTERVAL_S = 5.0          # one round every few seconds, in its own thread of the assessor
 TIMEOUT_S = 5.0
-BACKOFF_BASE_S = 5.0
-BACKOFF_CAP_S = 300.0
+BACKOFF_CAP_S = retry.WEBHOOK_DELIVERY.max
 DETAIL_MAX = 500
 COLUMNS = ["id", "incident_key", "event", "url", "payload", "created_ts", "attempts", "delivered_ts",
            "last_error", "next_attempt_ts", "_version"]
@@ -149,8 +149,10 @@ def payload(incident: Incident, event: str, since: datetime) -> str:
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before the next try after `attempts` failed ones: 5, 10, 20, ... capped at 300."""
-    return min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S)
+    """Seconds before the next try after `attempts` failed ones: 5, 10, 20, ... capped at 300.
+
+    The count lives in the outbox row, not in a loop, so the policy is asked for the pause."""
+    return retry.delay_after(retry.WEBHOOK_DELIVERY, attempts)
 
 
 def target_label(url: str) -> str:

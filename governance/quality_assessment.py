@@ -300,6 +300,15 @@ def record(client, assessments: list[Assessment]) -> int:
     return len(rows)
 
 
+def assess_and_record(client, regulations: list[Regulation]) -> tuple[list[dict[str, Any]], list[str]]:
+    """`qoima dq assess`: every table now, recorded; the report of what was assessed and the
+    tables that could not be (as `assess_all` names them)."""
+    assessments, failed = assess_all(client, regulations)
+    ensure_table(client)
+    record(client, assessments)
+    return report_of(assessments), failed
+
+
 def export(assessment: Assessment) -> None:
     from monitoring import metrics
 

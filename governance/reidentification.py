@@ -4,7 +4,8 @@ Pseudonymized rows are still personal data: a rare combination of quasi-identifi
 year, sex, region) can single a person out without any identifier. For each table whose
 regulation declares quasi-identifiers, the equivalence classes are the groups of current rows
 (FINAL) sharing all quasi-identifier values; k is the size of the smallest class, l the
-smallest number of distinct values of the declared sensitive attribute within a class.
+smallest number of distinct values of the declared sensitive attribute within a class. A table
+below its threshold is an incident (`detection`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 
 from model.regulation import Regulation, Table
 from model.names import WAREHOUSE_DB
+from model.settings import Settings
+from schemas.incidents import Detection, IncidentPublisher
+from sinks.clickhouse_users import writer_client
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,22 @@ def assess(client, regulation: Regulation, table: Table) -> Risk | None:
                 int(small or 0), int(at_risk or 0), table.min_k)
 
 
-def render(risks: list[Risk]) -> str:
-    lines = [f"{'table':<34} {'rows':>9} {'classes':>8} {'k':>5} {'min k':>6} {'l':>4} {'rows at risk':>13}"]
-    for r in risks:
-        flag = "  BELOW k" if r.below_threshold else ""
-        lines.append(f"{r.provider + '.' + r.table:<34} {r.rows:>9} {r.classes:>8} {r.k:>5} {r.k_threshold:>6} "
-                     f"{'-' if r.l_diversity is None else r.l_diversity:>4} {r.rows_at_risk:>13}{flag}")
-    return "\n".join(lines)
+def detection(risk: Risk) -> Detection:
+    return Detection(risk.provider, risk.table, "k_anonymity", "other", "warning", risk.rows_at_risk,
+                     f"k={risk.k} is below {risk.k_threshold} over ({', '.join(risk.quasi_identifiers)}): "
+                     f"{risk.classes_below_k} of {risk.classes} classes, {risk.rows_at_risk} of {risk.rows} rows",
+                     "risk")
+
+
+def check(settings: Settings, regulations: list[Regulation]) -> list[Risk]:
+    """`qoima risk`: every table that declares quasi-identifiers, now; each one below its
+    threshold is recorded as an incident."""
+    client = writer_client(settings)
+    risks = [risk for regulation in regulations for table in regulation.tables
+             if (risk := assess(client, regulation, table))]
+    below = [risk for risk in risks if risk.below_threshold]
+    if below:
+        publisher = IncidentPublisher(settings.kafka_bootstrap)
+        for risk in below:
+            publisher.publish(detection(risk))
+    return risks

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from infra.processes import Managed, StackError, log_tail, wait_until
+from infra.processes import Managed, Progress, StackError, log_tail, wait_until
 from model.settings import REPO_ROOT, Settings
 
 MARIADBD = Path("/usr/sbin/mariadbd")
@@ -42,7 +42,7 @@ def _quote(value: str) -> str:
 
 
 class LocalMariaDb:
-    def __init__(self, settings: Settings, progress) -> None:
+    def __init__(self, settings: Settings, progress: Progress) -> None:
         self.s = settings
         self.progress = progress
         self.managed = Managed("mariadb", settings.run_dir, settings.log_dir / "mariadb.log")
@@ -103,7 +103,7 @@ class LocalMariaDb:
     def prepare(self, regulation, capture_password: str, owner_password: str) -> None:
         """The data owner's side for one MariaDB regulation: its database with the demo schema,
         the owner's and the capture account, and the signal table for incremental snapshots."""
-        from connectors.mariadb_config import signal_table_ddl
+        from connectors.debezium.mariadb import signal_table_ddl
 
         database, capture = regulation.source.database, regulation.source.user
         tables = SHOP_SCHEMA.read_text(encoding="utf-8") if database == "shop" else ""

@@ -7,6 +7,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+# How a component reports its start-up to whoever runs the stack (print, or the tests' prefixed print).
+Progress = Callable[[str], None]
 
 
 class StackError(RuntimeError):

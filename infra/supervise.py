@@ -10,7 +10,7 @@ systemd's `Restart=on-failure` does the same job; this is the local stack's equi
 A clean exit (status 0) or SIGTERM/SIGINT to the supervisor ends supervision. A first run that
 fails within 10 s is a configuration problem, not a crash: the supervisor exits with its status
 so `qoima up` fails fast with the log tail. Later failures restart with a back-off from 1 s to
-30 s; a child that ran for a minute resets the back-off.
+30 s (schemas/retry.py, SUPERVISED_RESTART); a child that ran for a minute resets the back-off.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ import subprocess
 import sys
 import time
 
-MIN_BACKOFF_S, MAX_BACKOFF_S, HEALTHY_AFTER_S, FAIL_FAST_S = 1.0, 30.0, 60.0, 10.0
+from schemas import retry
+
+HEALTHY_AFTER_S, FAIL_FAST_S = 60.0, 10.0
 
 
 def _say(name: str, message: str) -> None:
@@ -38,8 +40,8 @@ def supervise(name: str, argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    backoff = MIN_BACKOFF_S
     restarts = 0
+    failing = 0  # short runs in a row since the last one that lasted (each doubles the pause)
     while True:
         started = time.monotonic()
         child = subprocess.Popen(argv)
@@ -53,7 +55,8 @@ def supervise(name: str, argv: list[str]) -> int:
         if restarts == 0 and ran < FAIL_FAST_S:
             _say(name, f"failed at start-up with status {status}; not restarting (see the lines above)")
             return status if status > 0 else 1
-        backoff = MIN_BACKOFF_S if ran > HEALTHY_AFTER_S else min(backoff * 2, MAX_BACKOFF_S)
+        failing = 0 if ran > HEALTHY_AFTER_S else failing + 1
+        backoff = retry.delay_after(retry.SUPERVISED_RESTART, failing + 1)
         restarts += 1
         _say(name, f"exited with status {status} after {ran:.0f} s; restart {restarts} in {backoff:.0f} s")
         deadline = time.monotonic() + backoff

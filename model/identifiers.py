@@ -18,6 +18,7 @@ The other kinds have no check digit, so their validators check the shape only:
 from __future__ import annotations
 
 import re
+from enum import Enum
 
 _W1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 _W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
@@ -70,3 +71,15 @@ def is_valid_email(value: str) -> bool:
 
 def is_valid_name(value: str) -> bool:
     return any(c.isalpha() for c in value)
+
+
+class IdentifierKind(str, Enum):
+    """What a column holds, named in a regulation (a column's `kind`, a rule's `identifier`)."""
+
+    iin = "iin"
+    bin = "bin"
+    phone = "phone"
+    name = "name"
+    email = "email"
+    passport = "passport"
+    id_card = "id_card"

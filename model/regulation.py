@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model import names
-from model.types.mariadb import is_text_type as _is_mariadb_text_type
-from model.types.postgresql import PgType, parse_pg_type
-from model.types.source import parse_type
+from model import names, rules
+from model.identifiers import IdentifierKind
+# RuleAction and RuleKind are read with the regulation by the stages that act on rules.
+from model.rules import Rule, RuleAction, RuleKind, validate_rules  # noqa: F401
+from model.types import ColumnType, is_date_type, is_text_type, parse_type
+from model.types.postgresql import parse_pg_type
 
 _IDENT = r"^[a-z][a-z0-9_]{0,62}$"
 _INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
@@ -81,7 +81,7 @@ class Source(_Model):
     refresh: Literal["continuous", "hourly", "daily", "monthly"] = "continuous"
     dml: list[Literal["insert", "update", "delete"]] = ["insert", "update", "delete"]
     heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
-    # Marker mode (capture: marker, DM385 §63; connectors/marker_poller.py, docs/regulation.md).
+    # Marker mode (capture: marker, DM385 §63; connectors/marker/, docs/regulation.md).
     poll_seconds: int = Field(default=5, ge=1, le=86400)
     poll_batch_rows: int = Field(default=1000, ge=1, le=100_000)
     lookback_seconds: int = Field(default=60, ge=0, le=86400)       # timestamp markers
@@ -99,7 +99,7 @@ class Source(_Model):
                 raise ValueError("dbms 'mariadb' needs 'server_id: <1..4294967295>', the replica id Debezium reads "
                                  "the binlog under; pick one no other replica of that server uses")
             if self.capture is Capture.marker:
-                # The poller reads through psycopg and pg_types' text forms: PostgreSQL only for now.
+                # The poller reads through psycopg and connectors/pg_text: PostgreSQL only for now.
                 raise ValueError("capture 'marker' is PostgreSQL-only for now; use capture 'cdc' for MariaDB "
                                  "(it needs the binlog: docs/mariadb.md)")
         elif self.server_id is not None:
@@ -133,16 +133,6 @@ class Action(str, Enum):
     redact = "redact"
 
 
-class IdentifierKind(str, Enum):
-    iin = "iin"
-    bin = "bin"
-    phone = "phone"
-    name = "name"
-    email = "email"
-    passport = "passport"
-    id_card = "id_card"
-
-
 class Generalization(str, Enum):
     year = "year"
     age_band = "age_band"
@@ -173,19 +163,6 @@ _GENERALIZED = {
     Generalization.postcode_region: ActionOutput("region", "string", "LowCardinality(String)"),
 }
 _DATE_GENERALIZATIONS = {Generalization.year, Generalization.age_band}
-_TEXT_TYPE = re.compile(r"^(?:text|(?:varchar|character varying|char|character|bpchar)\(\d+\))$")
-
-
-def _is_text_type(declared: str, dbms: str = "postgresql") -> bool:
-    if dbms == "mariadb":
-        return _is_mariadb_text_type(declared)
-    return _TEXT_TYPE.match(" ".join(declared.lower().split())) is not None
-
-
-def _is_date_type(declared: str, dbms: str = "postgresql") -> bool:
-    return parse_type(declared, dbms).clickhouse.startswith(("Date32", "DateTime64"))
-
-
 class Column(_Model):
     name: str = Field(pattern=_IDENT)
     # The dbms whose language `type` is written in. Not written in YAML: the regulation copies
@@ -221,13 +198,13 @@ class Column(_Model):
                              "attribute (it is not in the warehouse); remove the flag or keep/generalize it")
         if self.action is not Action.generalize and self.to is not None:
             raise ValueError(f"column {self.name}: 'to' only applies to action 'generalize'")
-        if self.action is Action.redact and not _is_text_type(self.type, self.dbms):
+        if self.action is Action.redact and not is_text_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: action 'redact' needs a text column (text, varchar(n), char(n)), "
                              f"not {self.type!r}; use 'hash' or 'drop' for other types")
-        if self.to in _DATE_GENERALIZATIONS and not _is_date_type(self.type, self.dbms):
+        if self.to in _DATE_GENERALIZATIONS and not is_date_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a date column (date, timestamp, "
                              f"timestamptz), not {self.type!r}; fix the type or choose another 'to'")
-        if self.to is not None and self.to not in _DATE_GENERALIZATIONS and not _is_text_type(self.type, self.dbms):
+        if self.to is not None and self.to not in _DATE_GENERALIZATIONS and not is_text_type(self.type, self.dbms):
             raise ValueError(f"column {self.name}: 'to: {self.to.value}' needs a text column (text, varchar(n), "
                              f"char(n)), not {self.type!r}; fix the type or choose another 'to'")
         return self
@@ -261,179 +238,9 @@ class Column(_Model):
         return source.avro, source.clickhouse
 
     @property
-    def source_type(self) -> PgType:
-        """The declared type read in its source's language (decode, Avro and ClickHouse views)."""
+    def source_type(self) -> ColumnType:
+        """The declared type read in its source's language: its family, Avro and ClickHouse types."""
         return parse_type(self.type, self.dbms)
-
-
-class RuleKind(str, Enum):
-    """DM385 §35 quality indicators; `incident_type` is the §49 incident type a violation raises."""
-
-    completeness = "completeness"
-    accuracy = "accuracy"
-    consistency = "consistency"
-    uniqueness = "uniqueness"
-    integrity = "integrity"
-    timeliness = "timeliness"
-    coverage = "coverage"
-
-    @property
-    def incident_type(self) -> str:
-        return _INCIDENT_TYPES[self]
-
-    @property
-    def stateful(self) -> bool:
-        """Needs other rows, tables or the clock, so it is not evaluated per row (streams/quality.py)."""
-        return self in _STATEFUL_KINDS
-
-
-_INCIDENT_TYPES = {
-    RuleKind.completeness: "completeness", RuleKind.accuracy: "accuracy_contradiction",
-    RuleKind.consistency: "consistency", RuleKind.uniqueness: "uniqueness", RuleKind.integrity: "integrity",
-    RuleKind.timeliness: "timeliness", RuleKind.coverage: "coverage",
-}
-_STATEFUL_KINDS = frozenset({RuleKind.uniqueness, RuleKind.integrity, RuleKind.timeliness, RuleKind.coverage})
-
-
-class RuleCheck(str, Enum):
-    identifier = "identifier"
-    allowed = "allowed"
-    range = "range"
-    reference = "reference"
-    pattern = "pattern"
-
-
-class RuleAction(str, Enum):
-    reject = "reject"   # quarantined, not loaded
-    flag = "flag"       # loaded, the violation listed on the row
-    hold = "hold"       # kept out of the analysts' table until the incident is resolved
-
-
-# Parameters each kind (and each accuracy check) needs and may take, in the order hints list them.
-_RULE_PARAMETERS = ("column", "columns", "check", "identifier", "values", "min", "max", "reference", "pattern",
-                    "expression", "against", "match", "compare", "references", "grace_seconds", "max_lag_seconds",
-                    "tolerance")
-_KIND_PARAMETERS: dict[RuleKind, tuple[set[str], set[str]]] = {
-    RuleKind.completeness: ({"columns"}, set()),
-    RuleKind.accuracy: ({"column", "check"}, set()),
-    RuleKind.consistency: ({"expression"}, set()),
-    RuleKind.uniqueness: ({"columns"}, set()),
-    RuleKind.integrity: ({"column", "references"}, {"grace_seconds"}),
-    RuleKind.timeliness: ({"max_lag_seconds"}, set()),
-    RuleKind.coverage: ({"tolerance"}, set()),
-}
-_CHECK_PARAMETERS: dict[RuleCheck, tuple[set[str], set[str]]] = {
-    RuleCheck.identifier: ({"identifier"}, set()),
-    RuleCheck.allowed: ({"values"}, set()),
-    RuleCheck.range: (set(), {"min", "max"}),
-    RuleCheck.reference: ({"reference"}, set()),
-    RuleCheck.pattern: ({"pattern"}, set()),
-}
-# A consistency rule either holds an expression over its row or, with these, agrees with the
-# matching row of a reference table (evaluated by streams/stateful_rules.py).
-_AGAINST_PARAMETERS: tuple[set[str], set[str]] = ({"against", "match", "compare"}, {"grace_seconds"})
-_PARAMETER_HINTS = {
-    "column": "'column: <name>'",
-    "columns": "'columns: [<name>, ...]'",
-    "check": f"'check' (one of {', '.join(c.value for c in RuleCheck)})",
-    "identifier": f"'identifier' (one of {', '.join(k.value for k in IdentifierKind)})",
-    "values": "'values: [...]'",
-    "reference": "'reference' (a file of model/reference/ without .csv, e.g. kato_regions)",
-    "expression": "'expression' (e.g. \"birth_date <= today\"), or 'against', 'match' and 'compare' to agree "
-                  "with a reference table",
-    "against": "'against: schema.table' (the reference table)",
-    "match": "'match: {<column>: <reference column>, ...}' (how a row finds its reference row)",
-    "compare": "'compare: {<column>: <reference column>, ...}' (the columns that must agree)",
-    "references": "'references: schema.table.column'",
-    "max_lag_seconds": "'max_lag_seconds: <seconds>'",
-    "tolerance": "'tolerance: <ratio 0-1>'",
-}
-_COLUMN_PATH = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-_TABLE_PATH = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-
-
-class Rule(_Model):
-    """A data-quality rule of a table (DM385 §35, §49); docs/regulation.md, "Quality rules"."""
-
-    name: str = Field(pattern=_IDENT)
-    kind: RuleKind
-    action: RuleAction = RuleAction.flag
-    description: str = ""
-    column: str | None = None
-    columns: list[str] | None = Field(default=None, min_length=1)
-    check: RuleCheck | None = None                       # accuracy
-    identifier: IdentifierKind | None = None             # check: identifier
-    values: list[str | bool | int | float | date] | None = Field(default=None, min_length=1)  # check: allowed
-    min: int | float | Decimal | date | str | None = None  # check: range
-    max: int | float | Decimal | date | str | None = None
-    reference: str | None = None                         # check: reference
-    pattern: str | None = None                           # check: pattern
-    expression: str | None = None                        # consistency within the row
-    against: str | None = None                           # consistency with a reference table: schema.table
-    match: dict[str, str] | None = Field(default=None, min_length=1)    # column -> reference column
-    compare: dict[str, str] | None = Field(default=None, min_length=1)  # column -> reference column
-    references: str | None = None                        # integrity: schema.table.column
-    grace_seconds: int | None = Field(default=None, ge=0)  # integrity, consistency against: 300 when not given
-    max_lag_seconds: int | None = Field(default=None, ge=1)      # timeliness
-    tolerance: float | None = Field(default=None, ge=0, le=1)    # coverage
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("grace_seconds") is not None:
-            return data
-        if data.get("kind") == "integrity" or (data.get("kind") == "consistency" and data.get("against") is not None):
-            data = {**data, "grace_seconds": 300}
-        return data
-
-    @property
-    def stateful(self) -> bool:
-        """Evaluated by streams/stateful_rules.py, not per row: the stateful kinds, and consistency
-        against a reference table (it needs that table's rows)."""
-        return self.kind.stateful or self.against is not None
-
-    @field_validator("min", "max", mode="before")
-    @classmethod
-    def _bound(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("a bound is a number or a date (YYYY-MM-DD), not true/false")
-        return value
-
-    @model_validator(mode="after")
-    def _parameters(self) -> "Rule":
-        required, allowed = set(_KIND_PARAMETERS[self.kind][0]), set(_KIND_PARAMETERS[self.kind][1])
-        what = f"kind '{self.kind.value}'"
-        if self.kind is RuleKind.accuracy and self.check is not None:
-            required |= _CHECK_PARAMETERS[self.check][0]
-            allowed |= _CHECK_PARAMETERS[self.check][1]
-            what += f" with check '{self.check.value}'"
-        if self.kind is RuleKind.consistency and {p for p in _AGAINST_PARAMETERS[0] if getattr(self, p) is not None}:
-            if self.expression is not None:
-                raise ValueError(f"rule {self.name}: kind 'consistency' takes either 'expression' (a condition on "
-                                 "the row) or 'against', 'match' and 'compare' (agreement with a reference table), "
-                                 "not both; split it into two rules")
-            required, allowed = set(_AGAINST_PARAMETERS[0]), set(_AGAINST_PARAMETERS[1])
-            what += " against a reference table"
-        given = {p for p in _RULE_PARAMETERS if getattr(self, p) is not None}
-        missing = [p for p in _RULE_PARAMETERS if p in required - given]
-        if missing:
-            raise ValueError(f"rule {self.name}: {what} needs {' and '.join(_PARAMETER_HINTS.get(p, repr(p)) for p in missing)}")
-        extra = [p for p in _RULE_PARAMETERS if p in given - required - allowed]
-        if extra:
-            takes = [p for p in _RULE_PARAMETERS if p in required | allowed]
-            raise ValueError(f"rule {self.name}: {', '.join(repr(p) for p in extra)} does not apply to {what}; "
-                             f"remove it ({what} takes {', '.join(repr(p) for p in takes)})")
-        if self.check is RuleCheck.range and self.min is None and self.max is None:
-            raise ValueError(f"rule {self.name}: check 'range' needs 'min', 'max' or both")
-        if self.columns is not None and len(set(self.columns)) != len(self.columns):
-            raise ValueError(f"rule {self.name}: a column is listed twice in 'columns'")
-        if self.references is not None and not _COLUMN_PATH.match(self.references):
-            raise ValueError(f"rule {self.name}: 'references' is schema.table.column, e.g. population.persons.iin")
-        if self.against is not None and not _TABLE_PATH.match(self.against):
-            raise ValueError(f"rule {self.name}: 'against' is schema.table, e.g. population.persons")
-        from streams.quality import validate_rule  # imported here: streams.quality imports this module
-        validate_rule(self)  # expression syntax, pattern, reference data
-        return self
 
 
 class Notify(_Model):
@@ -470,7 +277,7 @@ class Table(_Model):
     retention_days: int | None = Field(default=None, ge=1)
     min_k: int = Field(default=5, ge=2, le=1000)   # k-anonymity threshold over the quasi-identifiers
     columns: list[Column] = Field(min_length=1)
-    rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), streams/quality.py
+    rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), model/rules.py
     notify: list[Notify] = []   # webhooks for its incidents, governance/notifier.py
     marker: str | None = None         # capture: marker only: the column polled for changes
     deleted_flag: str | None = None   # capture: marker only: a boolean column; true = deleted
@@ -527,9 +334,7 @@ class Table(_Model):
 
     @model_validator(mode="after")
     def _valid_rules(self) -> "Table":
-        if self.rules:
-            from streams.quality import validate_rules  # imported here: streams.quality imports this module
-            validate_rules(self)  # names unique, columns declared, checks fit the column types
+        validate_rules(self)  # names unique, columns declared, checks fit the column types
         return self
 
     @property
@@ -605,7 +410,7 @@ class Regulation(_Model):
 
     @property
     def polled(self) -> bool:
-        """Captured by polling a marker column (connectors/marker_poller.py), not by Debezium."""
+        """Captured by polling a marker column (connectors/marker/), not by Debezium."""
         return self.source.capture is Capture.marker
 
     # The provider's names, as model/names.py spells them.
@@ -674,6 +479,7 @@ def _interpolate(node, environ: dict[str, str], path: Path):
 def _describe(error: ValidationError, raw: dict, path: Path) -> str:
     lines = [f"{path}: the regulation is invalid ({error.error_count()} problem(s)):"]
     for item in error.errors():
+        item = rules.plain_error(item)  # a rule reads as one model, without pydantic's union tags
         location = _location(item["loc"], raw) or "regulation"  # a check across fields has no one place
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":

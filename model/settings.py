@@ -3,12 +3,22 @@
 Every port, path and size an operator may change is here, with a default that runs the local
 stack. `QOIMA_PORT_SHIFT` moves every port at once so that a test stack can run beside a
 developer's stack; `QOIMA_HOME` moves every data, log, pid and secret file.
+
+Each field is read from the variable `QOIMA_<FIELD NAME IN CAPITALS>` (pydantic-settings does
+the reading and the type checks); an empty variable means the default. `Settings.from_env()`
+turns a validation failure into a `SettingsError` whose message names the variable and the fix.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError, PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,17 +27,33 @@ class SettingsError(ValueError):
     """A setting has a value Qoima cannot run with; the message says which and how to fix it."""
 
 
-def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
+def _env_name(field: str) -> str:
+    return f"QOIMA_{field.upper()}"
+
+
+def _empty_means_default(raw: Any) -> Any:
     if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer; set it to a number between {low} and {high}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is out of range; set it to a number between {low} and {high}")
-    return value
+        raise PydanticUseDefault()
+    return raw
+
+
+def _integer(raw: Any) -> Any:
+    # Python's int() grammar, not pydantic's (which would take "1.0"): the same values as ever.
+    raw = _empty_means_default(raw)
+    if isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            raise PydanticCustomError("not_an_integer", "is not an integer") from None
+    return raw
+
+
+# An integer setting; its Field(ge=, le=) bounds also make its error message.
+_Integer = Annotated[int, BeforeValidator(_integer)]
+
+
+# Relative paths are taken from the directory Qoima was started in, once, at start-up.
+_Directory = Annotated[Path, BeforeValidator(_empty_means_default), AfterValidator(Path.resolve)]
 
 
 @dataclass(frozen=True)
@@ -51,20 +77,38 @@ class Ports:
         return Ports(**{name: port + shift for name, port in self.__dict__.items()})
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    ports: Ports
-    host: str = "127.0.0.1"
-    kafka_heap_mb: int = 512
-    connect_heap_mb: int = 640
-    clickhouse_max_memory_mb: int = 2048
-    sink_batch_rows: int = 5000
-    sink_batch_ms: int = 500
-    regulations_dir: Path = field(default=REPO_ROOT / "connectors" / "regulations")
+class Settings(BaseSettings):
+    # Exact variable names (QOIMA_HOME, not qoima_home) as before; `validate_default` resolves
+    # the default paths the same way as given ones.
+    model_config = SettingsConfigDict(alias_generator=_env_name, case_sensitive=True, frozen=True,
+                                      extra="ignore", validate_default=True)
+
+    # The local stack listens on loopback only: not a setting.
+    host: ClassVar[str] = "127.0.0.1"
+
+    home: _Directory = REPO_ROOT / "var"
+    port_shift: _Integer = Field(0, ge=-20000, le=2600)  # stays below the ephemeral range
     key_id: str = "k1"
-    assess_interval_s: int = 300
-    processor_stall_s: int = 30
+    regulations_dir: _Directory = REPO_ROOT / "connectors" / "regulations"
+    kafka_heap_mb: _Integer = Field(512, ge=256, le=16384)
+    connect_heap_mb: _Integer = Field(640, ge=256, le=16384)
+    clickhouse_max_memory_mb: _Integer = Field(2048, ge=512, le=1 << 20)
+    sink_batch_rows: _Integer = Field(5000, ge=1, le=1_000_000)
+    sink_batch_ms: _Integer = Field(500, ge=10, le=600_000)
+    assess_interval_s: _Integer = Field(300, ge=5, le=86400)
+    processor_stall_s: _Integer = Field(30, ge=10, le=3600)
+
+    @field_validator("key_id")
+    @classmethod
+    def _key_id_is_a_file_name_part(cls, key_id: str) -> str:
+        # Every clean record carries it (`_key_id`) to name its pseudonym key: short and plain.
+        if not key_id.isalnum() or len(key_id) > 16:
+            raise PydanticCustomError("key_id", "must be 1-16 letters or digits, e.g. k2")
+        return key_id
+
+    @property
+    def ports(self) -> Ports:
+        return Ports().shifted(self.port_shift)
 
     # Derived locations; one place decides the layout of QOIMA_HOME.
     @property
@@ -120,24 +164,27 @@ class Settings:
         }
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        home = Path(env.get("QOIMA_HOME") or REPO_ROOT / "var").resolve()
-        shift = _int(env, "QOIMA_PORT_SHIFT", 0, -20000, 2600)  # stays below the ephemeral range
-        key_id = env.get("QOIMA_KEY_ID", "k1")
-        if not key_id.isalnum() or len(key_id) > 16:
-            raise SettingsError(f"QOIMA_KEY_ID={key_id!r} must be 1-16 letters or digits, e.g. k2")
-        regulations = Path(env.get("QOIMA_REGULATIONS_DIR") or REPO_ROOT / "connectors" / "regulations")
-        return cls(
-            home=home,
-            ports=Ports().shifted(shift),
-            kafka_heap_mb=_int(env, "QOIMA_KAFKA_HEAP_MB", 512, 256, 16384),
-            connect_heap_mb=_int(env, "QOIMA_CONNECT_HEAP_MB", 640, 256, 16384),
-            clickhouse_max_memory_mb=_int(env, "QOIMA_CLICKHOUSE_MAX_MEMORY_MB", 2048, 512, 1 << 20),
-            sink_batch_rows=_int(env, "QOIMA_SINK_BATCH_ROWS", 5000, 1, 1_000_000),
-            sink_batch_ms=_int(env, "QOIMA_SINK_BATCH_MS", 500, 10, 600_000),
-            regulations_dir=regulations.resolve(),
-            key_id=key_id,
-            assess_interval_s=_int(env, "QOIMA_ASSESS_INTERVAL_S", 300, 5, 86400),
-            processor_stall_s=_int(env, "QOIMA_PROCESSOR_STALL_S", 30, 10, 3600),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """The settings from the process environment, or from `env` alone when given (tests, benches)."""
+        try:
+            # model_validate reads only the mapping given; the constructor reads os.environ.
+            return cls() if env is None else cls.model_validate(dict(env))
+        except ValidationError as exc:
+            raise SettingsError("\n".join(_explain(error) for error in exc.errors())) from None
+
+
+def _explain(error: Any) -> str:
+    """One validation error as the operator should read it: the variable, its value, the fix."""
+    name = str(error["loc"][0]) if error["loc"] else "QOIMA_*"
+    value = error["input"]
+    field = next((f for f in Settings.model_fields.values() if f.alias == name), None)
+    bounds = {}
+    for constraint in field.metadata if field is not None else ():
+        bounds.update({key: getattr(constraint, key) for key in ("ge", "le") if hasattr(constraint, key)})
+    if "ge" in bounds and "le" in bounds:
+        fix = f"set it to a number between {bounds['ge']} and {bounds['le']}"
+        if error["type"] == "not_an_integer":
+            return f"{name}={value!r} is not an integer; {fix}"
+        if error["type"] in ("greater_than_equal", "less_than_equal"):
+            return f"{name}={value} is out of range; {fix}"
+    return f"{name}={value!r} {error['msg']}"

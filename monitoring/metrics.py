@@ -62,7 +62,7 @@ SOURCE_LAST_COMMIT = Gauge("qoima_source_last_commit_timestamp_seconds",
 INCIDENTS = Gauge("qoima_incidents", "Incidents in the journal by status, DM385 type and severity",
                   ["status", "type", "severity"])
 
-# Marker mode (connectors/marker_poller.py): sources polled instead of captured by Debezium.
+# Marker mode (connectors/marker/): sources polled instead of captured by Debezium.
 POLLER_ROWS = Counter("qoima_poller_rows_total", "Rows the marker poller read from a source table", ["table"])
 POLLER_EVENTS = Counter("qoima_poller_events_total", "Debezium-shaped events the marker poller produced to raw "
                         "topics", ["table", "op"])

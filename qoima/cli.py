@@ -1,13 +1,60 @@
-"""The `qoima` command line. Thin: it parses arguments and calls the package that owns the work."""
+"""The `qoima` command line. Thin: it parses arguments and calls the package that owns the work.
+
+Commands, arguments and their help come from the functions' signatures (typer). A problem the
+operator can act on ends a command with its message on stderr and exit status 1; a usage
+error with one line and status 2. The work is imported inside each command, so
+`qoima --help` and every command load only what they need.
+"""
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
 
 from model.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from model.regulation import Regulation
+
+ConnectorAction = Literal["register", "status", "pause", "resume", "restart", "delete", "list"]
+IncidentStatus = Literal["open", "acknowledged", "resolved", "closed"]
+# Incident verb -> its help; the status each records is governance.incident_journal.ACTIONS.
+MOVES = {"ack": "acknowledge: someone is on it", "resolve": "the problem is fixed",
+         "close": "the one who raised it confirms the fix", "reopen": "a resolved incident is not fixed after all"}
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+IncidentKey = Annotated[str, typer.Argument(help="incident key: provider/table/rule")]
+
+
+def _group(help_text: str, **settings) -> typer.Typer:
+    # Never a pretty traceback: its locals could show secrets; a bug keeps Python's plain one.
+    return typer.Typer(help=help_text, add_completion=False, pretty_exceptions_enable=False, **settings)
+
+
+app = _group("Qoima: change data capture from regulated sources, depersonalized, into ClickHouse.",
+             name="qoima", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+regulation_app = _group("interaction regulation files", no_args_is_help=True)
+dq_app = _group("data-quality assessment (DM385 §53-55): the seven indicators per table", no_args_is_help=True)
+quarantine_app = _group("the quarantine topic", no_args_is_help=True)
+sink_app = _group("run the ClickHouse sink in the foreground (or act on it)", invoke_without_command=True)
+demo_app = _group("the demo source", no_args_is_help=True)
+incidents_app = _group("the incident journal (DM385 §49): list, show, and move incidents "
+                       "through open -> acknowledged -> resolved -> closed", no_args_is_help=True)
+# The help lists the commands in panels along the data flow.
+STACK, CAPTURE, PROCESSING, GOVERNANCE = "The local stack", "Capture", "Processing and loading", "Governance"
+app.add_typer(demo_app, name="demo", rich_help_panel=STACK)
+app.add_typer(regulation_app, name="regulation", rich_help_panel=CAPTURE)
+app.add_typer(quarantine_app, name="quarantine", rich_help_panel=PROCESSING)
+app.add_typer(sink_app, name="sink", rich_help_panel=PROCESSING)
+app.add_typer(dq_app, name="dq", rich_help_panel=GOVERNANCE)
+app.add_typer(incidents_app, name="incidents", rich_help_panel=GOVERNANCE)
 
 
 def _settings() -> Settings:
@@ -17,7 +64,7 @@ def _settings() -> Settings:
         raise SystemExit(f"qoima: {exc}") from None
 
 
-def _regulations(settings: Settings):
+def _regulations(settings: Settings) -> list[Regulation]:
     from model.regulation import RegulationError, load_all
 
     try:
@@ -26,13 +73,30 @@ def _regulations(settings: Settings):
         raise SystemExit(str(exc)) from None
 
 
-def cmd_up(args) -> None:
+def _regulation_of(regulations: dict[str, Regulation], provider: str) -> Regulation:
+    if provider not in regulations:
+        raise SystemExit(f"no regulation for provider {provider!r}; known: {', '.join(regulations)}")
+    return regulations[provider]
+
+
+def _table(*columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
+# ------------------------------------------------------------------------------- the local stack
+
+@app.command(rich_help_panel=STACK, help="start the local stack, register the demo source, start the demo load")
+def up(demo_rate: Annotated[float, typer.Option(help="demo changes per second")] = 50.0,
+       no_demo: Annotated[bool, typer.Option("--no-demo", help="do not start the demo load")] = False) -> None:
     from infra.processes import StackError
     from infra.stack import LocalStack
 
     settings = _settings()
     try:
-        LocalStack(settings).up(demo_rate=None if args.no_demo else args.demo_rate)
+        LocalStack(settings).up(demo_rate=None if no_demo else demo_rate)
     except StackError as exc:
         raise SystemExit(f"qoima up failed: {exc}") from None
     from sinks.clickhouse_users import ANALYST_USER, WRITER_USER, password_file
@@ -51,61 +115,74 @@ Qoima is running.
   Stop            qoima down   (add --wipe to delete the data too)""")
 
 
-def cmd_down(args) -> None:
+@app.command(rich_help_panel=STACK, help="stop every process the stack started (by pid), keeping data")
+def down(wipe: Annotated[bool, typer.Option("--wipe", help="also delete the stack's data")] = False) -> None:
     from infra.stack import LocalStack
 
-    LocalStack(_settings()).down(wipe=args.wipe)
+    LocalStack(_settings()).down(wipe=wipe)
 
 
-def cmd_status(args) -> None:
+@app.command(rich_help_panel=STACK, help="connector state, rows loaded and freshness per table")
+def status(as_json: JsonFlag = False) -> None:
     from governance.status import collect, render
 
     settings = _settings()
     report = collect(settings, _regulations(settings))
-    print(json.dumps(report, indent=2) if args.json else render(report))
+    print(json.dumps(report, indent=2) if as_json else render(report))
 
 
-def cmd_connector(args) -> None:
+# ------------------------------------------------------------------------------------- capture
+
+@app.command(rich_help_panel=CAPTURE, help="manage the Debezium connectors through Kafka Connect")
+def connector(action: Annotated[ConnectorAction, typer.Argument(help="what to do")],
+              provider: Annotated[str | None, typer.Argument(
+                  help="provider id from its regulation (default: all)")] = None) -> None:
     from connectors.connect_client import ConnectClient, ConnectError
-    from connectors.debezium_config import connector_config
+    from connectors.debezium import connector_config
 
     settings = _settings()
     client = ConnectClient(settings.connect_url)
     regulations = {r.provider: r for r in _regulations(settings)}
     try:
-        if args.action == "list":
-            print("\n".join(client.list()) or "(no connectors)")
+        if action == "list":
+            names = client.list()
+            if not names:
+                print("(no connectors)")
+                return
+            table = _table("connector")
+            for name in names:
+                table.add_row(name)
+            Console().print(table)
             return
-        chosen = [regulations[args.provider]] if args.provider else list(regulations.values())
+        chosen = [_regulation_of(regulations, provider)] if provider else list(regulations.values())
         for regulation in chosen:
             name = regulation.connector_name
             if regulation.polled:  # no Debezium connector: `qoima poller` reads it
                 print(f"{regulation.provider}: capture 'marker', no connector (polled by `qoima poller`)")
                 continue
-            if args.action == "register":
-                config = connector_config(regulation)
+            if action == "register":
+                config = connector_config(regulation, settings.kafka_bootstrap)
                 problems = client.validate(config)
                 if problems:
                     raise SystemExit(f"{name}: Kafka Connect rejects the config:\n  " + "\n  ".join(problems))
                 print(f"{name}: {client.upsert(name, config)}")
-            elif args.action == "status":
+            elif action == "status":
                 print(json.dumps(client.status(name), indent=2))
             else:
-                getattr(client, args.action)(name)
-                print(f"{name}: {args.action} requested")
+                getattr(client, action)(name)
+                print(f"{name}: {action} requested")
     except ConnectError as exc:
         raise SystemExit(str(exc)) from None
-    except KeyError:
-        raise SystemExit(f"no regulation for provider {args.provider!r}; known: {', '.join(regulations)}") from None
 
 
-def cmd_regulation_check(args) -> None:
+@regulation_app.command("check", help="validate regulation files")
+def regulation_check(files: Annotated[list[Path] | None, typer.Argument(
+        help="regulation files (default: every *.yaml in the regulations directory)")] = None) -> None:
     from model.regulation import RegulationError, load_regulation
 
     settings = _settings()
-    paths = args.files or sorted(settings.regulations_dir.glob("*.yaml"))
     failed = False
-    for path in paths:
+    for path in files or sorted(settings.regulations_dir.glob("*.yaml")):
         try:
             regulation = load_regulation(path, settings.regulation_env())
             print(f"{path}: ok (provider {regulation.provider}, {len(regulation.tables)} tables)")
@@ -116,94 +193,15 @@ def cmd_regulation_check(args) -> None:
         raise SystemExit(1)
 
 
-def cmd_scan(args) -> None:
-    from governance.depersonalization_check import known_values, scan_topics, scan_warehouse
-    from sinks.clickhouse_users import writer_client
-    from schemas.incidents import Detection, IncidentPublisher
-
-    settings = _settings()
-    regulations = _regulations(settings)
-    known = known_values(regulations, dict(os.environ))
-    print(f"known values from the sources: {len(known.names)} name words, {len(known.phones)} phones")
-    reports = []
-    if not args.topics_only:
-        reports.append(("warehouse", scan_warehouse(writer_client(settings), regulations, known)))
-    if not args.warehouse_only:
-        reports.append(("topics", scan_topics(settings, regulations, known)))
-    leaks = sum(sum(report.findings.values()) for _, report in reports)
-    publisher = IncidentPublisher(settings.kafka_bootstrap) if leaks else None
-    for what, report in reports:
-        print(report.render(what))
-        for (where, kind), count in report.findings.items():
-            publisher.publish(Detection(
-                "qoima", where, "depersonalization_check", "other", "critical", count,
-                f"`qoima scan` found {count} clear {kind} value(s) in {where}", "scan"))
-    if leaks:
-        raise SystemExit(f"depersonalization check FAILED: {leaks} finding(s); critical incidents recorded")
-    print("depersonalization check passed")
-
-
-def cmd_risk(args) -> None:
-    from governance.assessor import detection
-    from governance.reidentification import assess, render
-    from sinks.clickhouse_users import writer_client
-    from schemas.incidents import IncidentPublisher
-
-    settings = _settings()
-    client = writer_client(settings)
-    risks = [r for reg in _regulations(settings) for t in reg.tables if (r := assess(client, reg, t))]
-    print(render(risks) if risks else "no table declares quasi-identifiers")
-    below = [r for r in risks if r.below_threshold]
-    if below:
-        publisher = IncidentPublisher(settings.kafka_bootstrap)
-        for risk in below:
-            publisher.publish(detection(risk))
-        raise SystemExit("re-identification risk above the declared threshold; incidents recorded")
-
-
-def cmd_assessor(args) -> None:
-    from governance.assessor import run
-
-    run(_settings())
-
-
-def cmd_dq(args) -> None:
-    from governance import quality_assessment as dq
-    from sinks.clickhouse_users import writer_client
-
-    settings = _settings()
-    client = writer_client(settings)
-    failed: list[str] = []
-    if args.dq_command == "assess":
-        assessments, failed = dq.assess_all(client, _regulations(settings))
-        dq.ensure_table(client)
-        dq.record(client, assessments)
-        report = dq.report_of(assessments)
-    else:
-        report = dq.latest(client)
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else dq.render(report))
-    if failed:
-        raise SystemExit(f"qoima dq assess: not assessed: {'; '.join(failed)}")
-
-
-def cmd_sink_skip(args) -> None:
-    from sinks.held import skip_held
-
-    settings = _settings()
-    skip_held(settings.kafka_bootstrap, args.topic, args.partition, args.through_offset)
-    print(f"{args.topic}[{args.partition}]: sink moved past offset {args.through_offset}; records up to it deleted. "
-          "Re-derive the held rows from the source (re-snapshot the table).")
-
-
-def cmd_snapshot(args) -> None:
+@app.command(rich_help_panel=CAPTURE, help="re-snapshot tables through Debezium's incremental snapshot")
+def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its regulation")],
+             tables: Annotated[list[str] | None, typer.Argument(
+                 help="schema.table (default: every table of the provider)")] = None) -> None:
     from connectors.snapshot import request_snapshot
 
     settings = _settings()
-    regulations = {r.provider: r for r in _regulations(settings)}
-    if args.provider not in regulations:
-        raise SystemExit(f"no regulation for provider {args.provider!r}; known: {', '.join(regulations)}")
-    regulation = regulations[args.provider]
-    tables = args.tables or [t.name for t in regulation.tables]
+    regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
+    tables = tables or [t.name for t in regulation.tables]
     try:
         signal_id = request_snapshot(regulation, tables, settings.regulation_env())
     except KeyError as exc:
@@ -212,19 +210,60 @@ def cmd_snapshot(args) -> None:
           "Progress: the connector's log and qoima status.")
 
 
-def cmd_processor(args) -> None:
+@app.command(rich_help_panel=CAPTURE,
+             help="run the marker-mode poller in the foreground (sources with 'capture: marker')")
+def poller() -> None:
+    from connectors.marker.scheduler import run
+
+    run(_settings())
+
+
+@app.command("load-history", rich_help_panel=CAPTURE,
+             help="load a historical CSV or Parquet file into a regulated table "
+                  "through depersonalization and quarantine (R394 §21)")
+def load_history_file(
+        provider: Annotated[str, typer.Argument(help="provider id from its regulation")],
+        table: Annotated[str, typer.Argument(help="schema.table as the regulation names it")],
+        path: Annotated[Path, typer.Argument(
+            help="CSV (UTF-8, CP1251 or UTF-16; ',' ';' or tab; header row) or Parquet")],
+        no_progress: Annotated[bool, typer.Option(
+            "--no-progress", help="no progress bar (it is off when not a TTY)")] = False) -> None:
+    from connectors.history import HistoryError
+    from model.regulation import RegulationError
+    from streams.history_load import load_history
+    from streams.keys import MasterKeyError
+
+    try:
+        summary = load_history(_settings(), provider, table, path, progress=not no_progress)
+    except (HistoryError, RegulationError, MasterKeyError) as exc:
+        raise SystemExit(f"qoima load-history: {exc}") from None
+    print(summary.render())
+
+
+# ---------------------------------------------------------------------------------- processing
+
+@app.command(rich_help_panel=PROCESSING, help="run the Faust processor in the foreground")
+def processor() -> None:
     from streams.app import run
 
     run(_settings())
 
 
-def cmd_poller(args) -> None:
-    from connectors.marker_poller import run
+@quarantine_app.command("replay", help="route quarantined events again with today's rules")
+def quarantine_replay(table: Annotated[str | None, typer.Option(
+        help="schema.table (default: every table)")] = None) -> None:
+    from streams.replay import replay_quarantine
 
-    run(_settings())
+    settings = _settings()
+    print(replay_quarantine(settings, _regulations(settings), table).render())
 
 
-def cmd_sink(args) -> None:
+# ------------------------------------------------------------------------------------- loading
+
+@sink_app.callback()
+def sink(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from sinks.clickhouse_sink import run
     from sinks.schema_evolution import SchemaEvolutionError
 
@@ -234,184 +273,198 @@ def cmd_sink(args) -> None:
         raise SystemExit(f"qoima sink: {exc}") from None
 
 
-def cmd_demo_load(args) -> None:
-    from infra.demo.cli import load
+@sink_app.command("skip-held", help="after a failed depersonalization check: move the sink past the held batch "
+                  "and delete its records (sink stopped)")
+def sink_skip_held(topic: Annotated[str, typer.Argument(help="the topic of the held batch (in the incident)")],
+                   partition: Annotated[int, typer.Argument(help="its partition (in the incident)")],
+                   through_offset: Annotated[int, typer.Argument(
+                       help="last offset of the held batch (in the incident)")]) -> None:
+    from sinks.held import skip_held
 
-    load(_settings(), rate=args.rate, duration=args.duration, serve_metrics=args.metrics)
+    skip_held(_settings().kafka_bootstrap, topic, partition, through_offset)
+    print(f"{topic}[{partition}]: sink moved past offset {through_offset}; records up to it deleted. "
+          "Re-derive the held rows from the source (re-snapshot the table).")
 
 
-def cmd_quarantine_replay(args) -> None:
-    from schemas.avro_codec import codec_for
-    from streams.keys import load_schedule
-    from streams.replay import replay
-    from streams.router import Router
-    from schemas.schema_history import SchemaHistory
+# ---------------------------------------------------------------------------------- governance
+
+@app.command(rich_help_panel=GOVERNANCE,
+             help="the depersonalization check: clear identifiers in the warehouse and clean topics")
+def scan(ctx: typer.Context,
+         warehouse_only: Annotated[bool, typer.Option("--warehouse-only", help="scan the warehouse only")] = False,
+         topics_only: Annotated[bool, typer.Option("--topics-only", help="scan the topics only")] = False) -> None:
+    if warehouse_only and topics_only:
+        raise typer.BadParameter("not allowed with --warehouse-only", ctx=ctx, param_hint="--topics-only")
+    from governance.depersonalization_check import check
 
     settings = _settings()
-    regulations = _regulations(settings)
-    # Quarantined under an earlier regulation: read with the schema it was written with.
-    codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
-    keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
-    # Stateless rules only: the processor's uniqueness and integrity state lives in its own
-    # Faust tables, and a replay must not change it behind the processor's back.
-    summary = replay(settings.kafka_bootstrap, Router(regulations, keys, codec), codec, table=args.table)
-    print(summary.render())
+    result = check(settings, _regulations(settings), dict(os.environ),
+                   warehouse=not topics_only, topics=not warehouse_only, progress=print)
+    for what, report in result.reports:
+        print(report.render(what))
+    if result.findings:
+        raise SystemExit(f"depersonalization check FAILED: {result.findings} finding(s); critical incidents recorded")
+    print("depersonalization check passed")
 
 
-def cmd_demo_webhook(args) -> None:
+@app.command(rich_help_panel=GOVERNANCE, help="k-anonymity and l-diversity per table, now")
+def risk() -> None:
+    from governance.reidentification import check
+
+    settings = _settings()
+    risks = check(settings, _regulations(settings))
+    if not risks:
+        print("no table declares quasi-identifiers")
+        return
+    table = _table("table", "rows", "classes", "k", "min k", "l", "rows at risk", "",
+                   right=("rows", "classes", "k", "min k", "l", "rows at risk"))
+    for r in risks:
+        table.add_row(f"{r.provider}.{r.table}", str(r.rows), str(r.classes), str(r.k), str(r.k_threshold),
+                      "-" if r.l_diversity is None else str(r.l_diversity), str(r.rows_at_risk),
+                      "BELOW k" if r.below_threshold else "", style="red" if r.below_threshold else None)
+    Console().print(table)
+    if any(r.below_threshold for r in risks):
+        raise SystemExit("re-identification risk above the declared threshold; incidents recorded")
+
+
+@app.command(rich_help_panel=GOVERNANCE, help="run the periodic assessor in the foreground")
+def assessor() -> None:
+    from governance.assessor import run
+
+    run(_settings())
+
+
+@dq_app.command("report", help="the latest recorded assessment of every table")
+def dq_report(as_json: JsonFlag = False) -> None:
+    from governance import quality_assessment as dq
+    from sinks.clickhouse_users import writer_client
+
+    report = dq.latest(writer_client(_settings()))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else dq.render(report))
+
+
+@dq_app.command("assess", help="assess every table now and record it")
+def dq_assess(as_json: JsonFlag = False) -> None:
+    from governance import quality_assessment as dq
+    from sinks.clickhouse_users import writer_client
+
+    settings = _settings()
+    client = writer_client(settings)
+    report, failed = dq.assess_and_record(client, _regulations(settings))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else dq.render(report))
+    if failed:
+        raise SystemExit(f"qoima dq assess: not assessed: {'; '.join(failed)}")
+
+
+def _journal(settings: Settings):
+    from governance.incident_journal import IncidentJournal
+    from sinks.clickhouse_users import writer_client
+
+    return IncidentJournal(writer_client(settings))
+
+
+@incidents_app.command("list", help="incidents with their current status, latest first")
+def incidents_list(status: Annotated[IncidentStatus | None, typer.Option(help="only incidents in this status")] = None,
+                   table: Annotated[str | None, typer.Option(help="schema.table as the regulation names it")] = None,
+                   as_json: JsonFlag = False) -> None:
+    from governance.incident_journal import TransitionError, render_list
+
+    try:
+        incidents = _journal(_settings()).list(status=status, table=table)
+    except TransitionError as exc:
+        raise SystemExit(f"qoima incidents list: {exc}") from None
+    print(json.dumps([i.as_json() for i in incidents], indent=2, ensure_ascii=False) if as_json
+          else render_list(incidents))
+
+
+@incidents_app.command("show", help="one incident, its transitions and its recent detections")
+def incidents_show(key: IncidentKey) -> None:
+    from governance.incident_journal import render_show
+
+    journal = _journal(_settings())
+    incident = journal.get(key)
+    if incident is None:
+        raise SystemExit(f"no incident {key!r} in the journal; `qoima incidents list` shows the keys")
+    print(render_show(incident, journal.transitions(key), journal.detections(key)))
+
+
+def _move(verb: str, key: str, by: str | None, note: str | None) -> None:
+    from governance.incident_journal import ACTIONS, TransitionError, iso, move
+    from model.regulation import RegulationError
+
+    settings = _settings()
+    journal = _journal(settings)
+    try:
+        done = move(settings, journal, key, ACTIONS[verb], by or os.environ.get("USER") or "operator", note or "",
+                    recorded=lambda t: print(f"{t.incident_key}: {t.status} by {t.actor} at {iso(t.ts)}"))
+    except TransitionError as exc:
+        raise SystemExit(f"qoima incidents {verb}: {exc}") from None
+    except RegulationError as exc:
+        raise SystemExit(str(exc)) from None
+    for table, rows in done.released.items():
+        print(f"released {rows} held row(s) of {table} into the analysts' table")
+
+
+def _mover(verb: str):
+    def move_incident(key: IncidentKey,
+                      by: Annotated[str | None, typer.Option(help="who (default: $USER, else 'operator')")] = None,
+                      note: Annotated[str | None, typer.Option(
+                          help="why, or what was done (stored in the journal; no personal data)")] = None) -> None:
+        _move(verb, key, by, note)
+
+    move_incident.__name__ = f"incidents_{verb}"
+    return move_incident
+
+
+for _verb, _help in MOVES.items():
+    incidents_app.command(_verb, help=_help)(_mover(_verb))
+
+
+# -------------------------------------------------------------------------------------- the demo
+
+@demo_app.command("load", help="drive inserts, updates and deletes at the source until stopped")
+def demo_load(rate: Annotated[float, typer.Option(help="changes per second")] = 50.0,
+              duration: Annotated[float | None, typer.Option(help="seconds to run (default: until stopped)")] = None,
+              metrics: Annotated[bool, typer.Option("--metrics", help="serve Prometheus metrics on the demo port "
+                                                    "(what `qoima up` does for its own demo load)")] = False) -> None:
+    from infra.demo.load import load
+
+    settings = _settings()
+    if rate <= 0:
+        raise SystemExit("--rate must be a positive number of changes per second")
+    load(settings, rate=rate, duration=duration, serve_metrics=metrics)
+
+
+@demo_app.command("webhook", help="receive the demo tables' incident notifications and log them")
+def demo_webhook() -> None:
     from infra.demo.webhook import serve
 
     settings = _settings()
     serve(settings.host, settings.ports.demo_webhook)
 
 
-def cmd_load_history(args) -> None:
-    from connectors.history import HistoryError
-    from streams.history_load import load_history
-    from model.regulation import RegulationError
-    from streams.keys import MasterKeyError
+# ----------------------------------------------------------------------------------- entry point
 
-    try:
-        summary = load_history(_settings(), args.provider, args.table, args.path, progress=not args.no_progress)
-    except (HistoryError, RegulationError, MasterKeyError) as exc:
-        raise SystemExit(f"qoima load-history: {exc}") from None
-    print(summary.render())
-
-
-def cmd_incidents(args) -> None:
-    from governance.incident_journal import (ACTIONS, IncidentJournal, TransitionError, iso, render_list,
-                                             render_show)
-    from sinks.clickhouse_users import writer_client
-
-    settings = _settings()
-    client = writer_client(settings)
-    journal = IncidentJournal(client)
-    try:
-        if args.incidents_command == "list":
-            incidents = journal.list(status=args.status, table=args.table)
-            print(json.dumps([i.as_json() for i in incidents], indent=2, ensure_ascii=False) if args.json
-                  else render_list(incidents))
-        elif args.incidents_command == "show":
-            incident = journal.get(args.key)
-            if incident is None:
-                raise SystemExit(f"no incident {args.key!r} in the journal; `qoima incidents list` shows the keys")
-            print(render_show(incident, journal.transitions(args.key), journal.detections(args.key)))
-        else:
-            actor = args.by or os.environ.get("USER") or "operator"
-            done = journal.record(args.key, ACTIONS[args.incidents_command], actor, args.note or "")
-            print(f"{done.incident_key}: {done.status} by {done.actor} at {iso(done.ts)}")
-            if done.status == "resolved":
-                from sinks.release import release  # DM385 §49: lift the hold once the error is fixed
-
-                for table, rows in release(client, _regulations(settings), journal.resolved_keys()).items():
-                    print(f"released {rows} held row(s) of {table} into the analysts' table")
-    except TransitionError as exc:
-        raise SystemExit(f"qoima incidents {args.incidents_command}: {exc}") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qoima", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    up = sub.add_parser("up", help="start the local stack, register the demo source, start the demo load")
-    up.add_argument("--demo-rate", type=float, default=50.0, help="demo changes per second (default 50)")
-    up.add_argument("--no-demo", action="store_true", help="do not start the demo load")
-    up.set_defaults(func=cmd_up)
-
-    down = sub.add_parser("down", help="stop every process the stack started (by pid), keeping data")
-    down.add_argument("--wipe", action="store_true", help="also delete the stack's data")
-    down.set_defaults(func=cmd_down)
-
-    status = sub.add_parser("status", help="connector state, rows loaded and freshness per table")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-
-    connector = sub.add_parser("connector", help="manage the Debezium connectors through Kafka Connect")
-    connector.add_argument("action", choices=["register", "status", "pause", "resume", "restart", "delete", "list"])
-    connector.add_argument("provider", nargs="?", help="provider id from its regulation (default: all)")
-    connector.set_defaults(func=cmd_connector)
-
-    regulation = sub.add_parser("regulation", help="interaction regulation files")
-    regulation_sub = regulation.add_subparsers(dest="regulation_command", required=True)
-    check = regulation_sub.add_parser("check", help="validate regulation files")
-    check.add_argument("files", nargs="*")
-    check.set_defaults(func=cmd_regulation_check)
-
-    scan = sub.add_parser("scan", help="the depersonalization check: clear identifiers in the warehouse and clean topics")
-    scope = scan.add_mutually_exclusive_group()
-    scope.add_argument("--warehouse-only", action="store_true")
-    scope.add_argument("--topics-only", action="store_true")
-    scan.set_defaults(func=cmd_scan)
-    sub.add_parser("risk", help="k-anonymity and l-diversity per table, now").set_defaults(func=cmd_risk)
-    sub.add_parser("assessor", help="run the periodic assessor in the foreground").set_defaults(func=cmd_assessor)
-    dq = sub.add_parser("dq", help="data-quality assessment (DM385 §53-55): the seven indicators per table")
-    dq.set_defaults(func=cmd_dq)
-    dq_sub = dq.add_subparsers(dest="dq_command", required=True)
-    for verb, what in (("report", "the latest recorded assessment of every table"),
-                       ("assess", "assess every table now and record it")):
-        dq_sub.add_parser(verb, help=what).add_argument("--json", action="store_true")
-    quarantine = sub.add_parser("quarantine", help="the quarantine topic")
-    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
-    replay = quarantine_sub.add_parser("replay", help="route quarantined events again with today's rules")
-    replay.add_argument("--table", help="schema.table (default: every table)")
-    replay.set_defaults(func=cmd_quarantine_replay)
-    snapshot = sub.add_parser("snapshot", help="re-snapshot tables through Debezium's incremental snapshot")
-    snapshot.add_argument("provider")
-    snapshot.add_argument("tables", nargs="*", help="schema.table (default: every table of the provider)")
-    snapshot.set_defaults(func=cmd_snapshot)
-    sub.add_parser("processor", help="run the Faust processor in the foreground").set_defaults(func=cmd_processor)
-    sub.add_parser("poller", help="run the marker-mode poller in the foreground (sources with 'capture: marker')"
-                   ).set_defaults(func=cmd_poller)
-    sink = sub.add_parser("sink", help="run the ClickHouse sink in the foreground (or act on it)")
-    sink.set_defaults(func=cmd_sink)
-    sink_sub = sink.add_subparsers(dest="sink_command")
-    skip = sink_sub.add_parser("skip-held", help="after a failed depersonalization check: move the sink past the "
-                                                 "held batch and delete its records (sink stopped)")
-    skip.add_argument("topic")
-    skip.add_argument("partition", type=int)
-    skip.add_argument("through_offset", type=int, help="last offset of the held batch (in the incident)")
-    skip.set_defaults(func=cmd_sink_skip)
-
-    demo = sub.add_parser("demo", help="the demo source")
-    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
-    load = demo_sub.add_parser("load", help="drive inserts, updates and deletes at the source until stopped")
-    load.add_argument("--rate", type=float, default=50.0, help="changes per second (default 50)")
-    load.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
-    load.add_argument("--metrics", action="store_true", help="serve Prometheus metrics on the demo port "
-                                                             "(what `qoima up` does for its own demo load)")
-    load.set_defaults(func=cmd_demo_load)
-    demo_sub.add_parser("webhook", help="receive the demo tables' incident notifications and log them"
-                        ).set_defaults(func=cmd_demo_webhook)
-
-    history = sub.add_parser("load-history", help="load a historical CSV or Parquet file into a regulated table "
-                             "through depersonalization and quarantine (R394 §21)")
-    history.add_argument("provider", help="provider id from its regulation")
-    history.add_argument("table", help="schema.table as the regulation names it")
-    history.add_argument("path", help="CSV (UTF-8, CP1251 or UTF-16; ',' ';' or tab; header row) or Parquet")
-    history.add_argument("--no-progress", action="store_true", help="no progress bar (it is off when not a TTY)")
-    history.set_defaults(func=cmd_load_history)
-
-    incidents = sub.add_parser("incidents", help="the incident journal (DM385 §49): list, show, and move incidents "
-                               "through open -> acknowledged -> resolved -> closed")
-    incidents.set_defaults(func=cmd_incidents)
-    incidents_sub = incidents.add_subparsers(dest="incidents_command", required=True)
-    listing = incidents_sub.add_parser("list", help="incidents with their current status, latest first")
-    listing.add_argument("--status", choices=["open", "acknowledged", "resolved", "closed"])
-    listing.add_argument("--table", help="schema.table as the regulation names it")
-    listing.add_argument("--json", action="store_true")
-    show = incidents_sub.add_parser("show", help="one incident, its transitions and its recent detections")
-    show.add_argument("key", help="incident key: provider/table/rule")
-    for verb, what in (("ack", "acknowledge: someone is on it"), ("resolve", "the problem is fixed"),
-                       ("close", "the one who raised it confirms the fix"),
-                       ("reopen", "a resolved incident is not fixed after all")):
-        move = incidents_sub.add_parser(verb, help=what)
-        move.add_argument("key", help="incident key: provider/table/rule")
-        move.add_argument("--by", help="who (default: $USER, else 'operator')")
-        move.add_argument("--note", help="why, or what was done (stored in the journal; no personal data)")
-    return parser
+def _usage_error(exc: typer.TyperException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "qoima"
+    # typer checks choices with pydantic, whose messages start with its error class.
+    message = " ".join(exc.format_message().replace("Value error, ", "").split())
+    return f"{where}: error: {message} (see `{where} --help`)"
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`qoima` and `python -m qoima`. Returns when the command succeeded; otherwise raises
+    SystemExit with the message or the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        code = app(args=argv, prog_name="qoima", standalone_mode=False)
+    except typer.TyperException as exc:   # click's errors (vendored by typer): usage errors exit 2
+        # A group given no command has printed its help already (typer's rich_utils tells it by name too).
+        if type(exc).__name__ != "NoArgsIsHelpError":
+            print(_usage_error(exc), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        raise SystemExit("Aborted.") from None
+    if code:   # click's own exits: 0 after --help, 130 after Ctrl-C
+        raise SystemExit(code)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from confluent_kafka import Producer
 
 from schemas.avro_codec import AvroCodec, load_avsc
+from schemas.kafka_clients import producer_config
 from model.names import INCIDENT_TOPIC
 TYPES = ("coverage", "completeness", "accuracy_contradiction", "timeliness", "uniqueness", "consistency",
          "integrity", "other")
@@ -57,7 +58,7 @@ class IncidentPublisher:
 
     def __init__(self, bootstrap: str, codec: AvroCodec | None = None) -> None:
         self._codec = codec or incident_codec()
-        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+        self._producer = Producer(producer_config(bootstrap))
 
     def publish(self, detection: Detection, timeout: float = 30.0) -> None:
         errors = []

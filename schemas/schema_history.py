@@ -16,6 +16,7 @@ import logging
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from model.names import SCHEMA_HISTORY_GROUP, SCHEMA_TOPIC
+from schemas.kafka_clients import consumer_config, producer_config
 
 log = logging.getLogger("qoima.schemas")
 
@@ -23,7 +24,7 @@ log = logging.getLogger("qoima.schemas")
 
 def publish(bootstrap: str, schemas: dict[bytes, tuple[str, dict]]) -> None:
     """Record fingerprint -> (topic, schema); idempotent (the topic is compacted by fingerprint)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer(producer_config(bootstrap))
     for fp, (name, schema) in schemas.items():
         producer.produce(SCHEMA_TOPIC, key=fp.hex().encode(), value=json.dumps({"name": name, "schema": schema}))
     if producer.flush(30):
@@ -43,8 +44,7 @@ class SchemaHistory:
         return self._known.get(fp.hex())
 
     def _read(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": SCHEMA_HISTORY_GROUP,
-                             "enable.auto.commit": False})
+        consumer = Consumer(consumer_config(self._bootstrap, SCHEMA_HISTORY_GROUP))
         try:
             metadata = consumer.list_topics(SCHEMA_TOPIC, timeout=10).topics.get(SCHEMA_TOPIC)
             if metadata is None or metadata.error is not None:

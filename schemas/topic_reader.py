@@ -7,12 +7,12 @@ from typing import Iterator
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from model.names import throwaway_group
+from schemas.kafka_clients import consumer_config
 
 
 def throwaway_consumer(bootstrap: str, purpose: str) -> Consumer:
     """A consumer in a group of its own that commits nothing: reading never moves anyone."""
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": throwaway_group(purpose),
-                     "enable.auto.commit": False})
+    return Consumer(consumer_config(bootstrap, throwaway_group(purpose)))
 
 
 def read_topic(consumer: Consumer, topic: str) -> Iterator[tuple[int, Message]]:

@@ -32,6 +32,8 @@ from model.names import HISTORY_VIEW_SUFFIX
 from model.names import META_DB
 from model.names import WAREHOUSE_DB
 from schemas.avro_codec import codec_for
+from schemas import retry
+from schemas.kafka_clients import consumer_config, producer_config
 from model.names import INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
@@ -179,18 +181,12 @@ class ClickHouseSink:
     def _retrying(self, target: _Target, what: str, action: Callable[[], None]) -> None:
         """Run `action` until ClickHouse takes it: retried with back-off, never skipped, so the
         sink stalls visibly (metrics, alert) rather than losing data."""
-        delay = 0.5
-        while True:
-            try:
-                action()
-                return
-            except Exception as exc:  # the driver raises several kinds; all mean "not stored"
-                metrics.SINK_FAILURES.labels(target.label).inc()
-                log.warning("%s %s failed (%s), retrying in %.1fs", what, target.ch_table, type(exc).__name__, delay)
-                if self._stopping:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        def failed(exc: BaseException, delay: float) -> None:
+            metrics.SINK_FAILURES.labels(target.label).inc()
+            log.warning("%s %s failed (%s), retrying in %.1fs", what, target.ch_table, type(exc).__name__, delay)
+
+        # Any Exception: the driver raises several kinds, and all mean "not stored".
+        retry.until_it_succeeds(retry.CLICKHOUSE_WRITE, on_failure=failed, give_up=lambda: self._stopping)(action)
 
     def _insert(self, target: _Target) -> None:
         token = ";".join(f"{target.ch_table}:{p}:{a}-{b}" for p, (a, b) in sorted(target.offsets.items()))
@@ -257,17 +253,14 @@ class ClickHouseSink:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.ensure_tables()
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.kafka_bootstrap,
-            "group.id": SINK_GROUP,
-            "enable.auto.commit": False,
+        consumer = Consumer(consumer_config(self.settings.kafka_bootstrap, SINK_GROUP, {
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             # One member per group: a killed sink's partitions wait out its session before a
             # restarted sink gets them, so keep the session short (the default is 45 s).
             "session.timeout.ms": 10000,
-        })
-        dead_letters = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all"})
+        }))
+        dead_letters = Producer(producer_config(self.settings.kafka_bootstrap, idempotent=False))
         consumer.subscribe(sorted(self.targets))
         log.info("sink consuming %d topics into %s and %s", len(self.targets), WAREHOUSE_DB, META_DB)
         batch_rows, batch_s = self.settings.sink_batch_rows, self.settings.sink_batch_ms / 1000

@@ -12,12 +12,13 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from model.names import SINK_GROUP
+from schemas.kafka_clients import admin_config, consumer_config
 
 
 
 def skip_held(bootstrap: str, topic: str, partition: int, through_offset: int) -> None:
     """Commit the sink group past `through_offset` and delete the records up to it."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": SINK_GROUP, "enable.auto.commit": False})
+    consumer = Consumer(consumer_config(bootstrap, SINK_GROUP))
     try:
         committed = consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
         if committed > through_offset:
@@ -29,7 +30,7 @@ def skip_held(bootstrap: str, topic: str, partition: int, through_offset: int) -
                              "stop the sink first (`qoima down` stops it, `qoima up` starts it again)") from None
     finally:
         consumer.close()
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap))
     futures = admin.delete_records([TopicPartition(topic, partition, through_offset + 1)])
     for future in futures.values():
         future.result(timeout=30)

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from model.regulation import Action, Column, Generalization, Table
 from model import normalize
+from model.reference import kato_region
+from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
 from streams.redact import redact
 
@@ -30,18 +32,11 @@ class Defect:
 
 # --- generalizers: a quasi-identifier becomes a value shared by many people ------------------
 
-_KATO = re.compile(r"[0-9]{9}")
 # Kazpost codes since 2015: region letter, 2 digits (city or district), 4 letters and digits
 # (street and house), e.g. 'A01 P3K4'. Before 2015: 6 digits, the first two the region.
 _POSTCODE = re.compile(r"([A-Z])[0-9]{2} ?[A-Z0-9]{4}")
 _OLD_POSTCODE = re.compile(r"[0-9]{6}")
 _AGE_BAND_WIDTH, _AGE_BAND_TOP = 10, 80
-
-
-def kato_region(code: str) -> str | None:
-    """The 2-digit region of a 9-digit KATO code."""
-    code = code.strip()
-    return code[:2] if _KATO.fullmatch(code) else None
 
 
 def age_band(birth: date, today: date) -> str | None:
@@ -197,7 +192,7 @@ _TEXT_GENERALIZERS = {
 
 
 def _step_function(column: Column, ring: KeyRing, hashers: dict[str, _Hasher]) -> StepFunction:
-    decode = column.source_type.decode
+    decode = decoder(column.source_type)
     if column.action is Action.hash:
         kind = column.kind.value
         hasher = hashers.setdefault(kind, _Hasher(ring, kind))

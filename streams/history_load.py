@@ -28,11 +28,12 @@ from typing import Any
 from tqdm import tqdm
 
 from connectors.history import HistoryError, HistoryFile, open_history
+from connectors.pg_text import text_parser
 from model.regulation import Regulation, Table, load_all
 from model.settings import Settings
 from schemas.avro_codec import codec_for
+from schemas.kafka_clients import producer_config
 from streams.keys import load_schedule
-from model.types.postgresql import parse_pg_type
 from streams.router import QUARANTINE_TOPIC, Output, Router
 
 log = logging.getLogger("qoima.history")
@@ -137,7 +138,7 @@ def _regulation(settings: Settings, provider: str, table_name: str) -> tuple[Reg
         raise HistoryError(exc.args[0]) from None
     for column in table.columns:
         try:
-            parse_pg_type(column.type).from_text
+            text_parser(column.type, column.dbms)
         except NotImplementedError as exc:
             raise HistoryError(f"{table.name}.{column.name}: {exc}") from None
     return regulation, table
@@ -165,14 +166,10 @@ def _producer(settings: Settings, topics: list[str]):
     for old in [f for f in kafka_log.filters if isinstance(f, _OncePerKind)]:
         kafka_log.removeFilter(old)
     kafka_log.addFilter(_OncePerKind())  # once per load
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "client.id": "qoima-load-history",
-        "acks": "all",
-        "enable.idempotence": True,   # a retried batch is not written twice
+    producer = Producer(producer_config(settings.kafka_bootstrap, client_id="qoima-load-history", extra={
         "linger.ms": 20,              # batches of rows rather than one request per row
         "message.timeout.ms": _DELIVERY_TIMEOUT_MS,
-    }, logger=kafka_log)
+    }), logger=kafka_log)
     try:
         existing = producer.list_topics(timeout=10).topics
     except KafkaException as exc:

@@ -13,13 +13,19 @@ replayed; such records are reported as expired, never silently skipped. Historic
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from schemas.avro_codec import AvroCodec
+from schemas.avro_codec import AvroCodec, codec_for
+from schemas.kafka_clients import producer_config
 from model.names import QUARANTINE_TOPIC
+from model.regulation import Regulation
+from model.settings import Settings
+from schemas.schema_history import SchemaHistory
+from streams.keys import load_schedule
 from streams.router import Router
 from schemas.topic_reader import read_topic, throwaway_consumer
 
@@ -48,7 +54,7 @@ def replay(bootstrap: str, router: Router, codec: AvroCodec, table: str | None =
     summary = ReplaySummary()
     reader = throwaway_consumer(bootstrap, "replay")
     fetcher = throwaway_consumer(bootstrap, "replay")
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer(producer_config(bootstrap))
     raw_topics = set(router.raw_topics)
     seen: set[tuple[str, int, int]] = set()
     try:
@@ -81,3 +87,13 @@ def replay(bootstrap: str, router: Router, codec: AvroCodec, table: str | None =
         reader.close()
         fetcher.close()
     return summary
+
+
+def replay_quarantine(settings: Settings, regulations: list[Regulation], table: str | None = None) -> ReplaySummary:
+    """`qoima quarantine replay`: `replay` with today's regulations, keys and rules."""
+    # Quarantined under an earlier regulation: read with the schema it was written with.
+    codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
+    keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
+    # Stateless rules only: the processor's uniqueness and integrity state lives in its own
+    # Faust tables, and a replay must not change it behind the processor's back.
+    return replay(settings.kafka_bootstrap, Router(regulations, keys, codec), codec, table=table)

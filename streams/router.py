@@ -20,7 +20,9 @@ from schemas.avro_codec import AvroCodec, zero_value
 from model.names import QUARANTINE_TOPIC
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
-from model.types.postgresql import PgType, ValueRefused
+from connectors.debezium_encode import encoder
+from connectors.pg_text import text_parser
+from model.types import ColumnType, ValueRefused
 from streams.quality import RuleSet, Violation
 from streams.stateful_rules import StatefulRules
 from streams.versions import raw_event_version
@@ -98,7 +100,7 @@ class Router:
                                       **state) if state is not None else None
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
-        self._types: dict[str, dict[str, PgType]] = {}
+        self._types: dict[str, dict[str, ColumnType]] = {}
         self._rules: dict[str, RuleSet] = {}
         for regulation in regulations:
             for table in regulation.tables:
@@ -142,12 +144,12 @@ class Router:
                   source_ts_ms: int, origin: str, offset: int = 0) -> Output:
         """The record for one historical row: the same checks and depersonalization as `route`.
 
-        `row` maps source column names to Python values as `PgType.decode` gives them; a `str`
-        is a value's text form and is read with its column's `from_text` first (for a text
-        column that only checks its declared length). Each value is then put into the JSON
-        form Debezium would have sent, and the row goes down `route`'s own path as a snapshot
-        read (`_op` 'r') with `_version` = `version`. Undeclared columns are noted in
-        `_defects` by name. Quarantine records name `origin` (e.g. 'history:persons.csv') as
+        `row` maps source column names to Python values as streams/decode gives them; a `str`
+        is a value's text form and is read with its column's connectors/pg_text parser first (for
+        a text column that only checks its declared length). Each value is then put into the JSON
+        form Debezium would have sent (connectors/debezium_encode), and the row goes down
+        `route`'s own path as a snapshot read (`_op` 'r') with `_version` = `version`.
+        Undeclared columns are noted in `_defects` by name. Quarantine records name `origin` (e.g. 'history:persons.csv') as
         their source topic, partition 0 and `offset` (the row's number in the file).
         """
         topic = regulation.raw_topic(table)
@@ -160,14 +162,16 @@ class Router:
         debezium: dict[str, Any] = {}
         refused: list[tuple[str, str]] = []
         for name, value in row.items():
-            pg = types.get(name)
-            if pg is None or value is None:
+            column_type = types.get(name)
+            if column_type is None or value is None:
                 debezium[name] = value  # undeclared or dropped: never decoded, never forwarded
                 continue
+            declared, dbms = column_type.declared, column_type.dbms
             try:
-                debezium[name] = pg.to_debezium(pg.from_text(value) if isinstance(value, str) else value)
+                encode = encoder(declared, dbms)
+                debezium[name] = encode(text_parser(declared, dbms)(value) if isinstance(value, str) else value)
             except ValueRefused as exc:  # its message never quotes the value
-                refused.append((name, f"column {name} ({pg.declared}): {exc}"))
+                refused.append((name, f"column {name} ({declared}): {exc}"))
 
         def payload() -> bytes:  # only a quarantine record needs it, for its size and keyed digest
             return json.dumps(row, default=_json_default, ensure_ascii=False, sort_keys=True).encode()

@@ -30,11 +30,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Callable
 
-from model.regulation import IdentifierKind, Regulation, Rule, RuleAction, RuleKind, Table
+from model.regulation import IdentifierKind, Regulation, Table
+from model.rules import Rule, RuleAction, RuleKind
 from model import normalize
+from model.expressions import value_category
 from schemas.envelope import Change
+from streams.decode import decoder
 from streams.keys import pseudonym
-from streams.quality import Violation, _category, _violation
+from streams.quality import Violation
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class _Column:
 
 def _column(table: Table, name: str, kind: IdentifierKind | None = None) -> _Column:
     column = table.column(name)
-    decode = column.source_type.decode
+    decode = decoder(column.source_type)
     kind = kind or column.kind
     normalizer = normalize.BY_KIND.get(kind.value) if kind else None
 
@@ -96,8 +99,8 @@ def _comparable(rule: Rule, table: Table, name: str, reference: Table, their_nam
     if ours.kind and theirs.kind and ours.kind is not theirs.kind:
         raise _pair_error(rule, table, f"{name} holds {ours.kind.value} but {reference.name}.{their_name} holds "
                                        f"{theirs.kind.value}; pair columns of the same kind in '{field}'")
-    category = _category(ours)
-    if category != _category(theirs):
+    category = value_category(ours)
+    if category != value_category(theirs):
         raise _pair_error(rule, table, f"{name} is {ours.type} but {reference.name}.{their_name} is {theirs.type}; "
                                        f"pair columns of the same type in '{field}'")
     # One normalizer for both sides, so that every spelling of one identifier matches.
@@ -153,7 +156,7 @@ class StatefulRules:
                         entry = (rule.references, _column(referenced, target_column))
                         if entry not in self._referenced.setdefault(target_table, []):
                             self._referenced[target_table].append(entry)
-                    elif rule.kind is RuleKind.consistency and rule.against is not None:
+                    elif rule.kind is RuleKind.consistency and rule.stateful:  # against a reference table
                         against = self._by_scope[f"{table.name}|{rule.name}"] = _against(rule, table, by_name)
                         self._against.setdefault(table.name, []).append(against)
                         self._reference_of.setdefault(rule.against, []).append(against)
@@ -170,7 +173,7 @@ class StatefulRules:
         violations = []
         for rule in self._timely.get(name, []):
             if not change.is_delete and now_ms - change.source_ts_ms > rule.max_lag_seconds * 1000:
-                violations.append(_violation(rule, (), f"processed more than {rule.max_lag_seconds} s "
+                violations.append(Violation.of(rule, (), f"processed more than {rule.max_lag_seconds} s "
                                                        "after the source commit"))
         for unique in self._unique.get(name, []):
             violation = self._observe_unique(name, unique, row, pk, change.is_delete)
@@ -249,7 +252,7 @@ class StatefulRules:
         if holders == [pk]:
             return None
         names = ", ".join(c.name for c in unique.columns)
-        return _violation(unique.rule, tuple(c.name for c in unique.columns),
+        return Violation.of(unique.rule, tuple(c.name for c in unique.columns),
                           f"{names}: the same value as another row")
 
     def _observe_referenced(self, target: str, column: _Column, row: dict, pk: str, deleted: bool) -> None:
@@ -327,7 +330,7 @@ class StatefulRules:
                    f"({', '.join(f'{against.reference}.{other.name}' for _, other in pairs)})")
         if late:
             problem += ", whose row arrived after this one"
-        return _violation(against.rule, tuple(mine.name for mine, _ in pairs), problem)
+        return Violation.of(against.rule, tuple(mine.name for mine, _ in pairs), problem)
 
     def expire(self, now_ms: int) -> list[tuple[Regulation, Table, Violation]]:
         """Rows whose grace period is over: a reference still missing (integrity) or arrived and
@@ -362,4 +365,4 @@ class StatefulRules:
         _, digest, target = entry
         if f"{target}|{digest}" in self._refs:
             return None
-        return _violation(rule, (rule.column,), f"{rule.column}: no {target} row after {rule.grace_seconds} s")
+        return Violation.of(rule, (rule.column,), f"{rule.column}: no {target} row after {rule.grace_seconds} s")

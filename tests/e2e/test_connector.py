@@ -6,7 +6,7 @@ import json
 import pytest
 
 from connectors.connect_client import ConnectClient, ConnectError
-from connectors.debezium_config import connector_config
+from connectors.debezium import connector_config
 from model.regulation import load_all
 
 

@@ -5,8 +5,8 @@ empty arrays, arrays with NULL elements, 24:00:00, negative intervals, dates at 
 ClickHouse's range, timestamps before 1970 and after 2038, money at both ends of int64 cents,
 bytes with NUL and no UTF-8, IPv6 with a mask, Unicode text, numeric with its full scale) are
 inserted, updated and deleted at the source. The warehouse must then hold, through FINAL, what
-PostgreSQL holds: each source value as PostgreSQL prints it, read with its column's `from_text`
-(which gives what `decode` gives for the value Debezium sends; tests/unit/test_pg_types.py),
+PostgreSQL holds: each source value as PostgreSQL prints it, read with its column's text parser
+(which gives what the decoder gives for the value Debezium sends; tests/unit/test_pg_text.py),
 equals the warehouse value as the analyst's client returns it, put in the same Python form.
 A date ClickHouse cannot hold (2300-01-01) goes to quarantine instead of being clamped.
 """
@@ -26,6 +26,7 @@ from model.regulation import load_all
 from infra.stack import SOURCE_DB
 from schemas.avro_codec import codec_for
 from model.names import QUARANTINE_TOPIC
+from connectors.pg_text import text_parser
 from model.types.postgresql import parse_pg_type
 from tests.e2e.warehouse import poll_until
 
@@ -175,9 +176,8 @@ def _source_rows(conn, table) -> dict[int, dict]:
     for row in conn.execute(_source_select(table)).fetchall():
         values = {}
         for column, text in zip(table.columns, row):
-            pg = parse_pg_type(column.type)
-            value = text if column.name == "id" or text is None else pg.from_text(text)
-            values[column.name] = _normal(pg.clickhouse, value)
+            value = text if column.name == "id" or text is None else text_parser(column.type)(text)
+            values[column.name] = _normal(parse_pg_type(column.type).clickhouse, value)
         rows[row[0]] = values
     return rows
 

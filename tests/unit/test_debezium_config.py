@@ -1,4 +1,4 @@
-"""The Debezium connector config (connectors/debezium_config.py) derived from a regulation."""
+"""The Debezium connector config (connectors/debezium/) derived from a regulation."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from connectors.debezium_config import connector_config, password_reference
+from connectors.debezium import connector_config
+from connectors.debezium.shared import password_reference
 from model.regulation import load_regulation
 
 

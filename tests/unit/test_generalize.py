@@ -5,7 +5,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from streams.depersonalize import address_region, age_band, kato_region, postcode_region
+from model.reference import kato_region
+from streams.depersonalize import address_region, age_band, postcode_region
 
 TODAY = date(2024, 6, 15)
 

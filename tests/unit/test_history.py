@@ -1,5 +1,6 @@
 """Historical loads: file reading (connectors/history.py), text and Debezium forms of values
-(model/types/postgresql.py), Router.route_row and load_history (streams/history_load.py).
+(connectors/pg_text.py, connectors/debezium_encode.py), Router.route_row and load_history
+(streams/history_load.py).
 
 The central promise: a history row becomes exactly the clean record a Debezium event of the
 same source row becomes, and nothing clear leaves, not even in the summary.
@@ -11,6 +12,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,7 +23,9 @@ from streams.versions import raw_event_version
 from connectors.history import HistoryError, open_history, read_rows
 from streams.history_load import HISTORY_VERSION, load_history
 from streams.keys import pseudonym
-from model.types.postgresql import ValueRefused, parse_pg_type
+from connectors.debezium_encode import encoder
+from connectors.pg_text import text_parser
+from model.types import ValueRefused
 from streams.router import QUARANTINE_TOPIC
 from tests.unit.conftest import FIXED_KEY
 
@@ -225,7 +229,7 @@ def test_parquet_rows_are_typed(tmp_path, ns: bool) -> None:
 ])
 def test_from_text_refusals_name_the_problem_never_the_value(declared: str, text: str, problem: str) -> None:
     with pytest.raises(ValueRefused) as info:
-        parse_pg_type(declared).from_text(text)
+        text_parser(declared)(text)
     assert problem in str(info.value)
     assert text.strip() not in str(info.value)
 
@@ -239,15 +243,15 @@ def test_from_text_refusals_name_the_problem_never_the_value(declared: str, text
 ])
 def test_to_debezium_refuses_wrong_python_types(declared: str, value, problem: str) -> None:
     with pytest.raises(ValueRefused, match=problem):
-        parse_pg_type(declared).to_debezium(value)
+        encoder(declared)(value)
 
 
 def test_typed_values_parquet_would_give() -> None:
-    assert parse_pg_type("date").to_debezium(datetime(2024, 1, 1)) == 19723  # pandas writes dates as midnight
-    assert parse_pg_type("timestamp").to_debezium(datetime(1970, 1, 1, 0, 0, 1)) == 1_000_000
-    assert parse_pg_type("numeric(14,2)").to_debezium(48500.5) == "48500.50"
-    assert parse_pg_type("real").to_debezium(1.100000023841858) == 1.1  # a float32 read as a double
-    assert parse_pg_type("uuid").to_debezium(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert encoder("date")(datetime(2024, 1, 1)) == 19723  # pandas writes dates as midnight
+    assert encoder("timestamp")(datetime(1970, 1, 1, 0, 0, 1)) == 1_000_000
+    assert encoder("numeric(14,2)")(48500.5) == "48500.50"
+    assert encoder("real")(1.100000023841858) == 1.1  # a float32 read as a double
+    assert encoder("uuid")(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
 
 
 def test_every_supported_type_has_a_text_form() -> None:
@@ -255,8 +259,7 @@ def test_every_supported_type_has_a_text_form() -> None:
 
     for name in SUPPORTED:
         declared = name.replace("(p,s)", "(10,2)").replace("(n)", "(5)").replace("[(p)]", "")
-        pg = parse_pg_type(declared)
-        assert callable(pg.from_text) and callable(pg.to_debezium)
+        assert callable(text_parser(declared)) and callable(encoder(declared))
 
 
 # --- route_row ------------------------------------------------------------------------------------
@@ -511,11 +514,16 @@ def test_failed_delivery_fails_loudly(tmp_path, unit_settings, master_key) -> No
 
 
 def test_cli_errors_exit_with_a_message(tmp_path, monkeypatch) -> None:
-    from qoima.cli import build_parser, main
+    import streams.history_load as history_load
+    from qoima.cli import main
 
-    args = build_parser().parse_args(["load-history", "demo", "population.persons", "f.csv", "--no-progress"])
-    assert (args.provider, args.table, args.path, args.no_progress) == ("demo", "population.persons", "f.csv", True)
     monkeypatch.setenv("QOIMA_HOME", str(tmp_path))
+    calls = []
+    with monkeypatch.context() as patched:
+        patched.setattr(history_load, "load_history", lambda settings, provider, table, path, progress: calls.append(
+            (provider, table, str(path), progress)) or SimpleNamespace(render=lambda: "loaded"))
+        main(["load-history", "demo", "population.persons", "f.csv", "--no-progress"])
+    assert calls == [("demo", "population.persons", "f.csv", False)]
     with pytest.raises(SystemExit, match="qoima load-history: cannot read"):
         main(["load-history", "demo", "population.persons", str(tmp_path / "nope.csv")])
     with pytest.raises(SystemExit, match="no regulation for provider 'x'"):

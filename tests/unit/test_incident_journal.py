@@ -11,7 +11,7 @@ import pytest
 from model.regulation import Notify, Table
 from governance.incident_journal import (ACTIONS, ALLOWED, INCIDENT_COLUMNS, STATUSES, TRANSITION_COLUMNS,
                                          TRANSITIONS_TABLE, Incident, IncidentJournal, TransitionError,
-                                         check_transition, iso, render_list, render_show)
+                                         check_transition, iso, move, render_list, render_show)
 from sinks.ddl import INCIDENTS_VIEW_SQL, INCIDENT_TRANSITIONS_SQL, NOTIFICATIONS_SQL, meta_tables_sql
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
@@ -177,17 +177,45 @@ def test_notify_targets_in_the_regulation_must_be_http_urls():
         Table(**fields, notify=[{"url": "https://hooks.example.kz/a", "token": "x"}])   # unknown key
 
 
-def test_cli_parses_the_incident_commands():
-    from qoima.cli import build_parser, cmd_incidents
+def test_a_resolution_releases_the_held_rows(monkeypatch, unit_settings):
+    import governance.incident_journal as journal_module
 
-    parser = build_parser()
-    args = parser.parse_args(["incidents", "ack", KEY, "--by", "tester", "--note", "on it"])
-    assert (args.func, args.incidents_command, args.key, args.by, args.note) == (cmd_incidents, "ack", KEY,
-                                                                                  "tester", "on it")
-    args = parser.parse_args(["incidents", "list", "--status", "open", "--table", "population.persons"])
-    assert (args.status, args.table) == ("open", "population.persons")
-    with pytest.raises(SystemExit):
-        parser.parse_args(["incidents", "list", "--status", "fixed"])
+    client = FakeClient([incident_row("acknowledged")])
+    released = []
+    monkeypatch.setattr(journal_module, "load_all", lambda directory, environ: ["the regulations"])
+    monkeypatch.setattr(journal_module, "release", lambda c, regulations, keys: released.append(
+        (c, regulations, keys)) or {"social.payments": 1})
+    heard = []
+    done = move(unit_settings, IncidentJournal(client), KEY, "resolved", "tester", "fixed", recorded=heard.append)
+    assert heard == [done.transition] and (done.transition.status, done.transition.note) == ("resolved", "fixed")
+    assert done.released == {"social.payments": 1}
+    assert released == [(client, ["the regulations"], {KEY})]   # every resolved or closed incident's key
+
+
+def test_other_moves_release_nothing_and_read_no_regulation(monkeypatch, unit_settings):
+    import governance.incident_journal as journal_module
+
+    monkeypatch.setattr(journal_module, "load_all", lambda *_: pytest.fail("an ack must not need the regulations"))
+    monkeypatch.setattr(journal_module, "release", lambda *_: pytest.fail("an ack releases nothing"))
+    done = move(unit_settings, IncidentJournal(FakeClient([incident_row("open")])), KEY, "acknowledged", "tester")
+    assert done.transition.status == "acknowledged" and done.released == {}
+
+
+def test_cli_parses_the_incident_commands(monkeypatch, capsys, unit_settings):
+    import qoima.cli as cli
+    import sinks.clickhouse_users as users
+
+    client = FakeClient([incident_row("open")])
+    monkeypatch.setattr(users, "writer_client", lambda settings: client)
+    monkeypatch.setattr(cli, "_settings", lambda: unit_settings)
+    cli.main(["incidents", "ack", KEY, "--by", "tester", "--note", "on it"])
+    assert client.inserts[0][1][0][:4] == [KEY, "acknowledged", "tester", "on it"]
+    cli.main(["incidents", "list", "--status", "open", "--table", "population.persons"])
+    assert client.queries[-1][1] == {"status": "open", "table": "population.persons"}
+    assert KEY in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["incidents", "list", "--status", "fixed"])
+    assert refused.value.code == 2
 
 
 def test_cli_refuses_an_invalid_transition_with_a_message(monkeypatch, capsys, unit_settings):

@@ -1,4 +1,4 @@
-"""A MariaDB regulation (model/regulation.py) and its Debezium config (connectors/mariadb_config.py)."""
+"""A MariaDB regulation (model/regulation.py) and its Debezium config (connectors/debezium/mariadb.py)."""
 from __future__ import annotations
 
 import copy
@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.debezium_config import connector_config
-from connectors.mariadb_config import (CONNECTOR_CLASS, schema_history_topic, signal_table,
-                                       signal_table_ddl)
-from connectors.mariadb_config import connector_config as mariadb_connector_config
+from connectors.debezium import connector_config
+from connectors.debezium.mariadb import CONNECTOR_CLASS, schema_history_topic, signal_table, signal_table_ddl
+from connectors.debezium.mariadb import connector_config as mariadb_connector_config
 from model.regulation import Column, Regulation, RegulationError, load_regulation
+from model.settings import Settings
 
 BASE = {
     "provider": "shop",
@@ -132,9 +132,14 @@ def test_connector_config_dispatches_by_dbms(shop, demo) -> None:
     assert config == mariadb_connector_config(shop, "127.0.0.1:29092")
 
 
-def test_bootstrap_defaults_to_the_local_stack(shop, monkeypatch) -> None:
+def test_bootstrap_is_the_callers(shop, monkeypatch) -> None:
+    # The CLI and the stack pass their Kafka (the local stack's, QOIMA_PORT_SHIFT and all); the
+    # config reads no environment of its own.
     monkeypatch.setenv("QOIMA_PORT_SHIFT", "100")
-    assert connector_config(shop)["schema.history.internal.kafka.bootstrap.servers"] == "127.0.0.1:29192"
+    bootstrap = Settings.from_env().kafka_bootstrap
+    assert connector_config(shop, bootstrap)["schema.history.internal.kafka.bootstrap.servers"] == "127.0.0.1:29192"
+    with pytest.raises(ValueError, match="needs the Kafka bootstrap servers"):
+        connector_config(shop)
 
 
 def test_mariadb_connector_config(shop) -> None:

@@ -1,4 +1,4 @@
-"""Data-quality rules (streams/quality.py, `rules:` in model/regulation.py): each check
+"""Data-quality rules (streams/quality.py, `rules:` in model/rules.py): each check
 passes good data and catches a planted defect, the demo generator's defects are caught, and
 regulation mistakes are named with their fix. Violations never carry a value."""
 from __future__ import annotations
@@ -17,7 +17,9 @@ from model.regulation import RegulationError, RuleKind, Table, load_regulation
 from infra.demo import generator
 from schemas import incidents
 from model import normalize
-from streams.quality import RuleSet, compile_expression, kato_regions, load_reference
+from model.expressions import compile_expression
+from model.reference import kato_regions, load_reference
+from streams.quality import RuleSet
 
 TODAY = date(2026, 3, 15)
 
@@ -164,14 +166,14 @@ def test_identifier_fast_path_agrees_with_the_normalizers() -> None:
 
 def test_unrolled_check_digit_agrees_with_identifiers() -> None:
     from model.identifiers import is_valid_bin, is_valid_iin
-    from streams.quality import _CANONICAL
+    from streams.quality import CANONICAL
     rng = random.Random(6)
     values = [f"{rng.randrange(10**12):012d}" for _ in range(50000)]
     values += [v[:11] + d for v in values[:2000] for d in "0123456789"]   # every check digit
     values += ["", "12345678901", "1234567890123", "12345678901a", "１２３４５６７８９０１２"]
     for value in values:
-        assert _CANONICAL["iin"](value) is is_valid_iin(value), value
-        assert _CANONICAL["bin"](value) is is_valid_bin(value), value
+        assert CANONICAL["iin"](value) is is_valid_iin(value), value
+        assert CANONICAL["bin"](value) is is_valid_bin(value), value
 
 
 def test_char_columns_are_compared_without_their_padding() -> None:
@@ -284,7 +286,7 @@ def test_demo_person_rules_catch_each_generator_defect_and_pass_clean_rows() -> 
 
 
 def decoded_payment(row: dict) -> dict:
-    # As PgType.decode gives it: timestamptz in UTC; amount is a Decimal, period a date already.
+    # As streams.decode.decoder gives it: timestamptz in UTC; amount is a Decimal, period a date already.
     row = dict(row)
     if row["paid_at"] is not None:
         row["paid_at"] = row["paid_at"].astimezone(timezone.utc)

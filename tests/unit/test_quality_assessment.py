@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import REGISTRY
 
-from model.regulation import Rule
+from model.rules import Rule, parse_rule
 from governance import assessor, coverage, quality_assessment as qa
 from sinks.ddl import create_table_sql, history_sql, meta_tables_sql
 from model.names import META_DB
@@ -51,7 +51,7 @@ class FakeClient:
 
 
 def rule(**fields) -> Rule:
-    return Rule(**fields)
+    return parse_rule(fields)
 
 
 @pytest.fixture(scope="module")
@@ -328,13 +328,31 @@ def test_the_assessor_records_and_exports(regulation) -> None:
     assert {r[2] for r in client.inserts[0][1]} == {"population.persons"}
 
 
-def test_cli_parses_dq() -> None:
-    from qoima.cli import build_parser, cmd_dq
+def test_assess_and_record(regulation) -> None:
+    client = _persons_client()
+    report, failed = qa.assess_and_record(client, [regulation])
+    assert [(entry["provider"], entry["table"]) for entry in report] == [("demo", "population.persons")]
+    assert len(failed) == 2 and all(name.startswith("demo.") for name in failed)   # no canned rows for them
+    assert any("quality_assessments" in c for c in client.commands)
+    assert {r[2] for r in client.inserts[0][1]} == {"population.persons"}
 
-    args = build_parser().parse_args(["dq", "report", "--json"])
-    assert (args.func, args.dq_command, args.json) == (cmd_dq, "report", True)
-    args = build_parser().parse_args(["dq", "assess"])
-    assert (args.dq_command, args.json) == ("assess", False)
+
+def test_cli_parses_dq(monkeypatch, capsys, unit_settings) -> None:
+    import json
+
+    import qoima.cli as cli
+    import sinks.clickhouse_users as users
+
+    monkeypatch.setattr(cli, "_settings", lambda: unit_settings)
+    monkeypatch.setattr(cli, "_regulations", lambda settings: [])
+    monkeypatch.setattr(users, "writer_client", lambda settings: FakeClient())
+    monkeypatch.setattr(qa, "latest", lambda client: [{"table": "demo.population.persons"}])
+    monkeypatch.setattr(qa, "assess_and_record", lambda client, regulations: ([], []))
+    monkeypatch.setattr(qa, "render", lambda report: f"{len(report)} table(s)")
+    cli.main(["dq", "report", "--json"])                    # the latest report, as JSON
+    assert json.loads(capsys.readouterr().out) == [{"table": "demo.population.persons"}]
+    cli.main(["dq", "assess"])                              # assessed now, as text
+    assert capsys.readouterr().out == "0 table(s)\n"
 
 
 # --- coverage ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ class Recording:
     def cursor(self):
         return self
 
-    def execute(self, query):
+    def execute(self, query, params=None):
         self.queries.append(query)
 
     def fetchall(self):
@@ -55,3 +55,21 @@ def test_identifiers_are_quoted_against_injection(demo) -> None:
     source = reader("mariadb", [("a",), ("b",)])
     assert list(source.distinct_values(demo.table("population.persons"), "last`name", 10)) == ["a", "b"]
     assert source._conn.queries == ["SELECT DISTINCT `last``name` FROM `population`.`persons` LIMIT 10"]
+
+
+def test_connects_on_first_use_and_again_after_close(demo, monkeypatch) -> None:
+    opened = []
+
+    def connect(regulation, environ, **options):
+        opened.append(Recording([(1,)]))
+        return opened[-1]
+
+    monkeypatch.setattr("connectors.source_reader.connect_source", connect)
+    source = SourceReader(demo, {})
+    assert opened == []  # a reader that is never asked never connects
+    source.count_rows(demo.table("population.persons"))
+    source.count_rows(demo.table("population.persons"))
+    assert len(opened) == 1
+    source.close()
+    source.count_rows(demo.table("population.persons"))
+    assert len(opened) == 2  # a poller closes after a failure and gets a fresh connection

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from model.regulation import Rule
+from model.rules import parse_rule
 from schemas.avro_codec import codec_for
 from schemas.envelope import Change
 from streams.router import Router
@@ -128,7 +128,7 @@ def _with_region(demo, **update):
     """The demo regulation with region_agrees_with_register changed (and validated again)."""
     payments = demo.table("social.payments")
     rule = next(r for r in payments.rules if r.name == REGION_RULE)
-    changed = Rule.model_validate({**rule.model_dump(exclude_none=True), **update})
+    changed = parse_rule({**rule.model_dump(exclude_none=True), **update})
     rules = [changed if r is rule else r for r in payments.rules]
     tables = [payments.model_copy(update={"rules": rules}) if t is payments else t for t in demo.tables]
     return demo.model_copy(update={"tables": tables})

@@ -6,7 +6,10 @@ import subprocess
 import sys
 import time
 
+from tenacity import wait_exponential
+
 from infra import supervise
+from schemas import retry
 from streams import watchdog
 from streams.watchdog import StallDetector
 
@@ -49,7 +52,7 @@ def _python(code: str) -> list[str]:
 
 def test_supervisor_restarts_a_crashed_child(tmp_path, monkeypatch):
     monkeypatch.setattr(supervise, "FAIL_FAST_S", 0.0)
-    monkeypatch.setattr(supervise, "MIN_BACKOFF_S", 0.05)
+    monkeypatch.setattr(retry, "SUPERVISED_RESTART", wait_exponential(multiplier=0.05, max=30.0))
     runs = tmp_path / "runs"
     # Crashes twice, then exits cleanly: the supervisor restarts it twice and stops.
     code = (f"import pathlib,sys; p=pathlib.Path({str(runs)!r}); n=len(p.read_text()) if p.exists() else 0; "

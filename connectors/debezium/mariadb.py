@@ -1,7 +1,7 @@
 """The Debezium MariaDB connector config derived from a regulation (`source.dbms: mariadb`).
 
 Reference: Debezium's MariaDB connector documentation (connector properties). The choices that
-differ from the PostgreSQL connector (connectors/debezium_config.py) and why:
+differ from the PostgreSQL connector (connectors/debezium/postgresql.py) and why:
 - the binlog is read as a replica: `database.server.id` is the regulation's `server_id`, fixed
   rather than Debezium's random default, so a restarted task does not look like a second replica;
 - Debezium keeps the captured tables' DDL in a schema-history topic, `qoima.schema-history.
@@ -21,11 +21,12 @@ differ from the PostgreSQL connector (connectors/debezium_config.py) and why:
 - the signal table is `<database>.qoima_signal` (same columns as PostgreSQL's), created by the data
   owner with INSERT granted to the capture account, for incremental snapshots.
 Everything about values (decimals as strings, adaptive microsecond times, base64 bytes) is the
-PostgreSQL connector's, so the same decoders apply where the representation is the same.
+PostgreSQL connector's (connectors/debezium/shared.py), so the same decoders apply where the
+representation is the same.
 """
 from __future__ import annotations
 
-from connectors.debezium_config import password_reference, shared_settings, table_regex
+from connectors.debezium.shared import password_reference, shared_settings, table_regex
 from model import names
 from model.regulation import Regulation
 
@@ -46,12 +47,12 @@ def schema_history_topic(regulation: Regulation) -> str:
     return names.schema_history_topic(regulation.provider)
 
 
-def connector_config(regulation: Regulation, bootstrap: str) -> dict[str, str]:
+def connector_config(regulation: Regulation, bootstrap: str | None) -> dict[str, str]:
     """`bootstrap` is the Kafka the schema history lives in (the worker's own, in the local stack)."""
     source = regulation.source
     if source.dbms != "mariadb":
         raise ValueError(f"provider {regulation.provider}: dbms {source.dbms!r} is not MariaDB; "
-                         "use connectors.debezium_config.connector_config")
+                         "use connectors.debezium.connector_config")
     if not bootstrap:
         raise ValueError(f"provider {regulation.provider}: the MariaDB connector needs the Kafka bootstrap "
                          "servers for its schema history; pass host:port")

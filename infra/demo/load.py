@@ -8,10 +8,12 @@ from model.settings import Settings
 
 
 def load(settings: Settings, rate: float, duration: float | None, serve_metrics: bool = False) -> LoadSummary:
-    """`serve_metrics` is for the stack's own demo load; extra ad-hoc loads run beside it
+    """`rate` changes a second (positive) until `duration` seconds pass or Ctrl-C.
+
+    `serve_metrics` is for the stack's own demo load; extra ad-hoc loads run beside it
     without a metrics port of their own."""
     if rate <= 0:
-        raise SystemExit("--rate must be a positive number of changes per second")
+        raise ValueError("rate must be a positive number of changes per second")
     if serve_metrics:
         metrics.serve(settings.ports.demo_metrics, settings.host)
     conninfo = LocalStack(settings).pg_admin_conninfo(SOURCE_DB)

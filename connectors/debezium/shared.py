@@ -1,0 +1,53 @@
+"""What every Qoima connector sets, whatever the source's dbms (connectors/debezium/postgresql.py,
+connectors/debezium/mariadb.py): value encodings, heartbeats, signals, converters, the password
+reference and the include-list spelling.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from model.names import HEARTBEAT_PREFIX
+from model.regulation import Regulation
+
+
+def password_reference(regulation: Regulation) -> str:
+    """The source password as a DirectoryConfigProvider reference, resolved inside the worker only."""
+    ref = regulation.source.password
+    if ref.file is None:
+        raise ValueError(f"provider {regulation.provider}: Kafka Connect reads secrets from files; "
+                         "give source.password as 'file: /path' (the env form is for Qoima's own processes)")
+    path = Path(ref.file)
+    return f"${{dir:{path.parent}:{path.name}}}"
+
+
+def shared_settings(regulation: Regulation) -> dict[str, str]:
+    """What every Qoima connector sets, whatever the source's dbms."""
+    source = regulation.source
+    return {
+        "signal.enabled.channels": "source",
+        "incremental.snapshot.chunk.size": "2048",
+        "snapshot.mode": source.snapshot,
+        "heartbeat.interval.ms": str(source.heartbeat_seconds * 1000),
+        "topic.heartbeat.prefix": HEARTBEAT_PREFIX + regulation.provider,
+        "decimal.handling.mode": "string",
+        "time.precision.mode": "adaptive_time_microseconds",
+        "binary.handling.mode": "base64",
+        "tombstones.on.delete": "true",
+        # Debezium skips truncates by default; Qoima wants them, to quarantine with an incident
+        # rather than let the warehouse silently keep rows the source emptied.
+        "skipped.operations": "none",
+        "errors.max.retries": "-1",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+        # Raw topics are made by `qoima up` with short retention; these apply to any other.
+        "topic.creation.default.replication.factor": "1",
+        "topic.creation.default.partitions": "1",
+        "topic.creation.default.retention.ms": str(24 * 3600 * 1000),
+    }
+
+
+def table_regex(table: str) -> str:
+    # Debezium matches the include list as anchored regular expressions.
+    return table.replace(".", r"\.")
