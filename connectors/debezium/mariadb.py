@@ -26,7 +26,7 @@ representation is the same.
 """
 from __future__ import annotations
 
-from connectors.debezium.shared import password_reference, shared_settings, table_regex
+from connectors.debezium.shared import shared_settings, table_regex
 from model import names
 from model.regulation import Regulation
 
@@ -58,15 +58,9 @@ def connector_config(regulation: Regulation, bootstrap: str | None) -> dict[str,
                          "servers for its schema history; pass host:port")
     return {
         "connector.class": CONNECTOR_CLASS,
-        "tasks.max": "1",
-        "database.hostname": source.host,
-        "database.port": str(source.port),
-        "database.user": source.user,
-        "database.password": password_reference(regulation),
         "database.ssl.mode": "disabled" if source.host in _LOOPBACK else "required",
         "database.server.id": str(source.server_id),
         "database.include.list": source.database,
-        "topic.prefix": regulation.raw_topic_prefix,
         "table.include.list": ",".join(table_regex(t) for t in [*(t.name for t in regulation.tables),
                                                                  signal_table(regulation)]),
         "schema.history.internal.kafka.bootstrap.servers": bootstrap,

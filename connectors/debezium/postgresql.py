@@ -15,7 +15,7 @@ The settings every connector shares are in connectors/debezium/shared.py.
 """
 from __future__ import annotations
 
-from connectors.debezium.shared import password_reference, shared_settings, table_regex
+from connectors.debezium.shared import shared_settings, table_regex
 from model.names import SIGNAL_TABLE
 from model.regulation import Regulation
 
@@ -26,13 +26,7 @@ def connector_config(regulation: Regulation) -> dict[str, str]:
     source = regulation.source
     return {
         "connector.class": CONNECTOR_CLASS,
-        "tasks.max": "1",
-        "database.hostname": source.host,
-        "database.port": str(source.port),
-        "database.user": source.user,
-        "database.password": password_reference(regulation),
         "database.dbname": source.database,
-        "topic.prefix": regulation.raw_topic_prefix,
         "plugin.name": "pgoutput",
         "slot.name": regulation.slot_name,
         "publication.name": regulation.publication_name,

@@ -24,6 +24,13 @@ def shared_settings(regulation: Regulation) -> dict[str, str]:
     """What every Qoima connector sets, whatever the source's dbms."""
     source = regulation.source
     return {
+        # One task: a slot (PostgreSQL) or binlog reader (MariaDB) is read by one task only.
+        "tasks.max": "1",
+        "database.hostname": source.host,
+        "database.port": str(source.port),
+        "database.user": source.user,
+        "database.password": password_reference(regulation),
+        "topic.prefix": regulation.raw_topic_prefix,
         "signal.enabled.channels": "source",
         "incremental.snapshot.chunk.size": "2048",
         "snapshot.mode": source.snapshot,
