@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -21,6 +22,9 @@ from pydantic_core import PydanticCustomError, PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+_MAPPING_ONLY: ContextVar[bool] = ContextVar("qoima_settings_mapping_only", default=False)
 
 
 class SettingsError(ValueError):
@@ -164,13 +168,22 @@ class Settings(BaseSettings):
         }
 
     @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # The process environment, unless `from_env` was given a mapping to read instead: a test
+        # or bench must not pick up the QOIMA_* variables of the process it runs in.
+        return (init_settings,) if _MAPPING_ONLY.get() else (init_settings, env_settings)
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """The settings from the process environment, or from `env` alone when given (tests, benches)."""
+        token = _MAPPING_ONLY.set(env is not None)
         try:
-            # model_validate reads only the mapping given; the constructor reads os.environ.
             return cls() if env is None else cls.model_validate(dict(env))
         except ValidationError as exc:
             raise SettingsError("\n".join(_explain(error) for error in exc.errors())) from None
+        finally:
+            _MAPPING_ONLY.reset(token)
 
 
 def _explain(error: Any) -> str:

@@ -117,3 +117,14 @@ def test_good_key_id_accepted(key_id: str) -> None:
 
 def test_regulations_dir_override(tmp_path) -> None:
     assert Settings.from_env({"QOIMA_REGULATIONS_DIR": str(tmp_path)}).regulations_dir == tmp_path.resolve()
+
+
+def test_a_given_mapping_ignores_the_process_environment(monkeypatch) -> None:
+    # The e2e session exports its stack's QOIMA_* variables; unit tests that build their own
+    # settings from a mapping must not pick them up.
+    monkeypatch.setenv("QOIMA_PORT_SHIFT", "1000")
+    monkeypatch.setenv("QOIMA_HOME", "/tmp/somewhere-else")
+    s = Settings.from_env({})
+    assert s.ports.kafka == DEFAULT_PORTS["kafka"]
+    assert s.home == (REPO_ROOT / "var").resolve()
+    assert Settings.from_env().ports.kafka == DEFAULT_PORTS["kafka"] + 1000
