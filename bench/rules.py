@@ -1,6 +1,6 @@
 """Processor throughput with every demo quality rule on against the same regulation with no
 rules, in one run: `Router.route` (JSON decode, rules, depersonalization, Avro) on demo
-events, one core. The stateful rules keep their state in dicts here (Faust tables in the
+events, one core. The stateful rules keep their state in dicts here (the state stores in the
 processor, whose changelog writes are not part of this figure).
 
     .venv/bin/python bench/rules.py [--rows 20000]

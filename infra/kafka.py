@@ -14,8 +14,8 @@ from infra.java import java_command
 from infra.ports import port_open
 from infra.processes import Managed, Progress, StackError, wait_until
 from infra.templates import LOCAL_TEMPLATES, render
-from model.names import (DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, QUARANTINE_TOPIC, SCHEMA_TOPIC,
-                         heartbeat_topic)
+from model.names import (DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, PROCESSOR_STATE_TOPIC,
+                         QUARANTINE_TOPIC, SCHEMA_TOPIC, heartbeat_topic)
 from model.settings import Settings
 from schemas.kafka_clients import admin_config
 
@@ -84,6 +84,11 @@ class LocalKafka:
             # Every Avro schema written with, by fingerprint: compacted, kept forever.
             new.append(NewTopic(SCHEMA_TOPIC, num_partitions=1, replication_factor=1,
                                 config={"cleanup.policy": "compact"}))
+        if PROCESSOR_STATE_TOPIC not in existing:
+            # The stateful rules' stores (digests only), written in the processor's transactions;
+            # compacted, so a restarted worker reads each key's latest value, kept forever.
+            new.append(NewTopic(PROCESSOR_STATE_TOPIC, num_partitions=1, replication_factor=1,
+                                config={"cleanup.policy": "compact", "segment.ms": str(3600 * 1000)}))
         if any(r.polled for r in regulations) and MARKER_STATE_TOPIC not in existing:
             # The marker poller's watermarks: one small record per table, the latest kept forever.
             new.append(NewTopic(MARKER_STATE_TOPIC, num_partitions=1, replication_factor=1,

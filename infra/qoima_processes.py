@@ -37,7 +37,7 @@ class QoimaProcesses:
                     f"metrics on http://{self.s.host}:{metrics_port}/metrics")
 
     def start_processor(self) -> None:
-        """The Faust processor, healthy once its worker has recovered and sought its offsets."""
+        """The processor (worker 0), healthy once it has restored its state and joined its group."""
         port = self.s.ports.processor_metrics
 
         def ready() -> bool:

@@ -1,8 +1,7 @@
 """Keep one Qoima process running: restart it when it exits with an error, stop with it.
 
 `qoima up` starts the processor, the sink, the assessor and the poller under this
-supervisor, so a crash, or the processor's own watchdog giving up on a stalled Faust
-consumer (streams/watchdog.py), costs seconds instead of needing an operator. In production
+supervisor, so a crash costs seconds instead of needing an operator. In production
 systemd's `Restart=on-failure` does the same job; this is the local stack's equivalent.
 
     python -m infra.supervise <name> -- <argv...>

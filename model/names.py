@@ -17,15 +17,22 @@ INCIDENT_TOPIC = "qoima.incidents"             # incident detections (DM385 §49
 DEAD_LETTER_TOPIC = "qoima.deadletter.sink"    # clean records ClickHouse refused for good
 SCHEMA_TOPIC = "qoima.schemas"                 # compacted: every Avro schema a clean record was written with
 MARKER_STATE_TOPIC = "qoima.marker-state"      # compacted: the marker poller's watermarks
+PROCESSOR_STATE_TOPIC = "qoima.processor-state"  # compacted: the stateful rules' stores (digests only)
 HEARTBEAT_PREFIX = "qoima.heartbeat."          # Debezium's topic.heartbeat.prefix
 SCHEMA_HISTORY_PREFIX = "qoima.schema-history."  # Debezium MariaDB's schema history, one topic per provider
 
 # --- consumer groups ------------------------------------------------------------------------------
 PROCESSOR_GROUP = "qoima-processor"
-PROCESSOR_GAPS_GROUP = "qoima-processor-gaps"  # the gap filler's direct reads (never commits)
 SINK_GROUP = "qoima-sink"
 MARKER_STATE_GROUP = "qoima-poller-state"
 SCHEMA_HISTORY_GROUP = "qoima-schema-history"
+
+
+def processor_instance(worker: int) -> str:
+    """A worker's static group member id and transactional id: the same across its restarts, so a
+    restarted worker takes its partitions back at once and fences the transaction its previous
+    life left open."""
+    return f"{PROCESSOR_GROUP}-{worker}"
 
 
 def throwaway_group(purpose: str) -> str:

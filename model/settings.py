@@ -100,7 +100,6 @@ class Settings(BaseSettings):
     sink_batch_rows: _Integer = Field(5000, ge=1, le=1_000_000)
     sink_batch_ms: _Integer = Field(500, ge=10, le=600_000)
     assess_interval_s: _Integer = Field(300, ge=5, le=86400)
-    processor_stall_s: _Integer = Field(30, ge=10, le=3600)
 
     @field_validator("key_id")
     @classmethod

@@ -18,9 +18,18 @@ QUALITY_VIOLATIONS = Counter("qoima_quality_violations_total", "Rows that broke 
                              ["table", "rule", "action"])
 TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
 PROCESSOR_READY = Gauge("qoima_processor_ready",
-                        "1 once the Faust worker has recovered its tables and sought its committed offsets")
-PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, depersonalize and encode one event",
-                            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))
+                        "1 once the worker has restored its state and joined its consumer group")
+PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, check, depersonalize and encode one "
+                            "event: each batch's mean, observed once per batch",
+                            buckets=(0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05))
+BATCH_EVENTS = Histogram("qoima_processor_batch_events", "Raw events per processor batch (one Kafka transaction)",
+                         buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
+BATCH_SECONDS = Histogram("qoima_processor_batch_seconds", "From a batch's first event consumed to its transaction "
+                          "committed", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+ABORTED_BATCHES = Counter("qoima_processor_aborted_batches_total", "Batches whose Kafka transaction was aborted "
+                          "(the worker restarts from its committed offsets and state)")
+STATE_KEYS = Gauge("qoima_processor_state_keys", "Keys in the stateful rules' stores, after the last restore")
+RESTORE_SECONDS = Gauge("qoima_processor_restore_seconds", "Time the last restore of the state stores took")
 
 SINK_ROWS = Counter("qoima_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
@@ -86,5 +95,4 @@ SINK_COMMIT_FAILURES = Counter("qoima_sink_commit_failures_total",
                                "Offset commits the broker refused after the rows were loaded (read again, deduplicated)")
 SINK_TRUNCATES = Counter("qoima_sink_truncates_total",
                          "TRUNCATEs at the source applied to the warehouse (sinks/truncate.py)", ["table"])
-GAP_EVENTS = Counter("qoima_processor_gap_events_total",
-                     "Raw events Faust's fetcher skipped that the processor read directly (streams/gap_filler.py)")
+

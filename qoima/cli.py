@@ -242,9 +242,10 @@ def load_history_file(
 
 # ---------------------------------------------------------------------------------- processing
 
-@app.command(rich_help_panel=PROCESSING, help="run the Faust processor in the foreground")
+@app.command(rich_help_panel=PROCESSING, help="run a processor worker in the foreground (QOIMA_PROCESSOR_WORKER "
+             "numbers it, 0 by default)")
 def processor() -> None:
-    from streams.app import run
+    from streams.processor import run
 
     run(_settings())
 

@@ -95,5 +95,5 @@ def replay_quarantine(settings: Settings, regulations: list[Regulation], table: 
     codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     # Stateless rules only: the processor's uniqueness and integrity state lives in its own
-    # Faust tables, and a replay must not change it behind the processor's back.
+    # state stores, and a replay must not change it behind the processor's back.
     return replay(settings.kafka_bootstrap, Router(regulations, keys, codec), codec, table=table)

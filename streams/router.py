@@ -1,6 +1,6 @@
 """From one raw Debezium event to the clean record or the quarantine record it becomes.
 
-Pure logic, no Kafka: the Faust agent feeds it events and sends what it returns, so the
+Pure logic, no Kafka: the processor (streams/batch.py) feeds it events and sends what it returns, so the
 whole decision (decode, depersonalize, validate, route) is testable without a broker.
 Historical rows (`qoima load-history`, R394 §21) enter through `route_row`, which turns them
 into Debezium's form and takes the same path from the decoded change on.
@@ -11,7 +11,6 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from collections.abc import MutableMapping
 from typing import Any, Callable
 
 from model.regulation import Regulation, Table
@@ -24,6 +23,7 @@ from connectors.debezium_encode import encoder
 from connectors.pg_text import text_parser
 from model.types import ColumnType, ValueRefused
 from streams.quality import RuleSet, Violation
+from streams.state_store import StateStores
 from streams.stateful_rules import StatefulRules
 from streams.versions import raw_event_version
 
@@ -89,15 +89,16 @@ def _missing(table: Table, row: dict[str, Any]) -> list[str]:
 
 class Router:
     def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec,
-                 state: dict[str, MutableMapping] | None = None) -> None:
-        """`state`: the mappings uniqueness, integrity and consistency-against-a-table rules keep
-        (`values`, `owners`, `references`, `pending`); Faust tables in the processor. Without it
-        those rules are off."""
+                 state: StateStores | dict[str, dict] | None = None) -> None:
+        """`state`: the stores uniqueness, integrity and consistency-against-a-table rules keep
+        (streams/state_store.py; plain dicts named `values`, `owners`, `references` and `pending`
+        are wrapped). Without it those rules are off."""
         self._codec = codec
         self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
+        self.state = state if isinstance(state, StateStores) or state is None else StateStores(state)
         # Quality state must not change with key rotation: it is digested with the oldest key.
         self.stateful = StatefulRules(regulations, self._keys.entries[0][1].subkey("quality-state"),
-                                      **state) if state is not None else None
+                                      **self.state.mappings()) if self.state is not None else None
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
         self._types: dict[str, dict[str, ColumnType]] = {}
@@ -200,6 +201,27 @@ class Router:
     def _route_change(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
                       regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
                       version: int, check_drift: bool = False) -> Output:
+        """`_decide`, keeping what it did to the rules' state only if the row is loaded (clean or
+        held): a quarantined row must not own an identifier or a reference it never brought in."""
+        if self.state is None:
+            return self._decide(topic, partition, offset, payload, regulation, table, plan, change, version,
+                                check_drift)
+        self.state.savepoint()
+        try:
+            out = self._decide(topic, partition, offset, payload, regulation, table, plan, change, version,
+                               check_drift)
+        except BaseException:
+            self.state.rollback()
+            raise
+        if out.outcome == "quarantined":
+            self.state.rollback()
+        else:
+            self.state.release()
+        return out
+
+    def _decide(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
+                regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
+                version: int, check_drift: bool = False) -> Output:
         """From a decoded change on: mandatory columns, depersonalization, Avro. `payload` gives
         the raw bytes, needed only for a quarantine record's size and digest. `check_drift`:
         the row is a full image from the source (CDC), so a declared column it lacks was

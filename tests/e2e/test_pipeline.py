@@ -1,4 +1,4 @@
-"""PostgreSQL -> Debezium -> Kafka -> Faust -> ClickHouse, on the real local stack."""
+"""PostgreSQL -> Debezium -> Kafka -> processor -> ClickHouse, on the real local stack."""
 from __future__ import annotations
 
 import os

@@ -1,0 +1,258 @@
+"""Processor runtimes on the same routing, in one run: events/s from raw topics to committed output.
+
+Starts (or reuses) a Kafka broker of its own (QOIMA_HOME var/bench-stack, ports +2000, so a
+running `make run` stack is left alone), pre-fills fresh raw topics with demo change events
+(1 person : 3 payments, as bench/rules.py makes them) and runs each runtime over them with
+every demo rule on, the stateful ones included, each in a fresh consumer group:
+
+- faust: today's per-event Faust agent before this change (the baseline): one `Router.route`
+  and one `send` per event, Faust tables for the rules' state, at-least-once commits;
+- batch: streams/processor.py, the batch loop on confluent-kafka with Kafka transactions
+  (records, incident detections, state changelog and offsets committed together).
+
+Each runtime runs in a child process pinned to one core (the broker has the other). Its rate
+is the events it committed (the group's committed offsets, read by this process) divided by
+the time from its first committed offset to its last: start-up is not counted.
+
+quixstreams was measured by hand and is not part of this run: 3.28 pins confluent-kafka < 2.13
+and pydantic < 2.14 (docs/design.md, "The processing core").
+
+    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+from model.regulation import Regulation, load_regulation  # noqa: E402
+from model.settings import REPO_ROOT, Settings  # noqa: E402
+from schemas.avro_codec import codec_for  # noqa: E402
+from schemas.kafka_clients import admin_config, consumer_config, producer_config  # noqa: E402
+from streams.keys import KeyRing  # noqa: E402
+
+BENCH_HOME = REPO / "var" / "bench-stack"
+RING = KeyRing("k1", bytes(range(32)))
+
+
+def bench_settings() -> Settings:
+    return Settings.from_env({"QOIMA_HOME": str(BENCH_HOME), "QOIMA_PORT_SHIFT": "2000"})
+
+
+def bench_regulation(settings: Settings, provider: str) -> Regulation:
+    demo = load_regulation(REPO_ROOT / "connectors/regulations/demo.yaml", settings.regulation_env())
+    return demo.model_copy(update={"provider": provider})
+
+
+# --- the children: one runtime each -------------------------------------------------------------
+
+
+def _pin_to_one_core() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[-1]})
+
+
+def run_batch(settings: Settings, regulation: Regulation, group: str) -> None:
+    from streams.batch import BatchProcessor
+    from streams.processor import Processor
+    from streams.router import Router
+    from streams.state_store import StateStores
+
+    codec = codec_for([regulation])
+    router = Router([regulation], RING, codec, state=StateStores())
+    processor = Processor(settings.kafka_bootstrap, BatchProcessor(router, codec), group=group, instance=group)
+    processor.run(router.raw_topics)
+
+
+def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
+    """The per-event agent of streams/app.py before the batch loop, without its watchdog and gap
+    filler (which only guarded against Faust's stalls and cost nothing per event)."""
+    import faust
+
+    from streams.router import Router
+
+    codec = codec_for([regulation])
+    app = faust.App(group, broker=f"kafka://{settings.kafka_bootstrap}", key_serializer="raw",
+                    value_serializer="raw", web_enabled=False, store="memory://", topic_partitions=1,
+                    processing_guarantee="at_least_once", producer_acks=-1, consumer_auto_offset_reset="earliest",
+                    broker_commit_every=1000, broker_commit_interval=1.0)
+    state = {name: app.Table(f"{group}-{name}", default=None, partitions=1)
+             for name in ("values", "owners", "references", "pending")}
+    router = Router([regulation], RING, codec, state=state)
+    raw = app.topic(*router.raw_topics, key_type=bytes, value_type=bytes)
+    outputs: dict[str, object] = {}
+
+    @app.agent(raw)
+    async def process(stream):
+        async for event in stream.events():
+            message = event.message
+            out = router.route(message.topic, message.partition, message.offset, event.value)
+            if out is None:
+                continue
+            if out.topic not in outputs:
+                outputs[out.topic] = app.topic(out.topic, key_type=bytes, value_type=bytes)
+            await outputs[out.topic].send(key=out.key, value=out.value)
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
+
+
+# --- the parent ---------------------------------------------------------------------------------
+
+
+def prefill(settings: Settings, regulation: Regulation, count: int) -> dict[str, int]:
+    """Demo events into the regulation's raw topics; the end offset of each."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from rules import events  # the same events bench/rules.py routes in memory
+
+    producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
+    for topic, value in events(regulation, count):
+        while True:
+            try:
+                producer.produce(topic, value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise SystemExit("the bench broker did not take the events")
+    consumer = Consumer(consumer_config(settings.kafka_bootstrap, f"bench-probe-{uuid.uuid4()}"))
+    ends = {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=10)[1] for t in _raw_topics(regulation)}
+    consumer.close()
+    return ends
+
+
+def _raw_topics(regulation: Regulation) -> list[str]:
+    return [regulation.raw_topic(t) for t in regulation.tables]
+
+
+def committed(admin: AdminClient, group: str, topics: list[str]) -> int:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, 0) for t in topics])
+    result = admin.list_consumer_group_offsets([request])[group].result()
+    return sum(max(p.offset, 0) for p in result.topic_partitions)
+
+
+def measure(settings: Settings, runtime: str, provider: str, ends: dict[str, int], timeout: float) -> dict:
+    group = f"bench-{runtime}-{uuid.uuid4().hex[:8]}"
+    total = sum(ends.values())
+    child = subprocess.Popen([sys.executable, __file__, "--child", runtime, "--provider", provider, "--group", group],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    admin = AdminClient(admin_config(settings.kafka_bootstrap))
+    first_at = first_count = None
+    done_at, count = None, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            count = committed(admin, group, list(ends))
+            now = time.monotonic()
+            if count and first_at is None:
+                first_at, first_count = now, count
+            if count >= total:
+                done_at = now
+                break
+            time.sleep(0.1)
+    finally:
+        child.terminate()
+        try:
+            _, err = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, err = child.communicate()
+    if done_at is None:
+        tail = (err or "").strip().splitlines()[-5:]
+        raise SystemExit(f"{runtime}: committed {count} of {total} events in {timeout:.0f} s\n" + "\n".join(tail))
+    elapsed = max(done_at - first_at, 1e-6)
+    return {"events": total - first_count, "seconds": round(elapsed, 2),
+            "events_per_s": round((total - first_count) / elapsed)}
+
+
+def measure_restore(settings: Settings, keys: int) -> dict:
+    """A worker's restart cost: `keys` state entries (digest-sized, as the stateful rules write
+    them) on a fresh compacted changelog, read back with streams/processor.py's restore."""
+    from confluent_kafka.admin import NewTopic
+
+    from streams.processor import restore_state
+    from streams.state_store import StateStores
+
+    topic = f"bench-state-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(admin_config(settings.kafka_bootstrap))
+    admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result()
+    producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
+    for i in range(keys):
+        key = f"values\x1fpopulation.persons|iin_unique|{uuid.UUID(int=i).hex[:22]}".encode()
+        while True:
+            try:
+                producer.produce(topic, b'["Ydq3lS0yQ3WcO8nF1v2xAw"]', key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    producer.flush(120)
+    started = time.monotonic()
+    held = restore_state(settings.kafka_bootstrap, StateStores(), topic=topic)
+    seconds = time.monotonic() - started
+    admin.delete_topics([topic])
+    return {"keys": held, "seconds": round(seconds, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--runtimes", nargs="+", default=["faust", "batch"], choices=["faust", "batch"])
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--restore-keys", type=int, default=1_000_000,
+                        help="state entries a restarted worker reads back (0: skip)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--child", choices=["faust", "batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--provider", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    settings = bench_settings()
+    if args.child:
+        _pin_to_one_core()
+        regulation = bench_regulation(settings, args.provider)
+        (run_faust if args.child == "faust" else run_batch)(settings, regulation, args.group)
+        return
+
+    from infra.kafka import LocalKafka
+
+    for directory in (settings.run_dir, settings.log_dir, settings.conf_dir, settings.data_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    kafka = LocalKafka(settings, progress=lambda line: print(f"[bench] {line}", flush=True))
+    kafka.start()
+    results = {}
+    print(f"{args.events:,} demo events per runtime (1 person : 3 payments), every demo rule on, one core each\n")
+    for runtime in args.runtimes:
+        provider = f"b{uuid.uuid4().hex[:8]}"  # fresh raw, clean and held topics for each runtime
+        regulation = bench_regulation(settings, provider)
+        kafka.create_topics([regulation])
+        ends = prefill(settings, regulation, args.events)
+        results[runtime] = measure(settings, runtime, provider, ends, args.timeout)
+        baseline = results.get("faust", {}).get("events_per_s")
+        rate = results[runtime]["events_per_s"]
+        ratio = f"  ({rate / baseline:.1f}x the Faust baseline)" if baseline and runtime != "faust" else ""
+        print(f"{runtime:<8} {rate:>10,} events/s  ({results[runtime]['events']:,} events in "
+              f"{results[runtime]['seconds']} s){ratio}", flush=True)
+    restore = None
+    if args.restore_keys:
+        restore = measure_restore(settings, args.restore_keys)
+        print(f"\nrestore of the state stores from their changelog: {restore['keys']:,} keys in {restore['seconds']} s")
+    if args.json:
+        print(json.dumps({"events": args.events, "cores": len(os.sched_getaffinity(0)), "runtimes": results,
+                          "restore": restore}))
+
+
+if __name__ == "__main__":
+    main()

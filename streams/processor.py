@@ -1,0 +1,234 @@
+"""The processor: raw Debezium topics in; clean, held, quarantine and incident records out, exactly once.
+
+A batch loop on confluent-kafka (librdkafka) with Kafka transactions, chosen by measurement
+over the per-event Faust agent it replaces (bench/processor.py, docs/design.md "The processing
+core"). Each turn of the loop:
+
+1. consumes up to `batch_events` raw events (waiting at most `batch_wait_ms` for them);
+2. routes them (streams/batch.py: decode, rules, depersonalization, Avro), which yields the
+   records to write, the batch's incident detections and the state stores' changelog records;
+3. writes all of that and the raw offsets consumed in one transaction, and commits it.
+
+A crash at any point loses nothing and duplicates nothing: an uncommitted transaction is
+aborted (by the broker after `transaction.timeout.ms`, or at once when the worker comes back
+with the same transactional id) and the raw events are read again from the committed offsets;
+the sink and every other reader of these topics read `read_committed`. Incident detections and
+state changes ride in the same transaction, so they too happen once per committed batch.
+
+Versions stay what they were: a record's `_version` is its raw event's offset
+(streams/versions.py), whichever batch or worker produced it.
+
+Worker `n` joins the group as static member `qoima-processor-n`, and that is its transactional
+id too: restarted after a kill -9, it takes its partitions back without waiting for its old
+session to expire, and fences the transaction its previous life left open.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from model.names import PROCESSOR_GROUP, PROCESSOR_STATE_TOPIC, processor_instance, throwaway_group
+from model.regulation import load_all
+from model.settings import Settings
+from monitoring import metrics
+from schemas import schema_history
+from schemas.avro_codec import codec_for
+from schemas.kafka_clients import consumer_config, producer_config
+from streams.batch import BatchProcessor, RawEvent
+from streams.keys import load_schedule
+from streams.router import Router
+from streams.state_store import StateStores
+
+log = logging.getLogger("qoima.processor")
+
+# A transaction left open by a killed worker that does not come back blocks read_committed
+# readers (the sink) until the broker aborts it: 10 s, not the default minute.
+TRANSACTION_TIMEOUT_MS = 10_000
+_COMMIT_TIMEOUT_S = 60.0
+_RESTORE_TIMEOUT_S = 300.0
+
+
+class ProcessorError(RuntimeError):
+    """The worker cannot go on; its supervisor restarts it from the committed offsets and state."""
+
+
+def restore_state(bootstrap: str, stores: StateStores, timeout: float = _RESTORE_TIMEOUT_S,
+                  topic: str = PROCESSOR_STATE_TOPIC) -> int:
+    """Read the state changelog from its beginning to its end into `stores`; the keys held."""
+    consumer = Consumer(consumer_config(bootstrap, throwaway_group("processor-restore"), {
+        "isolation.level": "read_committed", "enable.partition.eof": True, "fetch.max.bytes": 52_428_800}))
+    started = time.monotonic()
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise ProcessorError(f"topic {topic} does not exist; `qoima up` creates it (compacted)")
+        partitions = list(metadata.partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records, at_end = [], set()
+        while len(at_end) < len(partitions):
+            if time.monotonic() - started > timeout:
+                raise ProcessorError(f"{topic} not read to its end within {timeout:.0f} s")
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                error = message.error()
+                if error is None:
+                    records.append((message.key(), message.value()))
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                elif error.fatal():
+                    raise KafkaException(error)
+        keys = stores.restore(records)
+    finally:
+        consumer.close()
+    seconds = time.monotonic() - started
+    metrics.STATE_KEYS.set(keys)
+    metrics.RESTORE_SECONDS.set(seconds)
+    log.info("state restored: %d keys from %d changelog records in %.2f s", keys, len(records), seconds)
+    return keys
+
+
+class Processor:
+    """One worker of the `qoima-processor` group."""
+
+    def __init__(self, bootstrap: str, batch: BatchProcessor, worker: int = 0, batch_events: int = 5000,
+                 batch_wait_ms: int = 50, restore: Callable[[], int] | None = None,
+                 group: str = PROCESSOR_GROUP, instance: str | None = None) -> None:
+        """`group` and `instance` (the static member and transactional id) are the worker's own
+        names from model/names.py; a benchmark gives others."""
+        self.batch = batch
+        self.batch_events, self.batch_wait_s = batch_events, batch_wait_ms / 1000
+        self._restore = restore
+        self._stopping = False
+        instance = instance or processor_instance(worker)
+        self.producer = Producer(producer_config(bootstrap, client_id=instance, extra={
+            "transactional.id": instance, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "linger.ms": 5, "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000}),
+            logger=logging.getLogger("qoima.processor.kafka"))
+        self.consumer = Consumer(consumer_config(bootstrap, group, {
+            "group.instance.id": instance,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            # Static membership keeps a killed worker's partitions for it this long: a restart
+            # within it resumes at once; past it, another worker takes them over.
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "fetch.max.bytes": 52_428_800,
+            "max.partition.fetch.bytes": 10_485_760,
+        }), logger=logging.getLogger("qoima.processor.kafka"))
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another worker may have changed the state since this one read it: read it again
+        # before the first batch of what is now ours (nothing is open: this runs inside consume).
+        if self._restore is not None:
+            self._restore()
+        metrics.PROCESSOR_READY.set(1)
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+
+    def run(self, topics: list[str]) -> None:
+        self.producer.init_transactions(_COMMIT_TIMEOUT_S)  # aborts what a previous life left open
+        self.consumer.subscribe(topics, on_assign=self._assigned)
+        try:
+            while not self._stopping:
+                self.turn()
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+
+    def turn(self) -> int:
+        """Consume, route and commit one batch; the number of raw events it held."""
+        messages = self.consumer.consume(num_messages=self.batch_events, timeout=self.batch_wait_s)
+        started = time.monotonic()
+        events: list[RawEvent] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer: %s", error.str())
+                continue
+            events.append((message.topic(), message.partition(), message.offset(), message.value()))
+            offsets[(message.topic(), message.partition())] = message.offset() + 1
+        effects = self.batch.process(events)
+        if not effects.records and not offsets:
+            return 0
+        self._commit(effects.records, offsets)
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        return len(events)
+
+    def _commit(self, records, offsets: dict[tuple[str, int], int]) -> None:
+        producer = self.producer
+        producer.begin_transaction()
+        try:
+            for topic, key, value in records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key)
+                        break
+                    except BufferError:  # the local queue is full: let deliveries drain it
+                        producer.poll(0.1)
+            if offsets:
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    self.consumer.consumer_group_metadata(), _COMMIT_TIMEOUT_S)
+            self._commit_transaction()
+        except KafkaException as exc:
+            error = exc.args[0]
+            metrics.ABORTED_BATCHES.inc()
+            if isinstance(error, KafkaError) and error.txn_requires_abort():
+                try:
+                    producer.abort_transaction(_COMMIT_TIMEOUT_S)
+                except KafkaException:
+                    pass
+            # The batch's state changes are in memory already: start again from what was committed.
+            raise ProcessorError(f"transaction failed ({error}); restarting from the committed offsets") from None
+
+    def _commit_transaction(self) -> None:
+        deadline = time.monotonic() + _COMMIT_TIMEOUT_S
+        while True:
+            try:
+                self.producer.commit_transaction(_COMMIT_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                # A broker restart makes the commit time out; it is safe to ask again.
+                if not (isinstance(error, KafkaError) and error.retriable()) or time.monotonic() > deadline:
+                    raise
+                log.warning("commit of a batch not confirmed yet (%s); asking again", error.str())
+
+
+def worker_id() -> int:
+    return int(os.environ.get("QOIMA_PROCESSOR_WORKER", "0"))
+
+
+def build(settings: Settings) -> tuple[Router, BatchProcessor, list[str]]:
+    regulations = load_all(settings.regulations_dir, settings.regulation_env())
+    keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
+    log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
+    codec = codec_for(regulations)
+    router = Router(regulations, keys, codec, state=StateStores())
+    # Before the first record: a reader must be able to find every schema written with.
+    schema_history.publish(settings.kafka_bootstrap, codec.schemas)
+    return router, BatchProcessor(router, codec), router.raw_topics
+
+
+def run(settings: Settings) -> None:
+    worker = worker_id()
+    metrics.serve(settings.ports.processor_metrics + worker, settings.host)
+    router, batch, topics = build(settings)
+    processor = Processor(settings.kafka_bootstrap, batch, worker,
+                          restore=lambda: restore_state(settings.kafka_bootstrap, router.state))
+    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+    signal.signal(signal.SIGINT, lambda *_: processor.stop())
+    try:
+        processor.run(topics)
+    except (ProcessorError, KafkaException) as exc:
+        raise SystemExit(f"qoima processor: {exc}") from None

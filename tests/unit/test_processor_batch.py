@@ -1,0 +1,108 @@
+"""The processor's batch logic without Kafka: what one batch of raw events makes (records,
+detections, state changelog), and the state stores' changelog, undo and restore."""
+from __future__ import annotations
+
+import json
+
+from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC
+from schemas.avro_codec import codec_for
+from schemas.incidents import incident_codec
+from streams.batch import BatchProcessor
+from streams.router import Router
+from streams.state_store import ChangelogStore, StateStores
+
+IIN_A, IIN_B = "900101300126", "850101300124"
+PERSONS, PAYMENTS = "qoima.raw.demo.population.persons", "qoima.raw.demo.social.payments"
+
+
+def _event(table: str, after: dict, ts_ms: int = 1_705_314_600_000) -> bytes:
+    schema, name = table.split(".")
+    return json.dumps({"op": "c", "before": None, "after": after,
+                       "source": {"lsn": 5, "ts_ms": ts_ms, "schema": schema, "table": name}}).encode()
+
+
+def _person(person_id: int, iin: str, **change) -> bytes:
+    return _event("population.persons", {
+        "person_id": person_id, "iin": iin, "last_name": "A", "first_name": "B", "middle_name": None,
+        "birth_date": 5479, "sex": "F", "phone": None, "address": None, "kato_code": "751110000", "status": "active",
+        "updated_at": "2024-01-15T10:30:00Z", **change})
+
+
+# --- the state stores ---------------------------------------------------------------------------
+
+
+def test_a_store_logs_each_changed_key_once_with_its_latest_value_or_a_deletion() -> None:
+    store = ChangelogStore("values")
+    store["a"] = [1]
+    store["a"] = [1, 2]
+    store["b"] = [3]
+    del store["b"]
+    assert sorted(store.changes()) == [(b"values\x1fa", b"[1,2]"), (b"values\x1fb", None)]
+    assert store.changes() == []   # logged once
+    assert dict(store) == {"a": [1, 2]}
+
+
+def test_rollback_restores_what_the_row_changed_and_keeps_earlier_changes() -> None:
+    stores = StateStores()
+    values = stores.stores["values"]
+    values["kept"] = [1]
+    stores.savepoint()
+    values["kept"] = [1, 2]
+    values["new"] = [3]
+    del values["kept"]
+    stores.rollback()
+    assert dict(values) == {"kept": [1]}
+    # "kept" was changed before the savepoint, so it is still to be logged; "new" never was.
+    assert dict(stores.changes()) == {b"values\x1fkept": b"[1]"}
+
+
+def test_restore_reads_the_changelog_in_order_and_keeps_the_last_value() -> None:
+    stores = StateStores()
+    stores.stores["values"]["stale"] = [9]
+    keys = stores.restore([(b"owners\x1fx", b'"d1"'), (b"owners\x1fx", b'"d2"'), (b"values\x1fy", b"[1]"),
+                           (b"values\x1fy", None), (b"gone-store\x1fz", b"1")])
+    assert keys == 1
+    assert dict(stores.stores["owners"]) == {"x": "d2"} and dict(stores.stores["values"]) == {}
+
+
+# --- one batch -----------------------------------------------------------------------------------
+
+
+def _batch(demo, ring) -> BatchProcessor:
+    codec = codec_for([demo])
+    return BatchProcessor(Router([demo], ring, codec, state=StateStores()), codec)
+
+
+def test_a_batch_writes_its_records_in_order_then_one_detection_per_rule_then_its_state(demo, ring) -> None:
+    batch = _batch(demo, ring)
+    effects = batch.process([(PERSONS, 0, 1, _person(1, IIN_A)), (PERSONS, 0, 2, _person(2, IIN_A)),
+                             (PERSONS, 0, 3, _person(3, IIN_A))], now=0)
+    topics = [topic for topic, _, _ in effects.records]
+    assert topics[:3] == ["qoima.clean.demo.population.persons"] * 3
+    (detection,) = [value for topic, _, value in effects.records if topic == INCIDENT_TOPIC]
+    record = incident_codec().decode(detection)[1]
+    assert (record["rule"], record["count"], record["origin"]) == ("iin_unique", 2, "processor")
+    assert len(record["samples"]) == 2
+    state = [(key, value) for topic, key, value in effects.records if topic == PROCESSOR_STATE_TOPIC]
+    assert state and all(IIN_A.encode() not in (key + (value or b"")) for key, value in state)
+    assert topics.index(INCIDENT_TOPIC) > 2 and topics[-1] == PROCESSOR_STATE_TOPIC
+
+
+def test_the_next_batch_logs_only_what_changed(demo, ring) -> None:
+    batch = _batch(demo, ring)
+    batch.process([(PERSONS, 0, 1, _person(1, IIN_A))], now=0)
+    effects = batch.process([], now=0)
+    assert effects.records == []
+
+
+def test_a_quarantined_row_leaves_the_state_as_it_was(demo, ring) -> None:
+    batch = _batch(demo, ring)
+    batch.process([(PERSONS, 0, 1, _person(1, IIN_A))], now=0)
+    before = {name: dict(store) for name, store in batch.router.state.stores.items()}
+    # Rejected by status_known (action reject): quarantined, so person 2 must not take IIN_B.
+    effects = batch.process([(PERSONS, 0, 2, _person(2, IIN_B, status="unknown"))], now=0)
+    assert [topic for topic, _, _ in effects.records if topic != INCIDENT_TOPIC] == [QUARANTINE_TOPIC]
+    assert {name: dict(store) for name, store in batch.router.state.stores.items()} == before
+    # So the first row that brings IIN_B in and is loaded owns it: no duplicate.
+    effects = batch.process([(PERSONS, 0, 3, _person(3, IIN_B))], now=0)
+    assert not [value for topic, _, value in effects.records if topic == INCIDENT_TOPIC]
