@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from model.identifiers import (is_valid_bin, is_valid_email, is_valid_id_card, is_valid_iin,
                                  is_valid_name, is_valid_passport, is_valid_phone)
@@ -122,5 +123,9 @@ def id_card(value: str) -> str | None:
     return digits if is_valid_id_card(digits) else None
 
 
+# Each normalizer is pure and an identifier recurs (in several rules and columns of one row,
+# in many rows): cached, so each spelling is normalized once, whatever asks for it.
+iin, bin_, phone, name, email, passport, id_card = (
+    lru_cache(maxsize=1 << 16)(f) for f in (iin, bin_, phone, name, email, passport, id_card))
 BY_KIND = {"iin": iin, "bin": bin_, "phone": phone, "name": name, "email": email,
            "passport": passport, "id_card": id_card}
