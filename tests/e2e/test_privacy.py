@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from schemas.topic_reader import read_topic, throwaway_consumer
 
 from model.regulation import load_all
 from governance.depersonalization_check import scan_topics
@@ -26,20 +25,11 @@ def known(pg) -> KnownValues:
 
 
 def _messages(settings, topics):
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"scan-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = throwaway_consumer(settings.kafka_bootstrap, "privacy-test")
     try:
         for topic in topics:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, 0, low)])
-            seen = low
-            while seen < high:
-                for message in consumer.consume(num_messages=1000, timeout=5):
-                    assert not message.error(), message.error()
-                    seen = message.offset() + 1
-                    yield topic, message
+            for _, message in read_topic(consumer, topic):
+                yield topic, message
     finally:
         consumer.close()
 
