@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
@@ -166,10 +165,11 @@ class StatefulRules:
                         self._timely.setdefault(table.name, []).append(rule)
 
     def _digest(self, *parts: str) -> str:
-        # 128 bits in base64url: state digests are compared, never shown or joined on, and
-        # binascii's base64 is C where base32 is pure Python (a quarter of this module's cost).
+        # Keyed BLAKE2b, 128 bits, in base64url: state digests are compared, never shown or
+        # joined on, so they need a keyed one-way function, not the pseudonyms' HMAC-SHA256 and
+        # base32 (a third of this module's cost before).
         data = "\x1f".join(parts).encode()  # parts are text; no part holds a unit separator
-        return base64.urlsafe_b64encode(hmac.digest(self._key, data, hashlib.sha256)[:16]).decode()[:22]
+        return base64.urlsafe_b64encode(hashlib.blake2b(data, key=self._key, digest_size=16).digest()).decode()[:22]
 
     def observe(self, table: Table, change: Change, now_ms: int) -> list[Violation]:
         """Update the state with one change; the violations of its row (not integrity's)."""
