@@ -129,10 +129,13 @@ def test_linear_time_on_adversarial_input(unit: str) -> None:
     # Four times the input must take about four times as long (no catastrophic backtracking);
     # the slack absorbs a busy machine.
     def seconds(n: int) -> float:
-        text = unit * n
-        start = time.perf_counter()
-        redact(text)
-        return time.perf_counter() - start
+        # The best of three: one run can meet a garbage collection of the whole test session.
+        text, best = unit * n, float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            redact(text)
+            best = min(best, time.perf_counter() - start)
+        return best
 
     small, large = seconds(5_000), seconds(20_000)
     assert large < 0.5
