@@ -192,7 +192,7 @@ def measure_restore(settings: Settings, keys: int) -> dict:
     admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result()
     producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
     for i in range(keys):
-        key = f"values\x1fpopulation.persons|iin_unique|{uuid.UUID(int=i).hex[:22]}".encode()
+        key = f"values\x1fpopulation.persons|iin_unique|{uuid.UUID(int=i).hex[-22:]}".encode()
         while True:
             try:
                 producer.produce(topic, b'["Ydq3lS0yQ3WcO8nF1v2xAw"]', key)
