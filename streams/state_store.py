@@ -20,6 +20,7 @@ from typing import Any
 
 _MISSING = object()
 _SEPARATOR = "\x1f"  # store name, then key; no state key holds a unit separator
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class ChangelogStore(MutableMapping):
@@ -56,6 +57,16 @@ class ChangelogStore(MutableMapping):
     def __iter__(self) -> Iterator:
         return iter(self._data)
 
+    # Views of the dict itself: MutableMapping's generic ones call __getitem__ per key.
+    def keys(self):
+        return self._data.keys()
+
+    def items(self):
+        return self._data.items()
+
+    def values(self):
+        return self._data.values()
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -81,7 +92,7 @@ class ChangelogStore(MutableMapping):
         for key in self._dirty:
             value = self._data.get(key, _MISSING)
             records.append(((self.name + _SEPARATOR + key).encode(),
-                            None if value is _MISSING else json.dumps(value, separators=(",", ":")).encode()))
+                            None if value is _MISSING else _encode(value).encode()))
         self._dirty.clear()
         return records
 
