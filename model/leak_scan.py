@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from model import normalize
 from model.identifiers import is_valid_bin, is_valid_iin
@@ -51,6 +52,13 @@ class KnownValues:
 
 
 _EMPTY = KnownValues()
+
+
+@lru_cache(maxsize=1 << 16)
+def structural_kinds(text: str) -> tuple[str, ...]:
+    """The kinds of identifier `text` holds by structure alone (no known values), cached: the
+    processor asks for every text value it sends on, and most values recur (a status, a code)."""
+    return tuple(finding.kind for finding in scan_text(text, ""))
 
 
 def scan_text(text: str, where: str, known: KnownValues = _EMPTY, *, personal: bool = False) -> list[Finding]:

@@ -24,7 +24,7 @@ from monitoring import metrics
 from schemas.avro_codec import AvroCodec
 from schemas.incidents import Detection
 from streams.quality import Violation
-from streams.router import Output, Router
+from streams.router import LEAK_CHECK, Output, Router
 
 log = logging.getLogger("qoima.processor")
 
@@ -87,8 +87,9 @@ class BatchProcessor:
                 self._note(regulation.provider, table.name, (violation,), None, incidents)
         for (provider, table, rule), incident in incidents.items():
             violation = incident.violation
+            critical = violation.action == "hold" or violation.rule == LEAK_CHECK
             detection = Detection(provider, table, rule, violation.incident_type,
-                                  "critical" if violation.action == "hold" else "warning", incident.count,
+                                  "critical" if critical else "warning", incident.count,
                                   f"{incident.count} row(s), action {violation.action}: {violation.problem}",
                                   "processor", tuple(incident.samples))
             effects.records.append((INCIDENT_TOPIC, detection.key.encode(),

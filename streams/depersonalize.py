@@ -19,6 +19,7 @@ from model import normalize
 from model.reference import kato_region
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
+from model.leak_scan import structural_kinds
 from streams.redact import redact
 
 INVALID_PREFIX = "invalid:"
@@ -229,6 +230,21 @@ class TablePlan:
         self.steps = [_Step(c.name, c.output_name, _step_function(c, ring, hashers))
                       for c in table.columns if c.action is not Action.drop]
         self.output_columns = [s.output for s in self.steps]
+        # What the depersonalization check reads: every output that may carry source text
+        # (kept, redacted and generalized columns, keys among them); pseudonyms are base32.
+        self.checked_outputs = tuple(c.output_name for c in table.columns
+                                     if c.action not in (Action.drop, Action.hash))
+
+    def clear_identifiers(self, record: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+        """Output column -> kinds of clear identifier its text holds (the check in the processor)."""
+        found: dict[str, tuple[str, ...]] = {}
+        for name in self.checked_outputs:
+            value = record.get(name)
+            texts = value if isinstance(value, list) else (value,)
+            kinds = {kind for text in texts if isinstance(text, str) and text for kind in structural_kinds(text)}
+            if kinds:
+                found[name] = tuple(sorted(kinds))
+        return found
 
     def apply(self, row: dict[str, Any], today: date | None = None) -> tuple[dict[str, Any], list[Defect]]:
         """Depersonalize one source row (Debezium's `after` or `before`).
@@ -267,6 +283,8 @@ class TablePlan:
                 out[step.output] = None if value is None else step.apply(value, today)[0]
             except (ValueError, TypeError, ArithmeticError, OverflowError, AttributeError):
                 continue
+        for name in self.clear_identifiers(out):
+            del out[name]  # a quarantine record must not carry what the check would stop
         return out
 
     def key_only(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,8 @@ def _json_default(value: Any) -> str:
 
 
 DRIFT_ADDED, DRIFT_ABSENT = "schema_drift_added", "schema_drift_absent"
+# The processor's depersonalization check: its quarantine kind, rule and incident (critical).
+LEAK_CHECK = "depersonalization_check"
 # A quarantined event opens an incident of the DM385 type its reason belongs to; a rule's own
 # violation (reject) or a schema drift replaces this one with its own rule.
 _QUARANTINE_TYPES = {"missing_value": "completeness", "bad_value": "accuracy_contradiction"}
@@ -292,6 +294,16 @@ class Router:
             _defects=notes,
             _held_by=held_by,
         )
+        leaks = plan.clear_identifiers(record)
+        if leaks:
+            # The depersonalization check, before anything reaches a clean topic: a value the
+            # regulation keeps (or a redaction or generalization missed) holds an identifier.
+            found = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in sorted(leaks.items()))
+            out = self._quarantine(topic, partition, offset, payload(), regulation, table, LEAK_CHECK,
+                                   f"clear identifiers in output column(s) ({found}); fix the column's action "
+                                   "in the regulation, then replay the quarantine", plan.salvage(row))
+            return replace(out, violations=(Violation(LEAK_CHECK, "privacy", "other", "reject", tuple(sorted(leaks)),
+                                                      f"clear identifiers in {found}"), *violations))
         # A held record waits in qoima_meta until its incidents are resolved (DM385 §49).
         clean_topic = regulation.held_topic(table) if held_by else regulation.clean_topic(table)
         key = json.dumps([record[plan.table.column(k).output_name] for k in table.primary_key],

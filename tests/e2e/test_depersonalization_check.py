@@ -112,3 +112,26 @@ def test_scan_finds_planted_leaks_of_every_kind(stack, pg, writer, regulations):
             writer.command(f"ALTER TABLE udw.{name} DELETE WHERE org_id > 991000000", settings={"mutations_sync": 2})
     clean = scan_warehouse(writer, regulations, known)
     assert not clean.findings, clean.render("warehouse")
+
+
+def test_the_processor_quarantines_a_kept_column_that_holds_an_identifier(stack, pg, ch, writer):
+    """The check in the processor: an organization named with its owner's IIN (a kept column)
+    never reaches the clean topic; the row is quarantined with a critical incident."""
+    wait_converged(pg, ch, tables=("social.organizations",), timeout=120)
+    org_id, name = pg.execute("SELECT org_id, name FROM social.organizations ORDER BY org_id DESC LIMIT 1").fetchone()
+    pg.execute("UPDATE social.organizations SET name = %s, updated_at = now() WHERE org_id = %s",
+               (f"ИП Сейтова {CLEAR_IIN}", org_id))
+    try:
+        rows = incident_events(writer, "rule = 'depersonalization_check' AND origin = 'processor'", 60,
+                               "the processor's depersonalization check")
+        severity, detail = rows[-1]
+        assert severity == "critical" and "name: iin" in detail
+        assert CLEAR_IIN not in detail
+        # The warehouse keeps the row as it was: the leaking version never reached it.
+        assert ch.query(f"SELECT name FROM udw.demo__social__organizations FINAL WHERE org_id = {int(org_id)}"
+                        ).result_rows == [(name,)]
+        assert ch.query("SELECT count() FROM udw.demo__social__organizations WHERE position(name, {iin:String}) > 0",
+                        parameters={"iin": CLEAR_IIN}).result_rows == [(0,)]
+    finally:
+        pg.execute("UPDATE social.organizations SET name = %s, updated_at = now() WHERE org_id = %s", (name, org_id))
+    wait_converged(pg, ch, tables=("social.organizations",), timeout=90)

@@ -91,7 +91,7 @@ def test_quarantine_schema_parses() -> None:
     fastavro.parse_schema(schema)
     kinds = next(f for f in schema["fields"] if f["name"] == "error_kind")["type"]["symbols"]
     assert set(kinds) == {"undecodable", "unknown_table", "bad_value", "missing_value", "unexpected_op", "rule_violation",
-                          "internal_error", "schema_drift"}
+                          "internal_error", "schema_drift", "depersonalization_check"}
 
 
 def spec_header(schema: dict) -> bytes:

@@ -106,3 +106,44 @@ def test_a_quarantined_row_leaves_the_state_as_it_was(demo, ring) -> None:
     # So the first row that brings IIN_B in and is loaded owns it: no duplicate.
     effects = batch.process([(PERSONS, 0, 3, _person(3, IIN_B))], now=0)
     assert not [value for topic, _, value in effects.records if topic == INCIDENT_TOPIC]
+
+
+# --- the depersonalization check in the processor -------------------------------------------------
+
+ORGS = "qoima.raw.demo.social.organizations"
+
+
+def _organization(org_id: int, name: str) -> bytes:
+    return _event("social.organizations", {"org_id": org_id, "bin": "071240500401", "name": name,
+                                           "kato_code": "751110000", "updated_at": "2024-01-15T10:30:00Z"})
+
+
+def test_a_kept_column_holding_an_identifier_is_quarantined_with_a_critical_incident(demo, ring) -> None:
+    batch = _batch(demo, ring)
+    effects = batch.process([(ORGS, 0, 1, _organization(1, f"ИП Сейтова {IIN_A}")),
+                             (ORGS, 0, 2, _organization(2, "ТОО Жол"))], now=0)
+    by_topic = {}
+    for topic, _, value in effects.records:
+        by_topic.setdefault(topic, []).append(value)
+    assert len(by_topic["qoima.clean.demo.social.organizations"]) == 1   # the clean row goes on
+    (quarantined,) = by_topic[QUARANTINE_TOPIC]
+    assert IIN_A.encode() not in quarantined and IIN_A[:6].encode() not in quarantined
+    record = codec_for([demo]).decode(quarantined)[1]
+    assert record["error_kind"] == "depersonalization_check"
+    assert "name: iin" in record["reason"]
+    salvaged = json.loads(record["payload_depersonalized"])
+    assert "name" not in salvaged and salvaged["org_id"] == 1   # what leaks is left out, the rest kept
+    (detection,) = [incident_codec().decode(v)[1] for v in by_topic[INCIDENT_TOPIC]]
+    assert (detection["rule"], detection["severity"], detection["count"]) == ("depersonalization_check", "critical", 1)
+    assert IIN_A not in detection["detail"]
+
+
+def test_the_check_reads_phones_and_emails_too_and_leaves_pseudonyms_alone(demo, ring) -> None:
+    batch = _batch(demo, ring)
+    for name in ("ТОО Жол, тел. +7 701 234 56 78", "Жол LLP, info@zhol.kz"):
+        effects = batch.process([(ORGS, 0, 1, _organization(1, name))], now=0)
+        assert [t for t, _, _ in effects.records if t not in (INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC)] == \
+            [QUARANTINE_TOPIC], name
+    # The BIN column is hashed: its pseudonym is never mistaken for a leak.
+    effects = batch.process([(ORGS, 0, 3, _organization(3, "ТОО Жол"))], now=0)
+    assert [t for t, _, _ in effects.records] == ["qoima.clean.demo.social.organizations"]
