@@ -32,6 +32,9 @@ RawEvent = tuple[str, int, int, "bytes | None"]   # topic, partition, offset, va
 Record = tuple[str, "bytes | None", "bytes | None"]  # topic, key, value
 
 _MAX_SAMPLES = 5
+# What a batch counts, by the first element of its key; the rest are the metric's labels.
+_COUNTERS = {"in": metrics.EVENTS_IN, "out": metrics.EVENTS_OUT, "violation": metrics.QUALITY_VIOLATIONS,
+             "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES}
 
 
 @dataclass
@@ -133,18 +136,7 @@ class BatchProcessor:
     @staticmethod
     def _publish(counts: Counter, effects: Effects) -> None:
         for (kind, *labels), count in counts.items():
-            if kind == "in":
-                metrics.EVENTS_IN.labels(*labels).inc(count)
-            elif kind == "out":
-                metrics.EVENTS_OUT.labels(*labels).inc(count)
-            elif kind == "violation":
-                metrics.QUALITY_VIOLATIONS.labels(*labels).inc(count)
-            elif kind == "defect":
-                metrics.DEFECTS.labels(*labels).inc(count)
-            elif kind == "quarantined":
-                metrics.QUARANTINED.labels(*labels).inc(count)
-            elif kind == "tombstone":
-                metrics.TOMBSTONES.labels(*labels).inc(count)
+            _COUNTERS[kind].labels(*labels).inc(count)
         if effects.events:
             # Once per batch, the batch's mean per event: one observation per event would cost
             # more than the routing it measures.

@@ -147,3 +147,18 @@ def test_the_check_reads_phones_and_emails_too_and_leaves_pseudonyms_alone(demo,
     # The BIN column is hashed: its pseudonym is never mistaken for a leak.
     effects = batch.process([(ORGS, 0, 3, _organization(3, "ТОО Жол"))], now=0)
     assert [t for t, _, _ in effects.records] == ["qoima.clean.demo.social.organizations"]
+
+
+def test_metrics_count_every_event_of_the_batch(demo, ring) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_in = sample("qoima_processor_events_in_total", table="population.persons", op="c")
+    before_q = sample("qoima_quarantined_total", table="population.persons", reason="rule_violation")
+    batch = _batch(demo, ring)
+    batch.process([(PERSONS, 0, i, _person(i, IIN_A if i == 1 else IIN_B)) for i in range(1, 4)]
+                  + [(PERSONS, 0, 4, _person(4, "020202300129", status="unknown"))], now=0)
+    assert sample("qoima_processor_events_in_total", table="population.persons", op="c") == before_in + 3
+    assert sample("qoima_quarantined_total", table="population.persons", reason="rule_violation") == before_q + 1
