@@ -230,10 +230,12 @@ class TablePlan:
         self.steps = [_Step(c.name, c.output_name, _step_function(c, ring, hashers))
                       for c in table.columns if c.action is not Action.drop]
         self.output_columns = [s.output for s in self.steps]
-        # What the depersonalization check reads: every output that may carry source text
-        # (kept, redacted and generalized columns, keys among them); pseudonyms are base32.
+        # What the depersonalization check reads: every text output that may carry source text
+        # (kept, redacted and generalized columns, keys among them), as the sink's check reads
+        # the warehouse's String columns; pseudonyms are base32, and a UUID's last group of 12
+        # digits is no IIN.
         self.checked_outputs = tuple(c.output_name for c in table.columns
-                                     if c.action not in (Action.drop, Action.hash))
+                                     if c.action not in (Action.drop, Action.hash) and "String" in c.output_types[1])
 
     def clear_identifiers(self, record: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         """Output column -> kinds of clear identifier its text holds (the check in the processor)."""

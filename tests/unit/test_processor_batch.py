@@ -8,6 +8,7 @@ from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC
 from schemas.avro_codec import codec_for
 from schemas.incidents import incident_codec
 from streams.batch import BatchProcessor
+from streams.depersonalize import TablePlan
 from streams.router import Router
 from streams.state_store import ChangelogStore, StateStores
 
@@ -162,3 +163,13 @@ def test_metrics_count_every_event_of_the_batch(demo, ring) -> None:
                   + [(PERSONS, 0, 4, _person(4, "020202300129", status="unknown"))], now=0)
     assert sample("qoima_processor_events_in_total", table="population.persons", op="c") == before_in + 3
     assert sample("qoima_quarantined_total", table="population.persons", reason="rule_violation") == before_q + 1
+
+
+def test_the_check_reads_text_columns_only(demo, ring) -> None:
+    # A UUID whose last group is twelve digits with a valid IIN check digit, and numbers, are not text.
+    plan = TablePlan(demo.table("catalog.type_samples"), ring)
+    checked = set(plan.checked_outputs)
+    assert {"v_text", "v_varchar", "v_json"} <= checked
+    assert not {"v_uuid", "v_bigint", "v_numeric"} & checked
+    assert plan.clear_identifiers({"v_uuid": "123e4567-e89b-12d3-a456-900101300126", "v_text": "ok"}) == {}
+    assert plan.clear_identifiers({"v_text": "ИИН 900101300126"}) == {"v_text": ("iin",)}
