@@ -37,7 +37,7 @@ from schemas.kafka_clients import consumer_config, producer_config
 from model.names import INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
-from model.leak_scan import scan_text
+from model.leak_scan import structural_kinds
 from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
@@ -154,15 +154,23 @@ class ClickHouseSink:
         return row
 
     def _leaks(self, target: _Target) -> dict[str, set[str]]:
-        """Column -> kinds of clear identifiers found in this batch (the check before load)."""
+        """Column -> kinds of clear identifiers found in this batch (the check before load).
+
+        Each column's distinct texts are scanned once per batch: a batch repeats most values
+        (statuses, codes, regions), and a pseudonym column's values are never read twice."""
         found: dict[str, set[str]] = {}
-        for row in target.rows:
-            for name, value in zip(target.column_names, row):
+        for index, name in enumerate(target.column_names):
+            texts: set[str] = set()
+            for row in target.rows:
+                value = row[index]
                 # Text arrays too: an identifier must not slip through as an element.
-                for text in (value if isinstance(value, list) else (value,)):
-                    if isinstance(text, str) and text:
-                        for finding in scan_text(text, name):
-                            found.setdefault(name, set()).add(finding.kind)
+                if isinstance(value, str):
+                    texts.add(value)
+                elif isinstance(value, list):
+                    texts.update(v for v in value if isinstance(v, str))
+            kinds = {kind for text in texts if text for kind in structural_kinds(text)}
+            if kinds:
+                found[name] = kinds
         return found
 
     def _hold(self, topic: str, target: _Target, consumer: Consumer, leaks: dict[str, set[str]]) -> None:

@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert {f.name: getattr(s.ports, f.name) for f in fields(Ports)} == DEFAULT_PORTS
     assert s.host == "127.0.0.1"
     assert (s.kafka_heap_mb, s.connect_heap_mb, s.clickhouse_max_memory_mb) == (512, 640, 2048)
-    assert (s.sink_batch_rows, s.sink_batch_ms) == (5000, 500)
+    assert (s.sink_batch_rows, s.sink_batch_ms) == (50_000, 500)
     assert s.key_id == "k1"
     assert s.regulations_dir == (REPO_ROOT / "connectors" / "regulations").resolve()
     assert s.kafka_bootstrap == "127.0.0.1:29092"
@@ -32,7 +32,7 @@ def test_defaults() -> None:
 
 def test_empty_values_mean_default() -> None:
     s = Settings.from_env({"QOIMA_PORT_SHIFT": "", "QOIMA_SINK_BATCH_ROWS": "", "QOIMA_HOME": ""})
-    assert s.ports.kafka == 29092 and s.sink_batch_rows == 5000
+    assert s.ports.kafka == 29092 and s.sink_batch_rows == 50_000
     assert s.home == (REPO_ROOT / "var").resolve()
 
 
