@@ -27,13 +27,17 @@ class MasterKeyError(RuntimeError):
 # library's b32encode is pure Python and cost more than the HMAC it spells.
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)
-_PAIR_SHIFTS = tuple(range(250, -10, -10))   # 26 pairs: 260 bits, the digest's 256 and 4 zero bits
 
 
-def _base32(digest: bytes) -> str:
-    """base64.b32encode(digest).decode().rstrip("=").lower() of a 32-byte digest."""
-    bits = int.from_bytes(digest, "big") << 4
-    return "".join([_B32_PAIRS[(bits >> shift) & 1023] for shift in _PAIR_SHIFTS])
+def base32(data: bytes) -> str:
+    """base64.b32encode(data).decode().rstrip("=").lower(), for 16- and 32-byte digests.
+
+    Qoima's digests are spelled in base32 because it neither forms words a scan for known
+    names would match (no '-' or '_' to end a word; letters run into digits) nor long digit
+    runs a scan for IINs or phones would match (its only digits are 2-7)."""
+    pad = -len(data) * 8 % 10                        # zero bits up to a whole pair of symbols
+    bits = int.from_bytes(data, "big") << pad
+    return "".join([_B32_PAIRS[(bits >> shift) & 1023] for shift in range(len(data) * 8 + pad - 10, -10, -10)])
 
 
 @lru_cache(maxsize=1 << 16)
@@ -45,7 +49,7 @@ def pseudonym(key: bytes, data: bytes, length: int = 52) -> str:
     one identifier recurs across rows and tables (a person's IIN in each payment), and the
     cache lives only in the processor's memory, beside the raw events it reads anyway.
     """
-    return _base32(hmac.digest(key, data, hashlib.sha256))[:length]
+    return base32(hmac.digest(key, data, hashlib.sha256))[:length]
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:

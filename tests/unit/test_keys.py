@@ -255,7 +255,8 @@ def test_base32_spelling_is_rfc4648_lower_case_without_padding() -> None:
     import base64
     import os
 
-    from streams.keys import _base32
+    from streams.keys import base32
 
-    for digest in [bytes(32), b"\xff" * 32, *(os.urandom(32) for _ in range(500))]:
-        assert _base32(digest) == base64.b32encode(digest).decode().rstrip("=").lower()
+    for size in (16, 32):
+        for digest in [bytes(size), b"\xff" * size, *(os.urandom(size) for _ in range(500))]:
+            assert base32(digest) == base64.b32encode(digest).decode().rstrip("=").lower()
