@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     clickhouse_max_memory_mb: _Integer = Field(2048, ge=512, le=1 << 20)
     # Large inserts are what ClickHouse is fast at; a quiet stream closes batches by time first.
     sink_batch_rows: _Integer = Field(50_000, ge=1, le=1_000_000)
-    sink_batch_ms: _Integer = Field(500, ge=10, le=600_000)
+    sink_batch_ms: _Integer = Field(250, ge=10, le=600_000)
     assess_interval_s: _Integer = Field(300, ge=5, le=86400)
 
     @field_validator("key_id")

@@ -31,6 +31,9 @@ def shared_settings(regulation: Regulation) -> dict[str, str]:
         "database.user": source.user,
         "database.password": password_reference(regulation),
         "topic.prefix": regulation.raw_topic_prefix,
+        # Debezium waits this long when a poll finds nothing new (default 500 ms): at the
+        # warehouse's second-scale freshness, half a second of it is most of the budget.
+        "poll.interval.ms": "100",
         "signal.enabled.channels": "source",
         "incremental.snapshot.chunk.size": "2048",
         "snapshot.mode": source.snapshot,
