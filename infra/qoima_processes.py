@@ -55,7 +55,7 @@ class QoimaProcesses:
         if managed.pid():
             self.progress(f"{name}: already running")
             return
-        # Supervised: a crash or the processor's watchdog exit restarts it (infra/supervise.py).
+        # Supervised: a crash, or a processor ending on a failed transaction, restarts it (infra/supervise.py).
         start_supervised(managed, [sys.executable, "-m", "qoima", *argv], self.s)
         wait_until(healthy, 60, name, managed)
         self.progress(f"{name}: up, {where}")
