@@ -40,7 +40,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from model.regulation import Regulation, load_regulation  # noqa: E402
 from model.settings import REPO_ROOT, Settings  # noqa: E402
 from schemas.avro_codec import codec_for  # noqa: E402
-from schemas.kafka_clients import admin_config, consumer_config, producer_config  # noqa: E402
+from schemas.kafka_clients import admin_config, consumer_config, produce, producer_config  # noqa: E402
 from streams.keys import KeyRing  # noqa: E402
 
 BENCH_HOME = REPO / "var" / "bench-stack"
@@ -119,12 +119,7 @@ def prefill(settings: Settings, regulation: Regulation, count: int) -> dict[str,
 
     producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
     for topic, value in events(regulation, count):
-        while True:
-            try:
-                producer.produce(topic, value)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce(producer, topic, value)
     if producer.flush(60):
         raise SystemExit("the bench broker did not take the events")
     consumer = Consumer(consumer_config(settings.kafka_bootstrap, f"bench-probe-{uuid.uuid4()}"))
@@ -193,12 +188,7 @@ def measure_restore(settings: Settings, keys: int) -> dict:
     producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
     for i in range(keys):
         key = f"values\x1fpopulation.persons|iin_unique|{uuid.UUID(int=i).hex[-22:]}".encode()
-        while True:
-            try:
-                producer.produce(topic, b'["Ydq3lS0yQ3WcO8nF1v2xAw"]', key)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce(producer, topic, b'["ydq3ls0yq3wco8nf1v2xaw2345"]', key)
     producer.flush(120)
     started = time.monotonic()
     held = restore_state(settings.kafka_bootstrap, StateStores(), topic=topic)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from model import normalize
 from model.identifiers import is_valid_bin, is_valid_iin
@@ -59,6 +61,17 @@ def structural_kinds(text: str) -> tuple[str, ...]:
     """The kinds of identifier `text` holds by structure alone (no known values), cached: the
     processor asks for every text value it sends on, and most values recur (a status, a code)."""
     return tuple(finding.kind for finding in scan_text(text, ""))
+
+
+def structural_kinds_in(values: Iterable[Any]) -> set[str]:
+    """The kinds `structural_kinds` finds in any of `values`: texts, and the texts inside lists
+    (an identifier must not slip through as an array element); other values are not text."""
+    kinds: set[str] = set()
+    for value in values:
+        for text in (value if isinstance(value, list) else (value,)):
+            if isinstance(text, str) and text:
+                kinds.update(structural_kinds(text))
+    return kinds
 
 
 def scan_text(text: str, where: str, known: KnownValues = _EMPTY, *, personal: bool = False) -> list[Finding]:

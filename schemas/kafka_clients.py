@@ -9,7 +9,7 @@ The guarantees Qoima relies on are the defaults here, so a site states only what
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -25,6 +25,18 @@ def producer_config(bootstrap: str, *, idempotent: bool = True, client_id: str |
     if client_id is not None:
         config["client.id"] = client_id
     return {**config, **(extra or {})}
+
+
+def produce(producer: Any, topic: str, value: bytes | None, key: bytes | None = None,
+            on_delivery: Callable[..., None] | None = None) -> None:
+    """`producer.produce`, waiting while its local queue is full: deliveries drain the queue
+    (`poll` serves them), so a burst slows down instead of failing with BufferError."""
+    while True:
+        try:
+            producer.produce(topic, value, key=key, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.1)
 
 
 def admin_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from schemas.kafka_clients import consumer_config, producer_config
 from model.names import INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
-from model.leak_scan import structural_kinds
+from model.leak_scan import structural_kinds_in
 from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
@@ -160,15 +160,9 @@ class ClickHouseSink:
         (statuses, codes, regions), and a pseudonym column's values are never read twice."""
         found: dict[str, set[str]] = {}
         for index, name in enumerate(target.column_names):
-            texts: set[str] = set()
-            for row in target.rows:
-                value = row[index]
-                # Text arrays too: an identifier must not slip through as an element.
-                if isinstance(value, str):
-                    texts.add(value)
-                elif isinstance(value, list):
-                    texts.update(v for v in value if isinstance(v, str))
-            kinds = {kind for text in texts if text for kind in structural_kinds(text)}
+            texts = {text for row in target.rows
+                     for text in (row[index] if isinstance(row[index], list) else (row[index],)) if isinstance(text, str)}
+            kinds = structural_kinds_in(texts)
             if kinds:
                 found[name] = kinds
         return found

@@ -50,9 +50,6 @@ class Effects:
     events: int = 0
     seconds: float = 0.0   # routing time, for the per-event histogram
 
-    def __len__(self) -> int:
-        return len(self.records)
-
 
 class BatchProcessor:
     """Routes batches through a Router; `expire_every_s` paces the stateful rules' grace checks."""

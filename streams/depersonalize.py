@@ -19,7 +19,7 @@ from model import normalize
 from model.reference import kato_region
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
-from model.leak_scan import structural_kinds
+from model.leak_scan import structural_kinds_in
 from streams.redact import redact
 
 INVALID_PREFIX = "invalid:"
@@ -241,9 +241,7 @@ class TablePlan:
         """Output column -> kinds of clear identifier its text holds (the check in the processor)."""
         found: dict[str, tuple[str, ...]] = {}
         for name in self.checked_outputs:
-            value = record.get(name)
-            texts = value if isinstance(value, list) else (value,)
-            kinds = {kind for text in texts if isinstance(text, str) and text for kind in structural_kinds(text)}
+            kinds = structural_kinds_in((record.get(name),))
             if kinds:
                 found[name] = tuple(sorted(kinds))
         return found

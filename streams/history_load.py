@@ -32,7 +32,7 @@ from connectors.pg_text import text_parser
 from model.regulation import Regulation, Table, load_all
 from model.settings import Settings
 from schemas.avro_codec import codec_for
-from schemas.kafka_clients import producer_config
+from schemas.kafka_clients import produce, producer_config
 from streams.keys import load_schedule
 from streams.router import QUARANTINE_TOPIC, Output, Router
 
@@ -223,12 +223,7 @@ def load_history(settings: Settings, provider: str, table_name: str, path: Path 
                 out = router.route_row(regulation, table, row, version=HISTORY_VERSION,
                                        source_ts_ms=source_ts_ms, origin=origin, offset=number)
             summary.count(out)
-            while True:
-                try:
-                    producer.produce(out.topic, out.value, key=out.key, on_delivery=delivered)
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    producer.poll(0.5)
+            produce(producer, out.topic, out.value, out.key, delivered)
             sent += 1
             if number % _PROGRESS_EVERY == 0:
                 producer.poll(0)

@@ -38,7 +38,7 @@ from model.settings import Settings
 from monitoring import metrics
 from schemas import schema_history
 from schemas.avro_codec import codec_for
-from schemas.kafka_clients import consumer_config, producer_config
+from schemas.kafka_clients import consumer_config, produce, producer_config
 from streams.batch import BatchProcessor, RawEvent
 from streams.keys import load_schedule
 from streams.router import Router
@@ -169,12 +169,7 @@ class Processor:
         producer.begin_transaction()
         try:
             for topic, key, value in records:
-                while True:
-                    try:
-                        producer.produce(topic, value, key)
-                        break
-                    except BufferError:  # the local queue is full: let deliveries drain it
-                        producer.poll(0.1)
+                produce(producer, topic, value, key)
             if offsets:
                 producer.send_offsets_to_transaction(
                     [TopicPartition(t, p, o) for (t, p), o in offsets.items()],

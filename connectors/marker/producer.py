@@ -8,7 +8,7 @@ from typing import Protocol
 from confluent_kafka import Producer
 
 from connectors.marker.errors import PollerError
-from schemas.kafka_clients import producer_config
+from schemas.kafka_clients import produce, producer_config
 
 _DELIVERY_TIMEOUT_S = 60.0
 
@@ -34,12 +34,7 @@ class KafkaOutput:
             self._failures.append(str(error))
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key=key, on_delivery=self._delivered)
-                return
-            except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.5)
+        produce(self._producer, topic, value, key, self._delivered)
 
     def flush(self) -> None:
         remaining = self._producer.flush(_DELIVERY_TIMEOUT_S + 5)
