@@ -7,17 +7,20 @@ every demo rule on, the stateful ones included, each in a fresh consumer group:
 
 - faust: today's per-event Faust agent before this change (the baseline): one `Router.route`
   and one `send` per event, Faust tables for the rules' state, at-least-once commits;
-- batch: streams/processor.py, the batch loop on confluent-kafka with Kafka transactions
-  (records, incident detections, state changelog and offsets committed together).
+- batch: streams/processor.py, one worker of the batch loop on confluent-kafka with Kafka
+  transactions (records, incident detections, state changelog and offsets committed together):
+  raw events spread over the work topic's partitions, routed, their claims judged from the
+  rules topic, every step in the same worker.
 
 Each runtime runs in a child process pinned to one core (the broker has the other). Its rate
-is the events it committed (the group's committed offsets, read by this process) divided by
-the time from its first committed offset to its last: start-up is not counted.
+is the events it routed (the clean, held or quarantine record committed; the child reports its
+count every 100 ms) divided by the time from its first routed event to its last: start-up is
+not counted.
 
 quixstreams was measured by hand and is not part of this run: 3.28 pins confluent-kafka < 2.13
 and pydantic < 2.14 (docs/design.md, "The processing core").
 
-    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch] [--json]
+    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch] [--partitions 4] [--json]
 """
 from __future__ import annotations
 
@@ -64,23 +67,40 @@ def _pin_to_one_core() -> None:
     os.sched_setaffinity(0, {cores[-1]})
 
 
+def _report_progress(count) -> None:
+    """Print `count()` (events routed so far) every 100 ms: the parent's clock."""
+    import threading
+
+    def report() -> None:
+        while True:
+            print(f"progress {count()}", flush=True)
+            time.sleep(0.1)
+
+    threading.Thread(target=report, daemon=True).start()
+
+
 def run_batch(settings: Settings, regulation: Regulation, group: str) -> None:
-    from streams.batch import BatchProcessor
-    from streams.processor import Processor
-    from streams.router import Router
-    from streams.state_store import StateStores
+    from model.names import WORK_TOPIC
+    from streams.processor import Processor, partition_count, wire
+    from streams.keys import KeySchedule
 
     codec = codec_for([regulation])
-    router = Router([regulation], RING, codec, state=StateStores())
-    processor = Processor(settings.kafka_bootstrap, BatchProcessor(router, codec), group=group, instance=group)
-    processor.run(router.raw_topics)
+    batch, _, topics = wire([regulation], KeySchedule.single(RING), codec,
+                            partition_count(settings.kafka_bootstrap, WORK_TOPIC))
+    processor = Processor(settings.kafka_bootstrap, batch, group=group, instance=group)
+    _report_progress(lambda: processor.routed)
+    processor.run(topics)
 
 
 def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
     """The per-event agent of streams/app.py before the batch loop, without its watchdog and gap
-    filler (which only guarded against Faust's stalls and cost nothing per event)."""
+    filler (which only guarded against Faust's stalls and cost nothing per event). Its cross-row
+    rules judge each row's claims at once, in Faust tables: one worker, no rules topic."""
     import faust
 
+    from streams.cross_row.claims import Claims
+    from streams.cross_row.judge import Judge
+    from streams.cross_row.plan import CrossRowPlan
     from streams.router import Router
 
     codec = codec_for([regulation])
@@ -89,10 +109,14 @@ def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
                     processing_guarantee="at_least_once", producer_acks=-1, consumer_auto_offset_reset="earliest",
                     broker_commit_every=1000, broker_commit_interval=1.0)
     state = {name: app.Table(f"{group}-{name}", default=None, partitions=1)
-             for name in ("values", "owners", "references", "pending")}
-    router = Router([regulation], RING, codec, state=state)
+             for name in ("owners", "values", "references", "pending")}
+    plan = CrossRowPlan([regulation], RING.subkey("quality-state"))
+    router = Router([regulation], RING, codec, Claims(plan, state["owners"]))
+    judge = Judge(plan, state["values"], state["references"], state["pending"])
     raw = app.topic(*router.raw_topics, key_type=bytes, value_type=bytes)
     outputs: dict[str, object] = {}
+    routed = [0]
+    _report_progress(lambda: routed[0])
 
     @app.agent(raw)
     async def process(stream):
@@ -101,9 +125,12 @@ def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
             out = router.route(message.topic, message.partition, message.offset, event.value)
             if out is None:
                 continue
+            for key, claim in out.claims:
+                judge.apply(0, key, json.loads(json.dumps(claim)))
             if out.topic not in outputs:
                 outputs[out.topic] = app.topic(out.topic, key_type=bytes, value_type=bytes)
             await outputs[out.topic].send(key=out.key, value=out.value)
+            routed[0] += 1
 
     asyncio.set_event_loop(asyncio.new_event_loop())
     faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
@@ -118,8 +145,8 @@ def prefill(settings: Settings, regulation: Regulation, count: int) -> dict[str,
     from rules import events  # the same events bench/rules.py routes in memory
 
     producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
-    for topic, value in events(regulation, count):
-        produce(producer, topic, value)
+    for topic, key, value in events(regulation, count):
+        produce(producer, topic, value, key)
     if producer.flush(60):
         raise SystemExit("the bench broker did not take the events")
     consumer = Consumer(consumer_config(settings.kafka_bootstrap, f"bench-probe-{uuid.uuid4()}"))
@@ -132,33 +159,28 @@ def _raw_topics(regulation: Regulation) -> list[str]:
     return [regulation.raw_topic(t) for t in regulation.tables]
 
 
-def committed(admin: AdminClient, group: str, topics: list[str]) -> int:
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, 0) for t in topics])
-    result = admin.list_consumer_group_offsets([request])[group].result()
-    return sum(max(p.offset, 0) for p in result.topic_partitions)
-
-
-def measure(settings: Settings, runtime: str, provider: str, ends: dict[str, int], timeout: float) -> dict:
+def measure(runtime: str, provider: str, total: int, timeout: float) -> dict:
+    """Run one runtime in a child until it has routed `total` events; its rate from its first
+    routed event to its last."""
     group = f"bench-{runtime}-{uuid.uuid4().hex[:8]}"
-    total = sum(ends.values())
     child = subprocess.Popen([sys.executable, __file__, "--child", runtime, "--provider", provider, "--group", group],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    admin = AdminClient(admin_config(settings.kafka_bootstrap))
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_at = first_count = None
     done_at, count = None, 0
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and child.poll() is None:
-            count = committed(admin, group, list(ends))
+        for line in child.stdout:
+            if not line.startswith("progress "):
+                continue
+            count = int(line.split()[1])
             now = time.monotonic()
             if count and first_at is None:
                 first_at, first_count = now, count
             if count >= total:
                 done_at = now
                 break
-            time.sleep(0.1)
+            if now > deadline:
+                break
     finally:
         child.terminate()
         try:
@@ -168,10 +190,34 @@ def measure(settings: Settings, runtime: str, provider: str, ends: dict[str, int
             _, err = child.communicate()
     if done_at is None:
         tail = (err or "").strip().splitlines()[-5:]
-        raise SystemExit(f"{runtime}: committed {count} of {total} events in {timeout:.0f} s\n" + "\n".join(tail))
+        raise SystemExit(f"{runtime}: routed {count} of {total} events in {timeout:.0f} s\n" + "\n".join(tail))
     elapsed = max(done_at - first_at, 1e-6)
     return {"events": total - first_count, "seconds": round(elapsed, 2),
             "events_per_s": round((total - first_count) / elapsed)}
+
+
+def fresh_processor_topics(settings: Settings, partitions: int) -> None:
+    """The work and rules topics, empty: a runtime's fresh group must not read an earlier run's."""
+    from confluent_kafka.admin import NewTopic
+
+    from model.names import RULES_TOPIC, WORK_TOPIC
+
+    admin = AdminClient(admin_config(settings.kafka_bootstrap))
+    existing = set(admin.list_topics(timeout=10).topics)
+    for future in admin.delete_topics([t for t in (WORK_TOPIC, RULES_TOPIC) if t in existing]).values():
+        future.result()
+    deadline = time.monotonic() + 60
+    while True:  # a deleted topic's name is free again only once the broker has removed it
+        futures = admin.create_topics([NewTopic(t, partitions, 1) for t in (WORK_TOPIC, RULES_TOPIC)
+                                       if t not in admin.list_topics(timeout=10).topics])
+        try:
+            for future in futures.values():
+                future.result()
+            return
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline, then shown
+            if time.monotonic() > deadline:
+                raise SystemExit(f"cannot recreate the processor's topics: {exc}") from None
+            time.sleep(0.5)
 
 
 def measure_restore(settings: Settings, keys: int) -> dict:
@@ -187,11 +233,11 @@ def measure_restore(settings: Settings, keys: int) -> dict:
     admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result()
     producer = Producer(producer_config(settings.kafka_bootstrap, extra={"linger.ms": 50}))
     for i in range(keys):
-        key = f"values\x1fpopulation.persons|iin_unique|{uuid.UUID(int=i).hex[-22:]}".encode()
+        key = f"values\x1f{i % 4}|u|population.persons|iin_unique|{uuid.UUID(int=i).hex[-22:]}".encode()
         produce(producer, topic, b'["ydq3ls0yq3wco8nf1v2xaw2345"]', key)
     producer.flush(120)
     started = time.monotonic()
-    held = restore_state(settings.kafka_bootstrap, StateStores(), topic=topic)
+    held = restore_state(settings.kafka_bootstrap, StateStores(), lambda store: range(4), topic=topic)
     seconds = time.monotonic() - started
     admin.delete_topics([topic])
     return {"keys": held, "seconds": round(seconds, 2)}
@@ -202,6 +248,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--runtimes", nargs="+", default=["faust", "batch"], choices=["faust", "batch"])
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--partitions", type=int, default=4, help="work and rules partitions (batch runtime)")
     parser.add_argument("--restore-keys", type=int, default=1_000_000,
                         help="state entries a restarted worker reads back (0: skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -228,8 +275,9 @@ def main() -> None:
         provider = f"b{uuid.uuid4().hex[:8]}"  # fresh raw, clean and held topics for each runtime
         regulation = bench_regulation(settings, provider)
         kafka.create_topics([regulation])
+        fresh_processor_topics(settings, args.partitions)
         ends = prefill(settings, regulation, args.events)
-        results[runtime] = measure(settings, runtime, provider, ends, args.timeout)
+        results[runtime] = measure(runtime, provider, sum(ends.values()), args.timeout)
         baseline = results.get("faust", {}).get("events_per_s")
         rate = results[runtime]["events_per_s"]
         ratio = f"  ({rate / baseline:.1f}x the Faust baseline)" if baseline and runtime != "faust" else ""

@@ -15,7 +15,7 @@ from infra.ports import port_open
 from infra.processes import Managed, Progress, StackError, wait_until
 from infra.templates import LOCAL_TEMPLATES, render
 from model.names import (DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, PROCESSOR_STATE_TOPIC,
-                         QUARANTINE_TOPIC, SCHEMA_TOPIC, heartbeat_topic)
+                         QUARANTINE_TOPIC, RULES_TOPIC, SCHEMA_TOPIC, WORK_TOPIC, heartbeat_topic)
 from model.settings import Settings
 from schemas.kafka_clients import admin_config
 
@@ -77,9 +77,21 @@ class LocalKafka:
                 wanted[regulation.held_topic(table)] = week
             wanted[heartbeat_topic(regulation.provider)] = day
         admin = AdminClient(admin_config(self.s.kafka_bootstrap))
-        existing = set(admin.list_topics(timeout=10).topics)
+        topics = admin.list_topics(timeout=10).topics
+        existing = set(topics)
         new = [NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": retention})
                for name, retention in wanted.items() if name not in existing]
+        # The processor's partitioned topics: the work topic is raw events (a day, like raw
+        # topics), the rules topic their claims. Their partition count is fixed once created:
+        # a key's work partition keeps its rows' cross-row state.
+        partitions = self.s.processor_partitions
+        for name in (WORK_TOPIC, RULES_TOPIC):
+            if name not in existing:
+                new.append(NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                    config={"retention.ms": day}))
+            elif len(topics[name].partitions) != partitions:
+                self.progress(f"kafka: {name} keeps its {len(topics[name].partitions)} partitions "
+                              f"(QOIMA_PROCESSOR_PARTITIONS={partitions} applies to a new stack only)")
         if SCHEMA_TOPIC not in existing:
             # Every Avro schema written with, by fingerprint: compacted, kept forever.
             new.append(NewTopic(SCHEMA_TOPIC, num_partitions=1, replication_factor=1,

@@ -33,7 +33,9 @@ class LocalPrometheus:
         wait_port_free(self.s.host, self.s.ports.prometheus, "prometheus")
         p = self.s.ports
         config = render("prometheus.yml", self.s.conf_dir / "prometheus.yml", host=self.s.host,
-                        rules_file=ALERT_RULES, processor_port=p.processor_metrics, sink_port=p.sink_metrics,
+                        rules_file=ALERT_RULES, sink_port=p.sink_metrics,
+                        processor_targets=", ".join(f'"{self.s.host}:{p.processor_worker(n)}"'
+                                                    for n in range(self.s.processor_workers)),
                         demo_port=p.demo_metrics, assessor_port=p.assessor_metrics, poller_port=p.poller_metrics,
                         prometheus_port=p.prometheus)
         self.managed.start([str(PROMETHEUS_BIN), f"--config.file={config}",

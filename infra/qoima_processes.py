@@ -13,9 +13,15 @@ from infra.processes import Managed, Progress, wait_until
 from model.settings import REPO_ROOT, Settings
 
 
-def start_supervised(managed: Managed, argv: list[str], settings: Settings) -> None:
+def processor_process(worker: int) -> str:
+    """The managed process name of a processor worker: `processor` for worker 0, as before."""
+    return "processor" if worker == 0 else f"processor-{worker}"
+
+
+def start_supervised(managed: Managed, argv: list[str], settings: Settings,
+                     extra_env: dict[str, str] | None = None) -> None:
     """`argv` under infra/supervise.py, from the repository root, with the stack's QOIMA_HOME."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     env["QOIMA_HOME"] = str(settings.home)
     managed.start([sys.executable, "-m", "infra.supervise", managed.name, "--", *argv], env=env, cwd=REPO_ROOT)
 
@@ -36,26 +42,31 @@ class QoimaProcesses:
         self._start(name, argv, self._metrics_healthy(metrics_port),
                     f"metrics on http://{self.s.host}:{metrics_port}/metrics")
 
-    def start_processor(self) -> None:
-        """The processor (worker 0), healthy once it has restored its state and joined its group."""
-        port = self.s.ports.processor_metrics
+    def start_processor(self, worker: int | None = None) -> None:
+        """The processor's workers (QOIMA_PROCESSOR_WORKERS), or only `worker`; each healthy once
+        it has joined its group and restored the state of its partitions."""
+        for n in range(self.s.processor_workers) if worker is None else (worker,):
+            port = self.s.ports.processor_worker(n)
 
-        def ready() -> bool:
-            text = requests.get(f"http://{self.s.host}:{port}/metrics", timeout=2).text
-            return "\nqoima_processor_ready 1.0" in text
+            def ready(port: int = port) -> bool:
+                text = requests.get(f"http://{self.s.host}:{port}/metrics", timeout=2).text
+                return "\nqoima_processor_ready 1.0" in text
 
-        self._start("processor", ["processor"], ready, f"ready, metrics on http://{self.s.host}:{port}/metrics")
+            self._start(processor_process(n), ["processor"], ready,
+                        f"ready, metrics on http://{self.s.host}:{port}/metrics",
+                        env={"QOIMA_PROCESSOR_WORKER": str(n)})
 
     def start_without_metrics(self, name: str, argv: list[str], port: int) -> None:
         """A Qoima process without metrics, healthy once its port answers."""
         self._start(name, argv, lambda: port_open(self.s.host, port), f"on {self.s.host}:{port}")
 
-    def _start(self, name: str, argv: list[str], healthy: Callable[[], bool], where: str) -> None:
+    def _start(self, name: str, argv: list[str], healthy: Callable[[], bool], where: str,
+               env: dict[str, str] | None = None) -> None:
         managed = self.managed(name)
         if managed.pid():
             self.progress(f"{name}: already running")
             return
         # Supervised: a crash, or a processor ending on a failed transaction, restarts it (infra/supervise.py).
-        start_supervised(managed, [sys.executable, "-m", "qoima", *argv], self.s)
+        start_supervised(managed, [sys.executable, "-m", "qoima", *argv], self.s, env)
         wait_until(healthy, 60, name, managed)
         self.progress(f"{name}: up, {where}")

@@ -21,7 +21,7 @@ from infra.mariadb import LocalMariaDb
 from infra.postgres import CAPTURE_USER, SOURCE_DB, LocalPostgres
 from infra.processes import Managed, Progress
 from infra.prometheus import LocalPrometheus
-from infra.qoima_processes import QoimaProcesses
+from infra.qoima_processes import QoimaProcesses, processor_process
 from model.settings import Settings
 
 __all__ = ["CAPTURE_USER", "ORDER", "SOURCE_DB", "LocalStack"]
@@ -107,8 +107,15 @@ class LocalStack:
                              self.s.ports.demo_metrics)
         self.progress(f"stack ready in {time.monotonic() - started:.0f}s")
 
+    def _running_order(self) -> list[str]:
+        """ORDER, with every processor worker running in place of `processor` (workers 1 and
+        up may have been started with another QOIMA_PROCESSOR_WORKERS than now)."""
+        extra = [name for name in (processor_process(n) for n in range(1, 8)) if self.managed(name).pid()]
+        at = ORDER.index("processor") + 1
+        return [*ORDER[:at], *extra, *ORDER[at:]]
+
     def down(self, wipe: bool) -> None:
-        for name in reversed(ORDER):
+        for name in reversed(self._running_order()):
             managed = self.managed(name)
             if name == "postgres":
                 stopped = managed.stop(signal.SIGINT)  # fast shutdown: roll back clients, checkpoint

@@ -17,7 +17,13 @@ INCIDENT_TOPIC = "qoima.incidents"             # incident detections (DM385 §49
 DEAD_LETTER_TOPIC = "qoima.deadletter.sink"    # clean records ClickHouse refused for good
 SCHEMA_TOPIC = "qoima.schemas"                 # compacted: every Avro schema a clean record was written with
 MARKER_STATE_TOPIC = "qoima.marker-state"      # compacted: the marker poller's watermarks
-PROCESSOR_STATE_TOPIC = "qoima.processor-state"  # compacted: the stateful rules' stores (digests only)
+PROCESSOR_STATE_TOPIC = "qoima.processor-state"  # compacted: the cross-row rules' stores (digests only)
+# The processor's own partitioned topics (streams/batch.py). The work topic is raw events spread
+# over the workers by primary key: it holds clear values, so it is a raw topic by name (the
+# `qoima.raw.` prefix: a provider key cannot hold '-') and by retention. The rules topic holds
+# the cross-row rules' claims: digests and depersonalized keys only.
+WORK_TOPIC = "qoima.raw.processor-work"
+RULES_TOPIC = "qoima.processor-rules"
 HEARTBEAT_PREFIX = "qoima.heartbeat."          # Debezium's topic.heartbeat.prefix
 SCHEMA_HISTORY_PREFIX = "qoima.schema-history."  # Debezium MariaDB's schema history, one topic per provider
 

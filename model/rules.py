@@ -124,7 +124,7 @@ class _Rule(BaseModel):
 
     @property
     def stateful(self) -> bool:
-        """Evaluated by streams/stateful_rules.py, not per row: the stateful kinds, and consistency
+        """Evaluated by streams/cross_row, not per row: the stateful kinds, and consistency
         against a reference table (it needs that table's rows)."""
         return self.kind.stateful
 
@@ -390,7 +390,24 @@ class ExpressionRule(_Rule):
         compile_expression(self.name, self.expression, table)
 
 
-class AgainstRule(_Rule):
+class _CrossRow(_Rule):
+    """A rule that compares a row with other rows: its verdict is an incident, never the row's route.
+
+    Other workers may be routing the other rows (streams/cross_row), so the verdict comes after
+    the row has gone its way; and which of two duplicates is the wrong one is not for Qoima to
+    say. Hence `flag` only: the row is loaded and the incident names it.
+    """
+
+    @model_validator(mode="after")
+    def _flag_only(self) -> "_CrossRow":
+        if self.action is not RuleAction.flag:
+            raise ValueError(f"rule {self.name}: {self.described()} compares rows with other rows and reports "
+                             f"what it finds as an incident; it cannot {self.action.value} a row. Use "
+                             "'action: flag' (the default), or a per-row rule to hold or reject rows")
+        return self
+
+
+class AgainstRule(_CrossRow):
     """The row agrees with the matching row of a reference table (streams/stateful_rules.py)."""
 
     kind: Literal[RuleKind.consistency]
@@ -447,13 +464,13 @@ _Consistency = Annotated[Union[Annotated[ExpressionRule, Tag("expression")], Ann
 # --- across rows, tables, the clock and the source -----------------------------------------
 
 
-class UniquenessRule(_ColumnsRule):
+class UniquenessRule(_ColumnsRule, _CrossRow):
     """No two live rows share the values of `columns`."""
 
     kind: Literal[RuleKind.uniqueness]
 
 
-class IntegrityRule(_Rule):
+class IntegrityRule(_CrossRow):
     """The row's `column` is found in `references` within `grace_seconds`."""
 
     kind: Literal[RuleKind.integrity]

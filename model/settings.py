@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError, PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,6 +80,10 @@ class Ports:
     def shifted(self, shift: int) -> "Ports":
         return Ports(**{name: port + shift for name, port in self.__dict__.items()})
 
+    def processor_worker(self, worker: int) -> int:
+        """Worker 0's metrics on `processor_metrics`; worker n's 10 + n above it, clear of the others'."""
+        return self.processor_metrics + (10 + worker if worker else 0)
+
 
 class Settings(BaseSettings):
     # Exact variable names (QOIMA_HOME, not qoima_home) as before; `validate_default` resolves
@@ -101,6 +105,18 @@ class Settings(BaseSettings):
     sink_batch_rows: _Integer = Field(50_000, ge=1, le=1_000_000)
     sink_batch_ms: _Integer = Field(250, ge=10, le=600_000)
     assess_interval_s: _Integer = Field(300, ge=5, le=86400)
+    # The processor's work and rules topics get this many partitions when `qoima up` creates
+    # them: the most workers that can share the load. Fixed afterwards (docs/design.md, "Scale-out").
+    processor_partitions: _Integer = Field(4, ge=1, le=64)
+    processor_workers: _Integer = Field(1, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _workers_have_partitions(self) -> "Settings":
+        if self.processor_workers > self.processor_partitions:
+            raise ValueError(f"QOIMA_PROCESSOR_WORKERS={self.processor_workers} but QOIMA_PROCESSOR_PARTITIONS="
+                             f"{self.processor_partitions}: a worker beyond the partition count would idle; "
+                             "lower the workers or raise the partitions (before the first `qoima up`)")
+        return self
 
     @field_validator("key_id")
     @classmethod
@@ -188,7 +204,9 @@ class Settings(BaseSettings):
 
 def _explain(error: Any) -> str:
     """One validation error as the operator should read it: the variable, its value, the fix."""
-    name = str(error["loc"][0]) if error["loc"] else "QOIMA_*"
+    if not error["loc"]:  # a check across settings: its message names them and the fix
+        return str(error["ctx"]["error"]) if "error" in error.get("ctx", {}) else error["msg"]
+    name = str(error["loc"][0])
     value = error["input"]
     field = next((f for f in Settings.model_fields.values() if f.alias == name), None)
     bounds = {}

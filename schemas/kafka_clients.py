@@ -28,12 +28,19 @@ def producer_config(bootstrap: str, *, idempotent: bool = True, client_id: str |
 
 
 def produce(producer: Any, topic: str, value: bytes | None, key: bytes | None = None,
-            on_delivery: Callable[..., None] | None = None) -> None:
+            on_delivery: Callable[..., None] | None = None, partition: int | None = None,
+            headers: list | None = None) -> None:
     """`producer.produce`, waiting while its local queue is full: deliveries drain the queue
-    (`poll` serves them), so a burst slows down instead of failing with BufferError."""
+    (`poll` serves them), so a burst slows down instead of failing with BufferError.
+    `partition` None lets the producer's partitioner choose."""
+    extra: dict[str, Any] = {}
+    if partition is not None:
+        extra["partition"] = partition
+    if headers:
+        extra["headers"] = headers
     while True:
         try:
-            producer.produce(topic, value, key=key, on_delivery=on_delivery)
+            producer.produce(topic, value, key=key, on_delivery=on_delivery, **extra)
             return
         except BufferError:
             producer.poll(0.1)

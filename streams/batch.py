@@ -1,40 +1,65 @@
-"""One batch of raw events in, everything the batch causes out: records, detections, state, metrics.
+"""One batch of events in, everything the batch causes out: records, detections, state, metrics.
 
 Pure logic, no Kafka: streams/processor.py writes a batch's `Effects` in one Kafka transaction
-together with the raw offsets it consumed, so each of them happens exactly once or not at all.
+together with the offsets it consumed, so each of them happens exactly once or not at all.
 
-- records: what the router made of each event, in the events' order (a table's clean records
-  keep their order, so a TRUNCATE marker stays in its place among them);
+A worker reads three kinds of topics, and a batch may hold all three (docs/design.md, "Scale-out"):
+
+- raw topics (one partition each: their offsets are the rows' versions): each event is passed
+  on to the work topic, in the partition its primary key hashes to, with its raw coordinates in
+  a header. A TRUNCATE goes to every work partition, so that each partition's rows before it are
+  deleted and none after it; a tombstone is counted and dropped.
+- the work topic: each event is routed (streams/router.py) as if read from its raw topic, into
+  its clean, held or quarantine record; a loaded row's cross-row claims go to the rules topic.
+- the rules topic: claims are judged (streams/cross_row/judge.py); verdicts become incidents.
+
+What a batch writes:
+- records: in the events' order (a table's clean records keep their order, so a TRUNCATE
+  marker stays in its place among them), then claims;
 - detections: rule violations summed per incident key (provider/table/rule) over the batch,
-  one incident event each, with up to five depersonalized record keys as samples; violations
-  of rows whose grace period ended (integrity, late consistency) join them;
-- state: the changelog records of the stateful rules' stores (streams/state_store.py);
+  one incident event each, with up to five depersonalized record keys as samples; verdicts of
+  rows whose grace period ended (integrity, late consistency) join them;
+- state: the changelog records of the cross-row rules' stores (streams/state_store.py);
 - metrics: counted per batch and label, then added to the Prometheus counters once.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC
+from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from monitoring import metrics
 from schemas.avro_codec import AvroCodec
 from schemas.incidents import Detection
+from streams.cross_row.judge import Judge
 from streams.quality import Violation
 from streams.router import LEAK_CHECK, Output, Router
+from streams.state_store import StateStores
 
 log = logging.getLogger("qoima.processor")
 
-RawEvent = tuple[str, int, int, "bytes | None"]   # topic, partition, offset, value
-Record = tuple[str, "bytes | None", "bytes | None"]  # topic, key, value
+# topic, partition, offset, key, value, headers
+RawEvent = tuple[str, int, int, "bytes | None", "bytes | None", "list | None"]
+# topic, key, value, partition (None: by the producer), headers
+Record = tuple[str, "bytes | None", "bytes | None", "int | None", "list | None"]
 
+RAW_ORIGIN = "qoima-raw"  # the work topic's header: "<raw topic>\x1f<partition>\x1f<offset>"
 _MAX_SAMPLES = 5
+_FORGET = "forget"
 # What a batch counts, by the first element of its key; the rest are the metric's labels.
 _COUNTERS = {"in": metrics.EVENTS_IN, "out": metrics.EVENTS_OUT, "violation": metrics.QUALITY_VIOLATIONS,
              "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES}
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition of `key` among `partitions`: a key always lands in the same one."""
+    return zlib.crc32(key) % partitions
 
 
 @dataclass
@@ -48,15 +73,18 @@ class _Incident:
 class Effects:
     records: list[Record] = field(default_factory=list)
     events: int = 0
-    seconds: float = 0.0   # routing time, for the per-event histogram
+    routed: int = 0       # events of the work topic
+    seconds: float = 0.0  # routing time, for the per-event histogram
 
 
 class BatchProcessor:
-    """Routes batches through a Router; `expire_every_s` paces the stateful rules' grace checks."""
+    """Batches through a Router and a Judge over `partitions` work and rules partitions;
+    `expire_every_s` paces the grace checks."""
 
-    def __init__(self, router: Router, codec: AvroCodec, expire_every_s: float = 1.0) -> None:
-        self.router = router
-        self.codec = codec
+    def __init__(self, router: Router, codec: AvroCodec, judge: Judge | None = None,
+                 state: StateStores | None = None, partitions: int = 1, expire_every_s: float = 1.0) -> None:
+        self.router, self.codec, self.judge, self.state = router, codec, judge, state
+        self.partitions = partitions
         self._expire_every_s = expire_every_s
         self._last_expiry = 0.0
         self._table_of = {topic: topic.split(".", 3)[-1] for topic in router.raw_topics}
@@ -66,25 +94,25 @@ class BatchProcessor:
         effects = Effects()
         incidents: dict[tuple[str, str, str], _Incident] = {}
         counts: Counter = Counter()
+        claims: list[Record] = []
         started = time.perf_counter()
-        for topic, partition, offset, value in events:
+        for topic, partition, offset, key, value, headers in events:
             effects.events += 1
-            try:
-                out = self.router.route(topic, partition, offset, value)
-            except Exception as exc:  # a bug must quarantine the event, not stop the pipeline
-                log.error("internal error on %s offset %s: %s", topic, offset, type(exc).__name__)
-                out = self.router.internal_error(topic, partition, offset, value, type(exc).__name__)
-            if out is None:
-                counts[("tombstone", self._table_of.get(topic, topic))] += 1
-                continue
-            self._count(out, topic, counts)
-            self._note(out.provider, out.table, out.violations, out.key, incidents)
-            effects.records.append((out.topic, out.key, out.value))
+            if topic == WORK_TOPIC:
+                effects.routed += 1
+                # Without its header (never written so), the event is quarantined as from an unknown topic.
+                origin = _origin(headers) or (topic, partition, offset)
+                self._route(partition, origin, value, effects, claims, counts, incidents)
+            elif topic == RULES_TOPIC:
+                self._judge(partition, key, value, incidents)
+            else:
+                self._spread(topic, partition, offset, key, value, effects, counts)
+        effects.records.extend(claims)
         effects.seconds = time.perf_counter() - started
-        if self.router.stateful is not None and now - self._last_expiry >= self._expire_every_s:
+        if self.judge is not None and now - self._last_expiry >= self._expire_every_s:
             self._last_expiry = now
-            for regulation, table, violation in self.router.stateful.expire(int(now * 1000)):
-                self._note(regulation.provider, table.name, (violation,), None, incidents)
+            for regulation, table, violation, sample in self.judge.expire(int(now * 1000)):
+                self._note(regulation.provider, table.name, (violation,), sample, incidents)
         for (provider, table, rule), incident in incidents.items():
             violation = incident.violation
             critical = violation.action == "hold" or violation.rule == LEAK_CHECK
@@ -93,18 +121,67 @@ class BatchProcessor:
                                   f"{incident.count} row(s), action {violation.action}: {violation.problem}",
                                   "processor", tuple(incident.samples))
             effects.records.append((INCIDENT_TOPIC, detection.key.encode(),
-                                    self.codec.encode(INCIDENT_TOPIC, detection.record())))
-        if self.router.state is not None:
-            effects.records.extend((PROCESSOR_STATE_TOPIC, key, value) for key, value in self.router.state.changes())
+                                    self.codec.encode(INCIDENT_TOPIC, detection.record()), None, None))
+        if self.state is not None:
+            effects.records.extend((PROCESSOR_STATE_TOPIC, key, value, None, None)
+                                   for key, value in self.state.changes())
         self._publish(counts, effects)
         return effects
 
+    def _spread(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                effects: Effects, counts: Counter) -> None:
+        """A raw event, passed on to the work partition of its key, its raw coordinates in a header."""
+        if value is None:
+            counts[("tombstone", self._table_of.get(topic, topic))] += 1
+            return
+        origin = [(RAW_ORIGIN, f"{topic}\x1f{partition}\x1f{offset}".encode())]
+        if key is not None:
+            effects.records.append((WORK_TOPIC, key, value, partition_for(key, self.partitions), origin))
+        elif _is_truncate(value):
+            # Every partition, each after its own rows before the TRUNCATE (docs/design.md, "Scale-out").
+            effects.records.extend((WORK_TOPIC, None, value, shard, origin) for shard in range(self.partitions))
+        else:
+            effects.records.append((WORK_TOPIC, None, value, 0, origin))
+
+    def _route(self, shard: int, origin: tuple[str, int, int], value: bytes | None, effects: Effects,
+               claims: list[Record], counts: Counter, incidents: dict) -> None:
+        topic, partition, offset = origin
+        try:
+            out = self.router.route(topic, partition, offset, value, shard)
+        except Exception as exc:  # a bug must quarantine the event, not stop the pipeline
+            log.error("internal error on %s offset %s: %s", topic, offset, type(exc).__name__)
+            out = self.router.internal_error(topic, partition, offset, value, type(exc).__name__)
+        if out is None:
+            counts[("tombstone", self._table_of.get(topic, topic))] += 1
+            return
+        self._count(out, topic, counts)
+        self._note(out.provider, out.table, out.violations, out.key.decode("utf-8", "replace") if out.key else None,
+                   incidents)
+        effects.records.append((out.topic, out.key, out.value, None, None))
+        for claim_key, message in out.claims:
+            encoded = claim_key.encode()
+            claims.append((RULES_TOPIC, encoded, _encode_json(message).encode(),
+                           partition_for(encoded, self.partitions), None))
+        if out.outcome == "truncated" and self.judge is not None:
+            forget = _encode_json({"k": _FORGET, "t": out.table, "shard": shard}).encode()
+            claims.extend((RULES_TOPIC, _FORGET.encode(), forget, rules_partition, None)
+                          for rules_partition in range(self.partitions))
+
+    def _judge(self, partition: int, key: bytes | None, value: bytes | None, incidents: dict) -> None:
+        if self.judge is None or value is None:
+            return
+        message = json.loads(value)
+        if message["k"] == _FORGET:
+            self.judge.forget(partition, message["t"], message["shard"])
+            return
+        for regulation, table, violation, sample in self.judge.apply(partition, key.decode(), message):
+            self._note(regulation.provider, table.name, (violation,), sample, incidents)
+
     @staticmethod
-    def _note(provider: str, table: str, violations: Iterable[Violation], key: bytes | None,
+    def _note(provider: str, table: str, violations: Iterable[Violation], sample: str | None,
               incidents: dict[tuple[str, str, str], _Incident]) -> None:
-        # The record's key is depersonalized (clean key JSON, or topic:partition:offset of a
-        # quarantined event): safe to keep as a sample of what broke the rule.
-        sample = key.decode("utf-8", "replace") if key else None
+        # The sample is a record's key, depersonalized (clean key JSON, or topic:partition:offset
+        # of a quarantined event): safe to keep as an example of what broke the rule.
         for violation in violations:
             incident = incidents.get((provider, table, violation.rule))
             if incident is None:
@@ -134,8 +211,52 @@ class BatchProcessor:
     def _publish(counts: Counter, effects: Effects) -> None:
         for (kind, *labels), count in counts.items():
             _COUNTERS[kind].labels(*labels).inc(count)
-        if effects.events:
+        if effects.routed:
             # Once per batch, the batch's mean per event: one observation per event would cost
             # more than the routing it measures.
             metrics.PROCESS_SECONDS.observe(effects.seconds / effects.events)
             metrics.BATCH_EVENTS.observe(effects.events)
+
+
+def _origin(headers: list | None) -> tuple[str, int, int] | None:
+    """The raw topic, partition and offset a work event was read at."""
+    for name, value in headers or ():
+        if name == RAW_ORIGIN:
+            topic, partition, offset = value.decode().split("\x1f")
+            return topic, int(partition), int(offset)
+    return None
+
+
+def _is_truncate(value: bytes) -> bool:
+    """Whether a raw event without a key is Debezium's TRUNCATE (its key is null, since it
+    changes no one row); read only for such events."""
+    try:
+        payload = json.loads(value)
+    except ValueError:
+        return False
+    payload = payload.get("payload", payload) if isinstance(payload, dict) else payload
+    return isinstance(payload, dict) and payload.get("op") == "t"
+
+
+def loopback(batch: BatchProcessor, events: list[RawEvent], now: float | None = None,
+             offsets: Counter | None = None) -> tuple[list[Record], list[Record]]:
+    """One worker alone, without Kafka (tests and benchmarks): `events`, then the work and rules
+    records they cause fed back as Kafka would deliver them, until none are left. Returns
+    (the records that leave the processor, the work and rules records). `offsets` numbers the
+    work and rules partitions across calls."""
+    offsets = Counter() if offsets is None else offsets
+    leaving: list[Record] = []
+    internal: list[Record] = []
+    while events:
+        effects = batch.process(events, now=now)
+        events = []
+        for record in effects.records:
+            topic, key, value, partition, headers = record
+            if topic in (WORK_TOPIC, RULES_TOPIC):
+                internal.append(record)
+                offset = offsets[(topic, partition)]
+                offsets[(topic, partition)] += 1
+                events.append((topic, partition, offset, key, value, headers))
+            else:
+                leaving.append(record)
+    return leaving, internal

@@ -7,7 +7,11 @@ core"). Each turn of the loop:
 1. consumes up to `batch_events` raw events (waiting at most `batch_wait_ms` for them);
 2. routes them (streams/batch.py: decode, rules, depersonalization, Avro), which yields the
    records to write, the batch's incident detections and the state stores' changelog records;
-3. writes all of that and the raw offsets consumed in one transaction, and commits it.
+3. writes all of that and the offsets consumed in one transaction, and commits it.
+
+Workers share the group `qoima-processor`: each gets some raw topics (to spread over the work
+topic), some work partitions (to route) and some rules partitions (to judge), round robin; any
+number of workers up to the partition count gives the same results (docs/design.md, "Scale-out").
 
 A crash at any point loses nothing and duplicates nothing: an uncommitted transaction is
 aborted (by the broker after `transaction.timeout.ms`, or at once when the worker comes back
@@ -31,16 +35,21 @@ import time
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from model.names import PROCESSOR_GROUP, PROCESSOR_STATE_TOPIC, processor_instance, throwaway_group
-from model.regulation import load_all
+from model.names import (PROCESSOR_GROUP, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC, processor_instance,
+                         throwaway_group)
+from model.regulation import Regulation, load_all
 from model.settings import Settings
 from monitoring import metrics
 from schemas import schema_history
-from schemas.avro_codec import codec_for
-from schemas.kafka_clients import consumer_config, produce, producer_config
+from schemas.avro_codec import AvroCodec, codec_for
+from schemas.kafka_clients import admin_config, consumer_config, produce, producer_config
 from streams.batch import BatchProcessor, RawEvent
-from streams.keys import load_schedule
+from streams.cross_row.claims import Claims
+from streams.cross_row.judge import Judge
+from streams.cross_row.plan import CrossRowPlan
+from streams.keys import KeySchedule, load_schedule
 from streams.router import Router
 from streams.state_store import StateStores
 
@@ -57,9 +66,10 @@ class ProcessorError(RuntimeError):
     """The worker cannot go on; its supervisor restarts it from the committed offsets and state."""
 
 
-def restore_state(bootstrap: str, stores: StateStores, timeout: float = _RESTORE_TIMEOUT_S,
-                  topic: str = PROCESSOR_STATE_TOPIC) -> int:
-    """Read the state changelog from its beginning to its end into `stores`; the keys held."""
+def restore_state(bootstrap: str, stores: StateStores, owned: Callable[[str], set[int]] | None = None,
+                  timeout: float = _RESTORE_TIMEOUT_S, topic: str = PROCESSOR_STATE_TOPIC) -> int:
+    """Read the state changelog from its beginning to its end into `stores`, keeping the keys
+    of the partitions `owned(store name)` gives (StateStores.restore); the keys held."""
     consumer = Consumer(consumer_config(bootstrap, throwaway_group("processor-restore"), {
         "isolation.level": "read_committed", "enable.partition.eof": True, "fetch.max.bytes": 52_428_800}))
     started = time.monotonic()
@@ -81,7 +91,7 @@ def restore_state(bootstrap: str, stores: StateStores, timeout: float = _RESTORE
                     at_end.add(message.partition())
                 elif error.fatal():
                     raise KafkaException(error)
-        keys = stores.restore(records)
+        keys = stores.restore(records, owned)
     finally:
         consumer.close()
     seconds = time.monotonic() - started
@@ -95,14 +105,16 @@ class Processor:
     """One worker of the `qoima-processor` group."""
 
     def __init__(self, bootstrap: str, batch: BatchProcessor, worker: int = 0, batch_events: int = 5000,
-                 batch_wait_ms: int = 50, restore: Callable[[], int] | None = None,
+                 batch_wait_ms: int = 50, restore: Callable[[dict[str, set[int]]], int] | None = None,
                  group: str = PROCESSOR_GROUP, instance: str | None = None) -> None:
-        """`group` and `instance` (the static member and transactional id) are the worker's own
-        names from model/names.py; a benchmark gives others."""
+        """`restore(assigned)` reloads the state of the work and rules partitions assigned
+        (topic -> partitions). `group` and `instance` (the static member and transactional id)
+        are the worker's own names from model/names.py; a benchmark gives others."""
         self.batch = batch
         self.batch_events, self.batch_wait_s = batch_events, batch_wait_ms / 1000
         self._restore = restore
         self._stopping = False
+        self.routed = 0   # work events routed in committed batches
         instance = instance or processor_instance(worker)
         self.producer = Producer(producer_config(bootstrap, client_id=instance, extra={
             "transactional.id": instance, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
@@ -118,6 +130,8 @@ class Processor:
             "heartbeat.interval.ms": 2_000,
             "fetch.max.bytes": 52_428_800,
             "max.partition.fetch.bytes": 10_485_760,
+            # Raw topics have one partition each: round robin spreads them over the workers too.
+            "partition.assignment.strategy": "roundrobin",
         }), logger=logging.getLogger("qoima.processor.kafka"))
 
     def stop(self) -> None:
@@ -127,7 +141,10 @@ class Processor:
         # Another worker may have changed the state since this one read it: read it again
         # before the first batch of what is now ours (nothing is open: this runs inside consume).
         if self._restore is not None:
-            self._restore()
+            assigned: dict[str, set[int]] = {}
+            for p in partitions:
+                assigned.setdefault(p.topic, set()).add(p.partition)
+            self._restore(assigned)
         metrics.PROCESSOR_READY.set(1)
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
 
@@ -155,12 +172,14 @@ class Processor:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer: %s", error.str())
                 continue
-            events.append((message.topic(), message.partition(), message.offset(), message.value()))
+            events.append((message.topic(), message.partition(), message.offset(), message.key(), message.value(),
+                           message.headers()))
             offsets[(message.topic(), message.partition())] = message.offset() + 1
         effects = self.batch.process(events)
         if not effects.records and not offsets:
             return 0
         self._commit(effects.records, offsets)
+        self.routed += effects.routed
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         return len(events)
 
@@ -168,8 +187,8 @@ class Processor:
         producer = self.producer
         producer.begin_transaction()
         try:
-            for topic, key, value in records:
-                produce(producer, topic, value, key)
+            for topic, key, value, partition, headers in records:
+                produce(producer, topic, value, key, partition=partition, headers=headers)
             if offsets:
                 producer.send_offsets_to_transaction(
                     [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
@@ -204,23 +223,54 @@ def worker_id() -> int:
     return int(os.environ.get("QOIMA_PROCESSOR_WORKER", "0"))
 
 
-def build(settings: Settings) -> tuple[Router, BatchProcessor, list[str]]:
+def partition_count(bootstrap: str, topic: str) -> int:
+    """The partitions of one of the processor's topics; `qoima up` creates them."""
+    metadata = AdminClient(admin_config(bootstrap)).list_topics(topic, timeout=10).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise ProcessorError(f"topic {topic} does not exist; `qoima up` creates it")
+    return len(metadata.partitions)
+
+
+def wire(regulations: list[Regulation], keys: KeySchedule, codec: AvroCodec,
+         partitions: int) -> tuple[BatchProcessor, StateStores, list[str]]:
+    """A worker's batch logic over `partitions` work and rules partitions, its state stores and
+    the topics it reads."""
+    # Cross-row state must not change with key rotation: it is digested with the oldest key.
+    plan = CrossRowPlan(regulations, keys.entries[0][1].subkey("quality-state"))
+    state = StateStores()
+    router = Router(regulations, keys, codec, Claims(plan, state["owners"]))
+    judge = Judge(plan, state["values"], state["references"], state["pending"])
+    batch = BatchProcessor(router, codec, judge, state, partitions)
+    return batch, state, [*router.raw_topics, WORK_TOPIC, RULES_TOPIC]
+
+
+def build(settings: Settings) -> tuple[BatchProcessor, StateStores, list[str]]:
+    """The worker `qoima processor` runs, from the settings and the regulations."""
     regulations = load_all(settings.regulations_dir, settings.regulation_env())
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
     log.info("pseudonym keys in the schedule: %s", ", ".join(keys.key_ids))
     codec = codec_for(regulations)
-    router = Router(regulations, keys, codec, state=StateStores())
+    partitions = partition_count(settings.kafka_bootstrap, WORK_TOPIC)
+    if partition_count(settings.kafka_bootstrap, RULES_TOPIC) != partitions:
+        raise ProcessorError(f"{WORK_TOPIC} and {RULES_TOPIC} must have as many partitions; `qoima up` "
+                             "creates both with processor_partitions")
     # Before the first record: a reader must be able to find every schema written with.
     schema_history.publish(settings.kafka_bootstrap, codec.schemas)
-    return router, BatchProcessor(router, codec), router.raw_topics
+    return wire(regulations, keys, codec, partitions)
+
+
+def owned_partitions(assigned: dict[str, set[int]]) -> Callable[[str], set[int]]:
+    """Which state keys a worker keeps: `owners` by work partition, the rest by rules partition."""
+    return lambda store: assigned.get(WORK_TOPIC if store in StateStores.BY_WORK_PARTITION else RULES_TOPIC, set())
 
 
 def run(settings: Settings) -> None:
     worker = worker_id()
-    metrics.serve(settings.ports.processor_metrics + worker, settings.host)
-    router, batch, topics = build(settings)
+    metrics.serve(settings.ports.processor_worker(worker), settings.host)
+    batch, state, topics = build(settings)
     processor = Processor(settings.kafka_bootstrap, batch, worker,
-                          restore=lambda: restore_state(settings.kafka_bootstrap, router.state))
+                          restore=lambda assigned: restore_state(settings.kafka_bootstrap, state,
+                                                                 owned_partitions(assigned)))
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     signal.signal(signal.SIGINT, lambda *_: processor.stop())
     try:

@@ -22,9 +22,8 @@ from streams.keys import KeyRing, KeySchedule, pseudonym
 from connectors.debezium_encode import encoder
 from connectors.pg_text import text_parser
 from model.types import ColumnType, ValueRefused
+from streams.cross_row.claims import Claim, Claims
 from streams.quality import RuleSet, Violation
-from streams.state_store import StateStores
-from streams.stateful_rules import StatefulRules
 from streams.versions import raw_event_version
 
 
@@ -42,6 +41,7 @@ class Output:
     reason: str = ""            # a quarantine's reason: column names and problems, never values
     violations: tuple[Violation, ...] = ()   # quality rules broken (all actions)
     provider: str = ""
+    claims: tuple[Claim, ...] = ()           # a loaded row's cross-row claims (streams/cross_row)
 
 
 def _json_default(value: Any) -> str:
@@ -91,16 +91,12 @@ def _missing(table: Table, row: dict[str, Any]) -> list[str]:
 
 class Router:
     def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec,
-                 state: StateStores | dict[str, dict] | None = None) -> None:
-        """`state`: the stores uniqueness, integrity and consistency-against-a-table rules keep
-        (streams/state_store.py; plain dicts named `values`, `owners`, `references` and `pending`
-        are wrapped). Without it those rules are off."""
+                 claims: Claims | None = None) -> None:
+        """`claims`: step 1 of the cross-row rules (streams/cross_row), which also judges
+        timeliness. Without it (replays, historical loads) those rules are off."""
         self._codec = codec
         self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
-        self.state = state if isinstance(state, StateStores) or state is None else StateStores(state)
-        # Quality state must not change with key rotation: it is digested with the oldest key.
-        self.stateful = StatefulRules(regulations, self._keys.entries[0][1].subkey("quality-state"),
-                                      **self.state.mappings()) if self.state is not None else None
+        self.claims = claims
         self._tables: dict[str, tuple[Regulation, Table]] = {}
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
         self._types: dict[str, dict[str, ColumnType]] = {}
@@ -124,8 +120,9 @@ class Router:
     def raw_topics(self) -> list[str]:
         return sorted(self._tables)
 
-    def route(self, topic: str, partition: int, offset: int, value: bytes | None) -> Output | None:
-        """The record to send for one raw event; None for a tombstone (nothing to load)."""
+    def route(self, topic: str, partition: int, offset: int, value: bytes | None, shard: int = 0) -> Output | None:
+        """The record to send for one raw event; None for a tombstone (nothing to load).
+        `shard`: the work partition the event came through (streams/cross_row/claims.py)."""
         entry = self._tables.get(topic)
         if entry is None:
             return self._quarantine(topic, partition, offset, value, None, None, "unknown_table",
@@ -138,10 +135,17 @@ class Router:
         if change is None:
             return None
         if change.op == "t":
-            return self._truncate(regulation, table, change, raw_event_version(offset))
-        return self._route_change(topic, partition, offset, lambda: value, regulation, table,
-                                  self._plan(topic, change.source_ts_ms), change, raw_event_version(offset),
-                                  check_drift=True)
+            return self._truncate(regulation, table, change, raw_event_version(offset), shard)
+        out = self._decide(topic, partition, offset, lambda: value, regulation, table,
+                           self._plan(topic, change.source_ts_ms), change, raw_event_version(offset),
+                           check_drift=True)
+        if self.claims is not None and out.outcome != "quarantined":
+            # Only a loaded row claims anything: a quarantined one never brought its values in.
+            claims = self.claims.of(table, change, shard, out.key.decode() if out.key else None,
+                                    int(time.time() * 1000))
+            if claims:
+                out = replace(out, claims=tuple(claims))
+        return out
 
     def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
                   source_ts_ms: int, origin: str, offset: int = 0) -> Output:
@@ -192,34 +196,13 @@ class Router:
                                     "; ".join(reason for _, reason in refused), salvaged)
         change = envelope.Change(op="r", row=debezium, source_ts_ms=source_ts_ms,
                                  schema=table.schema_name, table=table.table_name)
-        return self._route_change(origin, 0, offset, payload, regulation, table, plan, change, version)
+        return self._decide(origin, 0, offset, payload, regulation, table, plan, change, version)
 
     def quarantine_row(self, regulation: Regulation, table: Table, *, kind: str, reason: str, origin: str,
                        offset: int = 0) -> Output:
         """A quarantine record for a historical row that cannot even be read as columns
         (a CSV line with the wrong number of fields); it carries no payload at all."""
         return self._quarantine(origin, 0, offset, None, regulation, table, kind, reason)
-
-    def _route_change(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
-                      regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
-                      version: int, check_drift: bool = False) -> Output:
-        """`_decide`, keeping what it did to the rules' state only if the row is loaded (clean or
-        held): a quarantined row must not own an identifier or a reference it never brought in."""
-        if self.state is None:
-            return self._decide(topic, partition, offset, payload, regulation, table, plan, change, version,
-                                check_drift)
-        self.state.savepoint()
-        try:
-            out = self._decide(topic, partition, offset, payload, regulation, table, plan, change, version,
-                               check_drift)
-        except BaseException:
-            self.state.rollback()
-            raise
-        if out.outcome == "quarantined":
-            self.state.rollback()
-        else:
-            self.state.release()
-        return out
 
     def _decide(self, topic: str, partition: int, offset: int, payload: Callable[[], bytes | None],
                 regulation: Regulation, table: Table, plan: TablePlan, change: envelope.Change,
@@ -256,8 +239,8 @@ class Router:
             except ValueError as exc:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
                                         str(exc), plan.salvage(row))
-        if self.stateful is not None:
-            violations += self.stateful.observe(table, change, int(time.time() * 1000))
+        if self.claims is not None:
+            violations += self.claims.late(table, change, int(time.time() * 1000))
         if violations:
             rejected = RuleSet.rejects(violations)
             if rejected:
@@ -318,14 +301,16 @@ class Router:
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
                       violations=(*violations, *drift), provider=regulation.provider)
 
-    def _truncate(self, regulation: Regulation, table: Table, change: envelope.Change, version: int) -> Output:
+    def _truncate(self, regulation: Regulation, table: Table, change: envelope.Change, version: int,
+                  shard: int) -> Output:
         """A TRUNCATE at the source becomes a marker on the table's clean topic, in its place
         among the table's records. The sink does not load it as a row: it deletes, as of
         `version`, every row of the table loaded before it (sinks/truncate.py). The key fields
         hold zero values only because the schema does not let them be null. The stateful
-        rules forget the table, so rows inserted again are not taken for duplicates."""
-        if self.stateful is not None:
-            self.stateful.forget(table.name)
+        rules forget the table's rows of this shard (every shard sees the TRUNCATE:
+        streams/batch.py), so rows inserted again are not taken for duplicates."""
+        if self.claims is not None:
+            self.claims.forget(table.name, shard)
         record: dict[str, Any] = {}
         for column in table.columns:
             if column.output_name is not None:

@@ -1,21 +1,19 @@
-"""The processor's state: the mappings the stateful quality rules keep, with a changelog and an undo log.
+"""The processor's state: the mappings the cross-row rules keep, with a changelog.
 
 Each store is a dict in the worker's memory. What a batch changes goes to the compacted topic
 `qoima.processor-state` in the batch's own Kafka transaction (streams/processor.py), beside
-the clean records and the raw offsets it consumed: a crash loses either all of a batch or
-none of it, state included. A restarted worker reads the topic back to its end before it
-consumes again (`restore`).
+the clean records and the offsets it consumed: a crash loses either all of a batch or none of
+it, state included. A worker reads the topic back to its end whenever it is given partitions,
+keeping the keys of the partitions it now owns (`restore`): every key starts with its
+partition, `<partition>|` (streams/cross_row).
 
-A row's changes can be undone (`savepoint`, `rollback`): the router keeps state only for rows
-it loads, so a rejected or quarantined row does not own an identifier it never brought in.
-
-Keys and values hold digests and row-key digests (streams/stateful_rules.py), never a clear
-value; they are JSON on the changelog.
+Keys and values hold digests and row-key digests (streams/cross_row), never a clear value;
+they are JSON on the changelog.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
 from typing import Any
 
 _MISSING = object()
@@ -30,12 +28,6 @@ class ChangelogStore(MutableMapping):
         self.name = name
         self._data: dict = {} if data is None else data
         self._dirty: set = set()
-        self._undo: dict | None = None   # key -> (value before the current row or _MISSING, was it dirty)
-
-    def _touch(self, key: Any) -> None:
-        if self._undo is not None and key not in self._undo:
-            self._undo[key] = (self._data.get(key, _MISSING), key in self._dirty)
-        self._dirty.add(key)
 
     def __getitem__(self, key: Any) -> Any:
         return self._data[key]
@@ -47,11 +39,11 @@ class ChangelogStore(MutableMapping):
         return key in self._data
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._touch(key)
+        self._dirty.add(key)
         self._data[key] = value
 
     def __delitem__(self, key: Any) -> None:
-        self._touch(key)
+        self._dirty.add(key)
         del self._data[key]
 
     def __iter__(self) -> Iterator:
@@ -70,22 +62,6 @@ class ChangelogStore(MutableMapping):
     def __len__(self) -> int:
         return len(self._data)
 
-    def savepoint(self) -> None:
-        self._undo = {}
-
-    def release(self) -> None:
-        self._undo = None
-
-    def rollback(self) -> None:
-        for key, (value, was_dirty) in (self._undo or {}).items():
-            if value is _MISSING:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = value
-            if not was_dirty:
-                self._dirty.discard(key)  # back as the changelog already has it
-        self._undo = None
-
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """(changelog key, JSON value or None for a deletion) of every key changed since last time."""
         records = []
@@ -98,27 +74,17 @@ class ChangelogStore(MutableMapping):
 
 
 class StateStores:
-    """The four stores of streams/stateful_rules.py, changed and logged together."""
+    """The stores of streams/cross_row: `owners` (step 1, by work partition) and `values`,
+    `references`, `pending` (step 2, by rules partition), logged together."""
 
-    NAMES = ("values", "owners", "references", "pending")
+    NAMES = ("owners", "values", "references", "pending")
+    BY_WORK_PARTITION = ("owners",)
 
     def __init__(self, data: dict[str, dict] | None = None) -> None:
         self.stores = {name: ChangelogStore(name, (data or {}).get(name)) for name in self.NAMES}
 
-    def mappings(self) -> dict[str, MutableMapping]:
-        return dict(self.stores)
-
-    def savepoint(self) -> None:
-        for store in self.stores.values():
-            store.savepoint()
-
-    def release(self) -> None:
-        for store in self.stores.values():
-            store.release()
-
-    def rollback(self) -> None:
-        for store in self.stores.values():
-            store.rollback()
+    def __getitem__(self, name: str) -> ChangelogStore:
+        return self.stores[name]
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         return [record for store in self.stores.values() for record in store.changes()]
@@ -128,14 +94,21 @@ class StateStores:
             store._data.clear()
             store._dirty.clear()
 
-    def restore(self, records: Iterable[tuple[bytes, bytes | None]]) -> int:
-        """Load changelog records in order (the last one of a key wins); the number of keys held."""
+    def restore(self, records: Iterable[tuple[bytes, bytes | None]],
+                partitions: Callable[[str], Container[int]] | None = None) -> int:
+        """Load changelog records in order (the last one of a key wins), keeping only keys of
+        the partitions `partitions(store name)` gives (all without it); the keys held."""
         self.clear()
+        owned = {name: partitions(name) for name in self.NAMES} if partitions else None
         for key, value in records:
             name, _, inner = key.decode().partition(_SEPARATOR)
             store = self.stores.get(name)
             if store is None:
                 continue  # a store this version does not keep
+            if owned is not None:
+                partition = inner.split("|", 1)[0]
+                if not partition.isdigit() or int(partition) not in owned[name]:
+                    continue  # another worker's partition (or a key of a version before partitions)
             if value is None:
                 store._data.pop(inner, None)
             else:

@@ -1,6 +1,7 @@
-"""Uniqueness, integrity and consistency rules keep state in Faust tables: a duplicate is
-caught across a processor restart, a payment whose person never arrives opens an incident
-after the grace period, and a payment whose region contradicts the register is flagged."""
+"""Uniqueness, integrity and consistency against a table judge rows across rows (streams/cross_row):
+a duplicate is caught across a processor restart, a payment whose person never arrives opens
+an incident after the grace period, and a payment whose region contradicts the register opens
+one. Each incident names its rows by their clean keys; the rows themselves are loaded."""
 from __future__ import annotations
 
 import random
@@ -13,7 +14,6 @@ from tests.e2e.warehouse import incident_events, poll_until, wait_converged
 
 PERSONS = "udw.demo__population__persons"
 PAYMENTS = "udw.demo__social__payments"
-NOTE = "iin: the same value as another row (rule iin_unique)"
 REGION_RULE = "region_agrees_with_register"
 REGION_NOTE = f"kato_code: not as in population.persons (population.persons.kato_code) (rule {REGION_RULE})"
 
@@ -25,15 +25,23 @@ def _copy_person(pg, source_id: int) -> int:
         "WHERE person_id = %s RETURNING person_id", (source_id,)).fetchone()[0]
 
 
-def _defects(ch, person_id: int, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = ch.query(f"SELECT _defects FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
-                        parameters={"id": person_id}).result_rows
-        if rows:
-            return rows[0][0]
-        assert time.monotonic() < deadline, f"person {person_id} did not reach the warehouse"
-        time.sleep(0.5)
+def _samples(stack, incident_key: str, since: float, sample: str, timeout: float = 60) -> list[str]:
+    """The samples of the processor's detections of `incident_key` since `since`, once one names `sample`."""
+    writer = writer_client(stack.s)
+
+    def found():
+        rows = writer.query("SELECT samples FROM qoima_meta.incident_events WHERE incident_key = {key:String} "
+                            "AND origin = 'processor' AND detected_ts > toDateTime64({since:Float64}, 3)",
+                            parameters={"key": incident_key, "since": since}).result_rows
+        samples = [s for (row,) in rows for s in row]
+        return samples if sample in samples else None
+
+    return poll_until(found, timeout, f"an incident {incident_key} naming {sample}")
+
+
+def _loaded(ch, person_id: int) -> None:
+    poll_until(lambda: ch.query(f"SELECT 1 FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
+                                parameters={"id": person_id}).result_rows, 30, f"person {person_id} loaded")
 
 
 def test_uniqueness_survives_a_processor_restart(stack, pg, ch):
@@ -41,12 +49,17 @@ def test_uniqueness_survives_a_processor_restart(stack, pg, ch):
     first, second = (r[0] for r in pg.execute(
         "SELECT min(person_id) FROM population.persons WHERE iin ~ '^[0-9]{12}$' "
         "UNION ALL SELECT max(person_id) FROM population.persons WHERE iin ~ '^[0-9]{12}$'").fetchall())
-    assert NOTE in _defects(ch, _copy_person(pg, first))
+    started = time.time()
+    duplicate = _copy_person(pg, first)
+    _loaded(ch, duplicate)   # a duplicate is loaded; the incident names it
+    _samples(stack, "demo/population.persons/iin_unique", started, f"[{duplicate}]")
 
     stack.managed("processor").stop()
     stack.start_processor()
     # The second person's IIN was seen only before the restart: the state came back.
-    assert NOTE in _defects(ch, _copy_person(pg, second), timeout=60)
+    started = time.time()
+    duplicate = _copy_person(pg, second)
+    _samples(stack, "demo/population.persons/iin_unique", started, f"[{duplicate}]")
     wait_converged(pg, ch, tables=("population.persons",), timeout=60)
 
 
@@ -80,10 +93,9 @@ def _payment(pg, iin: str, org_bin: str, kato: str) -> int:
         (iin, org_bin, kato)).fetchone()[0]
 
 
-def _payment_defects(ch, payment_id: int) -> list[str]:
-    return poll_until(lambda: ch.query(f"SELECT _defects FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
-                                       parameters={"id": payment_id}).result_rows,
-                      30, f"payment {payment_id} in the warehouse")[0][0]
+def _payment_loaded(ch, payment_id: int) -> None:
+    poll_until(lambda: ch.query(f"SELECT 1 FROM {PAYMENTS} FINAL WHERE payment_id = {{id:Int64}}",
+                                parameters={"id": payment_id}).result_rows, 30, f"payment {payment_id} loaded")
 
 
 def test_a_payment_contradicting_the_register_is_flagged_with_an_incident(stack, pg, ch):
@@ -100,11 +112,13 @@ def test_a_payment_contradicting_the_register_is_flagged_with_an_incident(stack,
     contradicting = _payment(pg, iin, org_bin, "711110000")   # Astana, while the register says Almaty
     agreeing = _payment(pg, iin, org_bin, "751110000")
 
-    assert REGION_NOTE in _payment_defects(ch, contradicting)   # action flag: loaded, marked
-    assert not any(REGION_RULE in note for note in _payment_defects(ch, agreeing))
+    _payment_loaded(ch, contradicting)   # action flag: loaded; the incident names it
+    _payment_loaded(ch, agreeing)
+    samples = _samples(stack, f"demo/social.payments/{REGION_RULE}", started, f"[{contradicting}]")
+    assert f"[{agreeing}]" not in samples
     rows = incident_events(writer_client(stack.s),
                            f"incident_key = 'demo/social.payments/{REGION_RULE}' AND origin = 'processor' "
                            f"AND detected_ts > toDateTime64({started}, 3)", 30, "the contradicting payment")
-    assert "kato_code: not as in population.persons" in rows[-1][1]
+    assert REGION_NOTE in rows[-1][1]
     for clear in (iin, "711110000", "751110000"):
         assert clear not in rows[-1][1]

@@ -1,13 +1,17 @@
-"""The processor's batch logic without Kafka: what one batch of raw events makes (records,
-detections, state changelog), and the state stores' changelog, undo and restore."""
+"""The processor's batch logic without Kafka: what batches of raw, work and rules events make
+(records, detections, state changelog), and the state stores' changelog and restore."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
-from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC
+from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from schemas.avro_codec import codec_for
 from schemas.incidents import incident_codec
-from streams.batch import BatchProcessor
+from streams.batch import RAW_ORIGIN, BatchProcessor, loopback, partition_for
+from streams.cross_row.claims import Claims
+from streams.cross_row.judge import Judge
+from streams.cross_row.plan import CrossRowPlan
 from streams.depersonalize import TablePlan
 from streams.router import Router
 from streams.state_store import ChangelogStore, StateStores
@@ -43,20 +47,6 @@ def test_a_store_logs_each_changed_key_once_with_its_latest_value_or_a_deletion(
     assert dict(store) == {"a": [1, 2]}
 
 
-def test_rollback_restores_what_the_row_changed_and_keeps_earlier_changes() -> None:
-    stores = StateStores()
-    values = stores.stores["values"]
-    values["kept"] = [1]
-    stores.savepoint()
-    values["kept"] = [1, 2]
-    values["new"] = [3]
-    del values["kept"]
-    stores.rollback()
-    assert dict(values) == {"kept": [1]}
-    # "kept" was changed before the savepoint, so it is still to be logged; "new" never was.
-    assert dict(stores.changes()) == {b"values\x1fkept": b"[1]"}
-
-
 def test_restore_reads_the_changelog_in_order_and_keeps_the_last_value() -> None:
     stores = StateStores()
     stores.stores["values"]["stale"] = [9]
@@ -66,47 +56,105 @@ def test_restore_reads_the_changelog_in_order_and_keeps_the_last_value() -> None
     assert dict(stores.stores["owners"]) == {"x": "d2"} and dict(stores.stores["values"]) == {}
 
 
-# --- one batch -----------------------------------------------------------------------------------
+def test_restore_keeps_the_partitions_the_worker_owns() -> None:
+    stores = StateStores()
+    records = [(b"owners\x1f0|t|a", b'"x"'), (b"owners\x1f1|t|b", b'"y"'), (b"values\x1f1|u|c", b"[1]"),
+               (b"values\x1f3|u|d", b"[2]"), (b"pending\x1funpartitioned", b"[3]")]
+    owned = {"owners": {1}, "values": {3}, "references": set(), "pending": {0, 1, 2, 3}}
+    assert stores.restore(records, owned.__getitem__) == 2
+    assert dict(stores["owners"]) == {"1|t|b": "y"} and dict(stores["values"]) == {"3|u|d": [2]}
 
 
-def _batch(demo, ring) -> BatchProcessor:
-    codec = codec_for([demo])
-    return BatchProcessor(Router([demo], ring, codec, state=StateStores()), codec)
+# --- batches -------------------------------------------------------------------------------------
+
+
+class Pipeline:
+    """A worker's batch logic, its work and rules records fed back to it as Kafka would."""
+
+    def __init__(self, demo, ring, partitions: int = 1) -> None:
+        codec = codec_for([demo])
+        self.state = StateStores()
+        plan = CrossRowPlan([demo], b"k" * 32)
+        router = Router([demo], ring, codec, Claims(plan, self.state["owners"]))
+        judge = Judge(plan, self.state["values"], self.state["references"], self.state["pending"])
+        self.batch = BatchProcessor(router, codec, judge, self.state, partitions)
+        self._offsets: Counter = Counter()
+        self.internal: list = []   # the work and rules records of the last run
+
+    def run(self, raw: list[tuple[str, int, bytes | None, bytes | None]], now: float = 0) -> list:
+        """(raw topic, offset, key, value) through every step; the records that leave the processor."""
+        events = [(topic, 0, offset, key, value, None) for topic, offset, key, value in raw]
+        leaving, self.internal = loopback(self.batch, events, now, self._offsets)
+        return [(topic, key, value) for topic, key, value, _, _ in leaving]
+
+
+def _key(person_id: int) -> bytes:
+    return json.dumps({"person_id": person_id}).encode()
+
+
+def test_raw_events_go_to_the_work_partition_of_their_key_with_their_coordinates(demo, ring) -> None:
+    batch = Pipeline(demo, ring, partitions=4).batch
+    truncate = json.dumps({"op": "t", "before": None, "after": None,
+                           "source": {"ts_ms": 1, "schema": "population", "table": "persons"}}).encode()
+    effects = batch.process([(PERSONS, 0, 7, _key(1), _person(1, IIN_A), None),
+                             (PERSONS, 0, 8, None, truncate, None),
+                             (PERSONS, 0, 9, _key(2), None, None)], now=0)   # a tombstone: dropped
+    work = [(key, partition, headers) for topic, key, _, partition, headers in effects.records]
+    assert work[0] == (_key(1), partition_for(_key(1), 4), [(RAW_ORIGIN, f"{PERSONS}\x1f0\x1f7".encode())])
+    assert [partition for _, partition, _ in work[1:]] == [0, 1, 2, 3]   # every shard sees the TRUNCATE
+    assert len(work) == 5
 
 
 def test_a_batch_writes_its_records_in_order_then_one_detection_per_rule_then_its_state(demo, ring) -> None:
-    batch = _batch(demo, ring)
-    effects = batch.process([(PERSONS, 0, 1, _person(1, IIN_A)), (PERSONS, 0, 2, _person(2, IIN_A)),
-                             (PERSONS, 0, 3, _person(3, IIN_A))], now=0)
-    topics = [topic for topic, _, _ in effects.records]
+    pipeline = Pipeline(demo, ring)
+    out = pipeline.run([(PERSONS, n, _key(n), _person(n, IIN_A)) for n in (1, 2, 3)])
+    topics = [topic for topic, _, _ in out]
     assert topics[:3] == ["qoima.clean.demo.population.persons"] * 3
-    (detection,) = [value for topic, _, value in effects.records if topic == INCIDENT_TOPIC]
+    (detection,) = [value for topic, _, value in out if topic == INCIDENT_TOPIC]
     record = incident_codec().decode(detection)[1]
     assert (record["rule"], record["count"], record["origin"]) == ("iin_unique", 2, "processor")
-    assert len(record["samples"]) == 2
-    state = [(key, value) for topic, key, value in effects.records if topic == PROCESSOR_STATE_TOPIC]
+    assert record["samples"] == ["[2]", "[3]"]   # the clean keys of the later rows
+    state = [(key, value) for topic, key, value in out if topic == PROCESSOR_STATE_TOPIC]
     assert state and all(IIN_A.encode() not in (key + (value or b"")) for key, value in state)
+    claims = [value for topic, _, value, _, _ in pipeline.internal if topic == RULES_TOPIC]
+    assert claims and all(IIN_A.encode() not in value for value in claims)
     assert topics.index(INCIDENT_TOPIC) > 2 and topics[-1] == PROCESSOR_STATE_TOPIC
 
 
 def test_the_next_batch_logs_only_what_changed(demo, ring) -> None:
-    batch = _batch(demo, ring)
-    batch.process([(PERSONS, 0, 1, _person(1, IIN_A))], now=0)
-    effects = batch.process([], now=0)
-    assert effects.records == []
+    pipeline = Pipeline(demo, ring)
+    pipeline.run([(PERSONS, 1, _key(1), _person(1, IIN_A))])
+    assert pipeline.batch.process([], now=0).records == []
 
 
-def test_a_quarantined_row_leaves_the_state_as_it_was(demo, ring) -> None:
-    batch = _batch(demo, ring)
-    batch.process([(PERSONS, 0, 1, _person(1, IIN_A))], now=0)
-    before = {name: dict(store) for name, store in batch.router.state.stores.items()}
+def test_a_quarantined_row_claims_nothing(demo, ring) -> None:
+    pipeline = Pipeline(demo, ring)
+    pipeline.run([(PERSONS, 1, _key(1), _person(1, IIN_A))])
+    before = {name: dict(store) for name, store in pipeline.state.stores.items()}
     # Rejected by status_known (action reject): quarantined, so person 2 must not take IIN_B.
-    effects = batch.process([(PERSONS, 0, 2, _person(2, IIN_B, status="unknown"))], now=0)
-    assert [topic for topic, _, _ in effects.records if topic != INCIDENT_TOPIC] == [QUARANTINE_TOPIC]
-    assert {name: dict(store) for name, store in batch.router.state.stores.items()} == before
+    out = pipeline.run([(PERSONS, 2, _key(2), _person(2, IIN_B, status="unknown"))])
+    assert [topic for topic, _, _ in out if topic != INCIDENT_TOPIC] == [QUARANTINE_TOPIC]
+    assert not [r for r in pipeline.internal if r[0] == RULES_TOPIC]
+    assert {name: dict(store) for name, store in pipeline.state.stores.items()} == before
     # So the first row that brings IIN_B in and is loaded owns it: no duplicate.
-    effects = batch.process([(PERSONS, 0, 3, _person(3, IIN_B))], now=0)
-    assert not [value for topic, _, value in effects.records if topic == INCIDENT_TOPIC]
+    out = pipeline.run([(PERSONS, 3, _key(3), _person(3, IIN_B))])
+    assert not [value for topic, _, value in out if topic == INCIDENT_TOPIC]
+
+
+def test_a_truncate_reaches_the_sink_once_per_shard_after_that_shards_rows(demo, ring) -> None:
+    pipeline = Pipeline(demo, ring, partitions=4)
+    truncate = json.dumps({"op": "t", "before": None, "after": None,
+                           "source": {"ts_ms": 1, "schema": "population", "table": "persons"}}).encode()
+    out = pipeline.run([*[(PERSONS, n, _key(n), _person(n, f"{n:06d}300126")) for n in range(1, 9)],
+                        (PERSONS, 9, None, truncate), (PERSONS, 10, _key(1), _person(1, IIN_A))])
+    clean = [(key, codec_for([demo]).decode(value)[1]) for topic, key, value in out
+             if topic == "qoima.clean.demo.population.persons"]
+    markers = [record["_version"] for key, record in clean if record["_op"] == "t"]
+    assert len(markers) == 4 and len(set(markers)) == 1
+    # In each shard's output, its rows before the TRUNCATE come before its marker and the row after it after.
+    assert [record["_op"] for key, record in clean][-1] == "c" and clean[-1][1]["_version"] > markers[0]
+    assert not [k for k in pipeline.state["owners"] if "|population.persons|" in k and not k.startswith(
+        str(partition_for(_key(1), 4)))]   # only the row after the TRUNCATE claims anything now
 
 
 # --- the depersonalization check in the processor -------------------------------------------------
@@ -120,11 +168,10 @@ def _organization(org_id: int, name: str) -> bytes:
 
 
 def test_a_kept_column_holding_an_identifier_is_quarantined_with_a_critical_incident(demo, ring) -> None:
-    batch = _batch(demo, ring)
-    effects = batch.process([(ORGS, 0, 1, _organization(1, f"ИП Сейтова {IIN_A}")),
-                             (ORGS, 0, 2, _organization(2, "ТОО Жол"))], now=0)
+    out = Pipeline(demo, ring).run([(ORGS, 1, b"1", _organization(1, f"ИП Сейтова {IIN_A}")),
+                                    (ORGS, 2, b"2", _organization(2, "ТОО Жол"))])
     by_topic = {}
-    for topic, _, value in effects.records:
+    for topic, _, value in out:
         by_topic.setdefault(topic, []).append(value)
     assert len(by_topic["qoima.clean.demo.social.organizations"]) == 1   # the clean row goes on
     (quarantined,) = by_topic[QUARANTINE_TOPIC]
@@ -140,14 +187,13 @@ def test_a_kept_column_holding_an_identifier_is_quarantined_with_a_critical_inci
 
 
 def test_the_check_reads_phones_and_emails_too_and_leaves_pseudonyms_alone(demo, ring) -> None:
-    batch = _batch(demo, ring)
+    pipeline = Pipeline(demo, ring)
     for name in ("ТОО Жол, тел. +7 701 234 56 78", "Жол LLP, info@zhol.kz"):
-        effects = batch.process([(ORGS, 0, 1, _organization(1, name))], now=0)
-        assert [t for t, _, _ in effects.records if t not in (INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC)] == \
-            [QUARANTINE_TOPIC], name
+        out = pipeline.run([(ORGS, 1, b"1", _organization(1, name))])
+        assert [t for t, _, _ in out if t not in (INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC)] == [QUARANTINE_TOPIC], name
     # The BIN column is hashed: its pseudonym is never mistaken for a leak.
-    effects = batch.process([(ORGS, 0, 3, _organization(3, "ТОО Жол"))], now=0)
-    assert [t for t, _, _ in effects.records] == ["qoima.clean.demo.social.organizations"]
+    out = pipeline.run([(ORGS, 3, b"3", _organization(3, "ТОО Жол"))])
+    assert [t for t, _, _ in out if t != PROCESSOR_STATE_TOPIC] == ["qoima.clean.demo.social.organizations"]
 
 
 def test_metrics_count_every_event_of_the_batch(demo, ring) -> None:
@@ -158,9 +204,8 @@ def test_metrics_count_every_event_of_the_batch(demo, ring) -> None:
 
     before_in = sample("qoima_processor_events_in_total", table="population.persons", op="c")
     before_q = sample("qoima_quarantined_total", table="population.persons", reason="rule_violation")
-    batch = _batch(demo, ring)
-    batch.process([(PERSONS, 0, i, _person(i, IIN_A if i == 1 else IIN_B)) for i in range(1, 4)]
-                  + [(PERSONS, 0, 4, _person(4, "020202300129", status="unknown"))], now=0)
+    Pipeline(demo, ring).run([(PERSONS, i, _key(i), _person(i, IIN_A if i == 1 else IIN_B)) for i in range(1, 4)]
+                             + [(PERSONS, 4, _key(4), _person(4, "020202300129", status="unknown"))])
     assert sample("qoima_processor_events_in_total", table="population.persons", op="c") == before_in + 3
     assert sample("qoima_quarantined_total", table="population.persons", reason="rule_violation") == before_q + 1
 

@@ -322,7 +322,7 @@ def test_brief_completeness_rule_requires_phone_too() -> None:
 
 def test_stateful_rules_are_declared_with_parameters_but_not_evaluated() -> None:
     rules = rule_set(PAYMENTS,
-                     {"name": "uniq", "kind": "uniqueness", "columns": ["person_iin", "period"], "action": "hold"},
+                     {"name": "uniq", "kind": "uniqueness", "columns": ["person_iin", "period"]},
                      {"name": "orphans", "kind": "integrity", "column": "person_iin",
                       "references": "population.persons.iin"},
                      {"name": "orphans_slow", "kind": "integrity", "column": "person_iin",
@@ -332,7 +332,7 @@ def test_stateful_rules_are_declared_with_parameters_but_not_evaluated() -> None
     assert len(rules) == 0 and rules.evaluate({"person_iin": None}, TODAY) == []
     by_name = {r.name: r for r in rules.stateful}
     assert list(by_name) == ["uniq", "orphans", "orphans_slow", "late", "complete_set"]
-    assert by_name["uniq"].columns == ["person_iin", "period"] and by_name["uniq"].action.value == "hold"
+    assert by_name["uniq"].columns == ["person_iin", "period"] and by_name["uniq"].action.value == "flag"
     assert by_name["orphans"].grace_seconds == 300 and by_name["orphans_slow"].grace_seconds == 3600
     assert by_name["orphans"].references == "population.persons.iin"
     assert by_name["late"].max_lag_seconds == 900 and by_name["complete_set"].tolerance == 0.05

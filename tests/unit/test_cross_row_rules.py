@@ -1,5 +1,5 @@
 """Uniqueness, integrity, consistency against a reference table and timeliness rules over a
-stream, with dicts as their state."""
+stream, with dicts as their state: streams/cross_row's two steps, wired by tests/unit/cross_row_harness.py."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import pytest
 from model.rules import parse_rule
 from schemas.avro_codec import codec_for
 from schemas.envelope import Change
+from streams.cross_row.plan import CrossRowPlan
 from streams.router import Router
-from streams.stateful_rules import StatefulRules
+from tests.unit.cross_row_harness import CrossRow
 
 IIN_A, IIN_B = "900101300126", "850101300124"
 ALMATY, ASTANA = "751110000", "711110000"
@@ -23,8 +24,8 @@ def state() -> dict:
 
 
 @pytest.fixture()
-def rules(demo, state) -> StatefulRules:
-    return StatefulRules([demo], b"k" * 32, **state)
+def rules(demo, state) -> CrossRow:
+    return CrossRow([demo], b"k" * 32, state)
 
 
 def _person(demo, op: str, person_id: int, iin: str | None, ts: int = 1_000) -> tuple:
@@ -59,7 +60,7 @@ def test_state_holds_digests_and_row_keys_only(demo, rules, state) -> None:
 def test_state_survives_a_new_instance(demo, rules, state) -> None:
     """What the processor's state stores give it across restarts (restored from their changelog): the same mappings."""
     rules.observe(*_person(demo, "c", 1, IIN_A), now_ms=1_000)
-    again = StatefulRules([demo], b"k" * 32, **state)
+    again = CrossRow([demo], b"k" * 32, state)
     assert [v.rule for v in again.observe(*_person(demo, "c", 2, IIN_A), now_ms=1_000)] == ["iin_unique"]
 
 
@@ -134,10 +135,21 @@ def _with_region(demo, **update):
     return demo.model_copy(update={"tables": tables})
 
 
-@pytest.mark.parametrize("action, outcome", [("flag", "clean"), ("hold", "held"), ("reject", "quarantined")])
-def test_the_router_applies_the_rules_action_to_the_contradicting_row(demo, ring, state, action, outcome) -> None:
-    regulation = _with_region(demo, action=action)
-    router = Router([regulation], ring, codec_for([regulation]), state=state)
+@pytest.mark.parametrize("action", ["hold", "reject"])
+def test_a_cross_row_rule_reports_and_never_routes_a_row(demo, action) -> None:
+    """Its verdict comes from other rows, possibly on other workers: an incident, not a route."""
+    with pytest.raises(ValueError) as info:
+        _with_region(demo, action=action)
+    assert f"rule {REGION_RULE}: kind 'consistency' against a reference table compares rows" in str(info.value)
+    assert f"cannot {action} a row. Use 'action: flag'" in str(info.value)
+    with pytest.raises(ValueError, match="rule iin_unique: kind 'uniqueness' compares rows"):
+        parse_rule({"name": "iin_unique", "kind": "uniqueness", "columns": ["iin"], "action": action})
+
+
+def test_the_router_loads_the_contradicting_row_and_claims_its_values(demo, ring, state) -> None:
+    plan = CrossRowPlan([demo], b"k" * 32)
+    rules = CrossRow([demo], b"k" * 32, state)
+    router = Router([demo], ring, codec_for([demo]), rules.claims)
 
     def event(table: str, after: dict) -> bytes:
         schema, name = table.split(".")
@@ -149,15 +161,18 @@ def test_the_router_applies_the_rules_action_to_the_contradicting_row(demo, ring
     payment = {"payment_id": 7, "person_iin": IIN_A, "org_bin": "071240500401", "payment_type": "pension",
                "amount": "100.00", "period": 19723, "status": "pending", "kato_code": ASTANA,
                "updated_at": "2024-01-20T04:00:00Z"}
-    router.route("qoima.raw.demo.population.persons", 0, 1, event("population.persons", person))
-    out = router.route("qoima.raw.demo.social.payments", 0, 2, event("social.payments", payment))
-    assert out.outcome == outcome
-    assert [v.rule for v in out.violations if v.kind == "consistency"] == [REGION_RULE]
-    if outcome != "quarantined":
-        record = codec_for([regulation]).decode(out.value)[1]
-        assert f"kato_code: not as in population.persons (population.persons.kato_code) (rule {REGION_RULE})" \
-            in record["_defects"]
-        assert record["kato_code_region"] == "71"
+    registered = router.route("qoima.raw.demo.population.persons", 0, 1, event("population.persons", person))
+    assert rules.judge_claims(list(registered.claims)) == []
+    out = router.route("qoima.raw.demo.social.payments", 0, 2, event("social.payments", payment), shard=3)
+    assert out.outcome == "clean"  # loaded; its timeliness was judged on the row, 2024 is late
+    assert "loaded_in_time" in [v.rule for v in out.violations]
+    assert REGION_RULE not in [v.rule for v in out.violations]
+    claimed = {message["k"] for _, message in out.claims}
+    assert claimed == {"need", "check"} and all(m["pk"].startswith("3.") for _, m in out.claims)
+    assert all(m["s"] == "[7]" for _, m in out.claims)  # the clean key: the incident's sample
+    (violation,) = _regional(rules.judge_claims(list(out.claims)))
+    assert violation.problem == f"kato_code: not as in population.persons (population.persons.kato_code) (rule {REGION_RULE})"
+    assert plan.compares("social.payments")
 
 
 def test_a_reference_row_arriving_later_is_judged_when_the_grace_period_ends(demo, rules, state) -> None:
@@ -208,7 +223,7 @@ def test_a_null_on_either_side_is_no_contradiction(demo, rules, state) -> None:
     assert _regional(rules.observe(*_paid(demo, 2, IIN_B, None), now_ms=1_000)) == []
     # Nothing to compare: a payment without a region does not even wait for its person.
     rules.observe(*_paid(demo, 3, "551231300121", None), now_ms=1_000)
-    assert not any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["pending"])
+    assert not any(k.startswith(f"0|social.payments|{REGION_RULE}|") for k in state["pending"])
     assert _late(rules, 100_000) == []
 
 
@@ -224,28 +239,28 @@ def test_consistency_state_holds_no_clear_values(demo, rules, state) -> None:
     rules.observe(*_paid(demo, 1, IIN_A, ASTANA), now_ms=1_000)
     rules.observe(*_paid(demo, 2, IIN_B, ASTANA), now_ms=1_000)              # pending
     dumped = json.dumps(state)
-    assert any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["references"])
-    assert any(k.startswith(f"social.payments|{REGION_RULE}|") for k in state["pending"])
+    assert any(k.startswith(f"0|a|social.payments|{REGION_RULE}|") for k in state["references"])
+    assert any(k.startswith(f"0|social.payments|{REGION_RULE}|") for k in state["pending"])
     for clear in (IIN_A, IIN_B, ALMATY, ASTANA):
         assert clear not in dumped, clear
 
 
 def test_changing_the_compared_columns_never_compares_stale_digests(demo, state) -> None:
     """The rule's pairs are part of every digest: state written under other pairs never matches."""
-    before = StatefulRules([demo], b"k" * 32, **state)
+    before = CrossRow([demo], b"k" * 32, state)
     before.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000)
     changed = _with_region(demo, compare={"kato_code": "address"})
-    after = StatefulRules([changed], b"k" * 32, **state)
+    after = CrossRow([changed], b"k" * 32, state)
     # Read with the old pairs, the person's stored KATO digest would contradict this payment.
     assert _regional(after.observe(*_paid(changed, 1, IIN_A, ASTANA), now_ms=1_000)) == []
     # Payment 1 waits for the person under the new pairs (its key is a digest: see the privacy test).
-    assert len([k for k in state["pending"] if k.startswith(f"social.payments|{REGION_RULE}|")]) == 1
+    assert len([k for k in state["pending"] if k.startswith(f"0|social.payments|{REGION_RULE}|")]) == 1
 
 
 def test_numbers_are_compared_as_numbers(demo, state) -> None:
     # An odd pairing, only to compare a numeric(14,2) with a bigint.
     regulation = _with_region(demo, compare={"amount": "person_id"})
-    rules = StatefulRules([regulation], b"k" * 32, **state)
+    rules = CrossRow([regulation], b"k" * 32, state)
     rules.observe(*_registered(regulation, "c", 7, IIN_A, ALMATY), now_ms=1_000)
     table, change = _paid(regulation, 1, IIN_A, None)
     agreeing = Change("c", {**change.row, "amount": "7.00"}, 1_000, "social", "payments")
@@ -267,7 +282,7 @@ def test_numbers_are_compared_as_numbers(demo, state) -> None:
 ])
 def test_reference_mistakes_are_named_when_the_rules_are_built(demo, state, update, expected) -> None:
     with pytest.raises(ValueError) as info:
-        StatefulRules([_with_region(demo, **update)], b"k" * 32, **state)
+        CrossRow([_with_region(demo, **update)], b"k" * 32, state)
     for part in expected:
         assert part in str(info.value), (part, str(info.value))
 
@@ -278,9 +293,11 @@ def test_a_truncate_forgets_the_table_and_only_that_table(demo, rules, state) ->
     rules.observe(*_paid(demo, 6, "040404300124", ALMATY), now_ms=1_000)   # waits for its person
     waiting = dict(state["pending"])
     assert waiting and rules.forget("population.persons") > 0
-    region_scope = f"social.payments|{REGION_RULE}|"  # persons' rows as the rule's reference
-    for name in ("values", "owners", "references"):
-        assert not [k for k in state[name] if k.startswith(("population.persons", region_scope))], name
+    assert not [k for k in state["owners"] if k.startswith("0|population.persons|")]
+    assert not [k for k in state["values"] if k.startswith("0|u|population.persons|")]
+    region_scope = f"0|social.payments|{REGION_RULE}|"  # pending rows of the rule, by partition
+    assert not [k for k in state["references"]
+                if k.startswith(("0|r|population.persons.", f"0|a|social.payments|{REGION_RULE}|"))]
     assert state["pending"] == waiting  # the payments' own waiting rows are untouched
     # The register is empty now: IIN_A in a new row is no duplicate, and IIN_B's region is unknown.
     assert [v for v in rules.observe(*_registered(demo, "c", 7, IIN_A, ALMATY), now_ms=2_000)
@@ -289,7 +306,23 @@ def test_a_truncate_forgets_the_table_and_only_that_table(demo, rules, state) ->
     assert len([k for k in state["pending"] if k.startswith(region_scope)]) == \
         len([k for k in waiting if k.startswith(region_scope)]) + 1   # payment 8 waits for its person
     assert rules.forget("social.payments") > 0
-    assert not any(k.startswith("social.payments|") for k in state["pending"])
+    assert not any(k.startswith("0|social.payments|") for k in state["pending"])
+
+
+def test_a_truncate_seen_by_one_shard_forgets_that_shards_rows_only(demo, state) -> None:
+    """Every shard passes the TRUNCATE on; until a shard has, its rows before it still count."""
+    rules = CrossRow([demo], b"k" * 32, state, partitions=4)
+    persons = demo.table("population.persons")
+    rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000, shard=0)
+    rules.observe(*_registered(demo, "c", 2, IIN_B, ALMATY), now_ms=1_000, shard=1)
+    for partition in range(4):
+        rules.judge.forget(partition, persons.name, 0)
+    rules.claims.forget(persons.name, 0)
+    # Row 1 (shard 0) is forgotten, row 2 (shard 1) is not.
+    assert [v.rule for v in rules.observe(*_registered(demo, "c", 3, IIN_A, ALMATY), now_ms=2_000, shard=2)
+            if v.rule == "iin_unique"] == []
+    assert [v.rule for v in rules.observe(*_registered(demo, "c", 4, IIN_B, ALMATY), now_ms=2_000, shard=2)
+            if v.rule == "iin_unique"] == ["iin_unique"]
 
 
 def test_state_holds_no_clear_key_or_identifier(demo, rules, state) -> None:
@@ -312,7 +345,42 @@ def test_state_digests_are_base32_so_a_scan_reads_no_words_in_them(demo, rules, 
 
     for person_id in range(1, 400):
         rules.observe(*_person(demo, "c", person_id, f"{person_id:06d}300126"), now_ms=1_000)
-    digests = [key.rsplit("|", 1)[1] for key in state["owners"]] + list(state["owners"].values())
+    digests = [key.rsplit("|", 1)[1] for key in state["owners"]] + [v.rsplit("|", 1)[1] for v in state["owners"].values()]
     assert len(digests) > 300 and all(re.fullmatch(r"[a-z2-7]{26}", d) for d in digests)
     known = KnownValues(names={"ali", "dana", "kim", "aru", "zhan", "erbol", "asel"})
     assert not scan_text(" ".join(digests), "state", known)
+
+
+def _random_changes(demo, seed: int, count: int) -> list[tuple]:
+    import random
+
+    rng = random.Random(seed)
+    iins = [f"{n:06d}300126" for n in range(1, 9)]
+    regions = [ALMATY, ASTANA, None]
+    changes = []
+    for _ in range(count):
+        if rng.random() < 0.6:
+            op = rng.choice("ccud")
+            changes.append(_registered(demo, op, rng.randrange(12), rng.choice(iins), rng.choice(regions)))
+        else:
+            op = rng.choice("ccd")
+            changes.append(_paid(demo, rng.randrange(12), rng.choice(iins), rng.choice(regions), op=op))
+    return changes
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_partition_or_four_give_the_same_verdicts(demo, seed) -> None:
+    """Rows spread over four shards, their claims judged in four rules partitions: the same
+    incidents, now and when the grace periods end, as with one worker."""
+    verdicts = []
+    for partitions in (1, 4):
+        state = {"values": {}, "owners": {}, "references": {}, "pending": {}}
+        rules = CrossRow([demo], b"k" * 32, state, partitions=partitions)
+        found = sorted(v.rule for table, change in _random_changes(demo, seed, 300)
+                       for v in rules.observe(table, change, now_ms=1_000))
+        found += sorted(f"late:{v.rule}" for _, _, v in rules.expire(now_ms=100_000))
+        if partitions == 4:
+            assert len({k.split("|", 1)[0] for k in [*state["values"], *state["references"]]}) > 1
+        verdicts.append(found)
+    assert verdicts[0] == verdicts[1]
+    assert "iin_unique" in verdicts[0] and any(v.startswith("late:") for v in verdicts[0])
