@@ -27,7 +27,7 @@ from streams.quality import RuleSet, Violation
 from streams.versions import raw_event_version
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Output:
     topic: str
     key: bytes | None
@@ -41,7 +41,7 @@ class Output:
     reason: str = ""            # a quarantine's reason: column names and problems, never values
     violations: tuple[Violation, ...] = ()   # quality rules broken (all actions)
     provider: str = ""
-    claims: tuple[Claim, ...] = ()           # a loaded row's cross-row claims (streams/cross_row)
+    claims: list[Claim] | tuple = ()         # a loaded row's cross-row claims (streams/cross_row)
 
 
 def _json_default(value: Any) -> str:
@@ -141,10 +141,8 @@ class Router:
                            check_drift=True)
         if self.claims is not None and out.outcome != "quarantined":
             # Only a loaded row claims anything: a quarantined one never brought its values in.
-            claims = self.claims.of(table, change, shard, out.key.decode() if out.key else None,
-                                    int(time.time() * 1000))
-            if claims:
-                out = replace(out, claims=tuple(claims))
+            out.claims = self.claims.of(table, change, shard, out.key.decode() if out.key else None,
+                                        int(time.time() * 1000))
         return out
 
     def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
