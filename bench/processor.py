@@ -11,6 +11,8 @@ every demo rule on, the stateful ones included, each in a fresh consumer group:
   transactions (records, incident detections, state changelog and offsets committed together):
   raw events spread over the work topic's partitions, routed, their claims judged from the
   rules topic, every step in the same worker.
+- batch2: two such workers in one consumer group, each pinned to its own core (the broker
+  shares them): the scale-out on this 2-core machine.
 
 Each runtime runs in a child process pinned to one core (the broker has the other). Its rate
 is the events it routed (the clean, held or quarantine record committed; the child reports its
@@ -20,7 +22,7 @@ not counted.
 quixstreams was measured by hand and is not part of this run: 3.28 pins confluent-kafka < 2.13
 and pydantic < 2.14 (docs/design.md, "The processing core").
 
-    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch] [--partitions 4] [--json]
+    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch batch2] [--partitions 4] [--json]
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -62,15 +66,14 @@ def bench_regulation(settings: Settings, provider: str) -> Regulation:
 # --- the children: one runtime each -------------------------------------------------------------
 
 
-def _pin_to_one_core() -> None:
+def _pin_to_one_core(n: int) -> None:
+    """Worker n on the n-th core from the last (one worker: the last core)."""
     cores = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cores[-1]})
+    os.sched_setaffinity(0, {cores[-1 - n % len(cores)]})
 
 
 def _report_progress(count) -> None:
     """Print `count()` (events routed so far) every 100 ms: the parent's clock."""
-    import threading
-
     def report() -> None:
         while True:
             print(f"progress {count()}", flush=True)
@@ -87,7 +90,9 @@ def run_batch(settings: Settings, regulation: Regulation, group: str) -> None:
     codec = codec_for([regulation])
     batch, _, topics = wire([regulation], KeySchedule.single(RING), codec,
                             partition_count(settings.kafka_bootstrap, WORK_TOPIC))
-    processor = Processor(settings.kafka_bootstrap, batch, group=group, instance=group)
+    # One transactional id per worker: the same id would fence the other worker.
+    instance = f"{group}-{os.getpid()}"
+    processor = Processor(settings.kafka_bootstrap, batch, group=group, instance=instance)
     _report_progress(lambda: processor.routed)
     processor.run(topics)
 
@@ -160,40 +165,53 @@ def _raw_topics(regulation: Regulation) -> list[str]:
 
 
 def measure(runtime: str, provider: str, total: int, timeout: float) -> dict:
-    """Run one runtime in a child until it has routed `total` events; its rate from its first
-    routed event to its last."""
+    """Run one runtime in children (two for `batch2`, one otherwise) until they have routed
+    `total` events together; the rate from the first routed event to the last."""
     group = f"bench-{runtime}-{uuid.uuid4().hex[:8]}"
-    child = subprocess.Popen([sys.executable, __file__, "--child", runtime, "--provider", provider, "--group", group],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = 2 if runtime == "batch2" else 1
+    # stderr to a file: a child logging warnings into a pipe nobody reads yet would block on it.
+    errors = tempfile.TemporaryFile(mode="w+")
+    children = [subprocess.Popen([sys.executable, __file__, "--child", "batch" if workers > 1 else runtime,
+                                  "--provider", provider, "--group", group, "--core", str(n)],
+                                 stdout=subprocess.PIPE, stderr=errors, text=True) for n in range(workers)]
+    counts = [0] * workers
+
+    def follow(n: int) -> None:
+        for line in children[n].stdout:
+            if line.startswith("progress "):
+                counts[n] = int(line.split()[1])
+
+    for n in range(workers):
+        threading.Thread(target=follow, args=(n,), daemon=True).start()
     first_at = first_count = None
     done_at, count = None, 0
     deadline = time.monotonic() + timeout
     try:
-        for line in child.stdout:
-            if not line.startswith("progress "):
-                continue
-            count = int(line.split()[1])
-            now = time.monotonic()
+        while time.monotonic() < deadline and all(child.poll() is None for child in children):
+            count, now = sum(counts), time.monotonic()
             if count and first_at is None:
                 first_at, first_count = now, count
             if count >= total:
                 done_at = now
                 break
-            if now > deadline:
-                break
+            time.sleep(0.02)
     finally:
-        child.terminate()
-        try:
-            _, err = child.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            _, err = child.communicate()
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
     if done_at is None:
-        tail = (err or "").strip().splitlines()[-5:]
+        tail = err.strip().splitlines()[-5:]
         raise SystemExit(f"{runtime}: routed {count} of {total} events in {timeout:.0f} s\n" + "\n".join(tail))
     elapsed = max(done_at - first_at, 1e-6)
     return {"events": total - first_count, "seconds": round(elapsed, 2),
-            "events_per_s": round((total - first_count) / elapsed)}
+            "events_per_s": round((total - first_count) / elapsed), "workers": workers}
 
 
 def fresh_processor_topics(settings: Settings, partitions: int) -> None:
@@ -246,7 +264,8 @@ def measure_restore(settings: Settings, keys: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--runtimes", nargs="+", default=["faust", "batch"], choices=["faust", "batch"])
+    parser.add_argument("--runtimes", nargs="+", default=["faust", "batch", "batch2"],
+                        choices=["faust", "batch", "batch2"], help="batch2: two batch workers in one group")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--partitions", type=int, default=4, help="work and rules partitions (batch runtime)")
     parser.add_argument("--restore-keys", type=int, default=1_000_000,
@@ -255,10 +274,11 @@ def main() -> None:
     parser.add_argument("--child", choices=["faust", "batch"], help=argparse.SUPPRESS)
     parser.add_argument("--provider", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
+    parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = bench_settings()
     if args.child:
-        _pin_to_one_core()
+        _pin_to_one_core(args.core)
         regulation = bench_regulation(settings, args.provider)
         (run_faust if args.child == "faust" else run_batch)(settings, regulation, args.group)
         return
