@@ -101,9 +101,10 @@ class Settings(BaseSettings):
     kafka_heap_mb: _Integer = Field(512, ge=256, le=16384)
     connect_heap_mb: _Integer = Field(640, ge=256, le=16384)
     clickhouse_max_memory_mb: _Integer = Field(2048, ge=512, le=1 << 20)
-    # Large inserts are what ClickHouse is fast at; a quiet stream closes batches by time first.
+    # Large inserts are what ClickHouse is fast at; a quiet stream closes batches by time first
+    # (200 ms: freshness, docs/benchmarks.md; five inserts a second per table is still few parts).
     sink_batch_rows: _Integer = Field(50_000, ge=1, le=1_000_000)
-    sink_batch_ms: _Integer = Field(250, ge=10, le=600_000)
+    sink_batch_ms: _Integer = Field(200, ge=10, le=600_000)
     assess_interval_s: _Integer = Field(300, ge=5, le=86400)
     # The processor's work and rules topics get this many partitions when `qoima up` creates
     # them: the most workers that can share the load. Fixed afterwards (docs/design.md, "Scale-out").

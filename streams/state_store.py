@@ -9,11 +9,19 @@ partition, `<partition>|` (streams/cross_row).
 
 Keys and values hold digests and row-key digests (streams/cross_row), never a clear value;
 they are JSON on the changelog.
+
+A worker also keeps its stores on local disk (`StateSnapshot`), with the changelog offset they
+reflect: restarted, it loads them and reads the changelog on from there, instead of from its
+beginning (1,000,000 keys: about 11 s from the changelog alone; docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import json
+import marshal
+import os
+import time
 from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 _MISSING = object()
@@ -95,22 +103,105 @@ class StateStores:
             store._dirty.clear()
 
     def restore(self, records: Iterable[tuple[bytes, bytes | None]],
-                partitions: Callable[[str], Container[int]] | None = None) -> int:
+                partitions: Callable[[str], Container[int]] | None = None, clear: bool = True) -> int:
         """Load changelog records in order (the last one of a key wins), keeping only keys of
-        the partitions `partitions(store name)` gives (all without it); the keys held."""
-        self.clear()
+        the partitions `partitions(store name)` gives (all without it); the keys held.
+        `clear`: start empty (False: on top of what a snapshot loaded)."""
+        if clear:
+            self.clear()
         owned = {name: partitions(name) for name in self.NAMES} if partitions else None
         for key, value in records:
             name, _, inner = key.decode().partition(_SEPARATOR)
             store = self.stores.get(name)
             if store is None:
                 continue  # a store this version does not keep
-            if owned is not None:
-                partition = inner.split("|", 1)[0]
-                if not partition.isdigit() or int(partition) not in owned[name]:
-                    continue  # another worker's partition (or a key of a version before partitions)
+            if owned is not None and not _owned(inner, owned[name]):
+                continue  # another worker's partition (or a key of a version before partitions)
             if value is None:
                 store._data.pop(inner, None)
             else:
                 store._data[inner] = json.loads(value)
         return sum(len(store) for store in self.stores.values())
+
+
+def _owned(key: str, partitions: Container[int]) -> bool:
+    partition = key.split("|", 1)[0]
+    return partition.isdigit() and int(partition) in partitions
+
+
+class StateSnapshot:
+    """A worker's stores on local disk, with the changelog offsets they reflect.
+
+    Saved between batches, so it holds exactly the committed state of the partitions the
+    worker owned then, up to those offsets (its own writes are all below them, and no other
+    worker writes its partitions' keys). Loaded only when it covers every partition the worker
+    owns now and is younger than `MAX_AGE_S`: the changelog keeps a deletion (tombstone) for
+    `delete.retention.ms`, 24 h by default, and an older snapshot could miss one. Keys are
+    grouped by partition, so loading takes whole partitions without looking at each key.
+    """
+
+    MAX_AGE_S = 12 * 3600
+    _FORMAT = 2
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: int | None = None   # the child process writing the last snapshot
+
+    def save(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int],
+             background: bool = False) -> None:
+        """Write the snapshot; `background`: in a forked child, which sees the stores as they
+        are now (copy-on-write) while this process goes on (the way Redis saves)."""
+        if self._writer is not None:
+            os.waitpid(self._writer, 0)   # the previous one, long done
+            self._writer = None
+        if background and hasattr(os, "fork"):
+            pid = os.fork()
+            if pid:
+                self._writer = pid
+                return
+            try:  # the child: no Kafka client, no logging; only the file
+                self._write(stores, owned, offsets)
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        self._write(stores, owned, offsets)
+
+    def _write(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partitions = {name: set(owned(name)) for name in stores.NAMES}
+        data: dict[str, dict[int, dict]] = {name: {} for name in stores.NAMES}
+        for name, store in stores.stores.items():
+            grouped = data[name]
+            for key, value in store.items():
+                partition = key.split("|", 1)[0]
+                if partition.isdigit() and int(partition) in partitions[name]:
+                    grouped.setdefault(int(partition), {})[key] = value
+        snapshot = {"format": self._FORMAT, "saved": time.time(), "offsets": offsets,
+                    "owned": {name: sorted(p) for name, p in partitions.items()}, "data": data}
+        partial = self.path.with_suffix(".partial")
+        with open(partial, "wb") as file:
+            marshal.dump(snapshot, file)
+        os.replace(partial, self.path)  # a crash while writing leaves the previous snapshot
+
+    def load(self, stores: StateStores, owned: Callable[[str], Container[int]]) -> dict[int, int] | None:
+        """Put the saved stores, as far as `owned` goes, into `stores` (cleared first); the
+        changelog offsets to read on from. None, and `stores` untouched, when there is no
+        usable snapshot."""
+        try:
+            with open(self.path, "rb") as file:
+                snapshot = marshal.load(file)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None  # none yet, or unreadable: the changelog alone
+        if (not isinstance(snapshot, dict) or snapshot.get("format") != self._FORMAT
+                or time.time() - snapshot["saved"] > self.MAX_AGE_S):
+            return None
+        for name in stores.NAMES:
+            if not set(owned(name)) <= set(snapshot["owned"].get(name, ())):
+                return None  # a partition this worker did not own then: its state is not here
+        stores.clear()
+        for name, by_partition in snapshot["data"].items():
+            if name in stores.stores:
+                target = stores.stores[name]._data
+                for partition in owned(name):
+                    target.update(by_partition.get(partition, {}))
+        return snapshot["offsets"]

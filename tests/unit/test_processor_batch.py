@@ -14,7 +14,7 @@ from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
 from streams.depersonalize import TablePlan
 from streams.router import Router
-from streams.state_store import ChangelogStore, StateStores
+from streams.state_store import ChangelogStore, StateSnapshot, StateStores
 
 IIN_A, IIN_B = "900101300126", "850101300124"
 PERSONS, PAYMENTS = "qoima.raw.demo.population.persons", "qoima.raw.demo.social.payments"
@@ -63,6 +63,56 @@ def test_restore_keeps_the_partitions_the_worker_owns() -> None:
     owned = {"owners": {1}, "values": {3}, "references": set(), "pending": {0, 1, 2, 3}}
     assert stores.restore(records, owned.__getitem__) == 2
     assert dict(stores["owners"]) == {"1|t|b": "y"} and dict(stores["values"]) == {"3|u|d": [2]}
+
+
+def test_a_snapshot_gives_back_the_owned_state_and_where_to_read_on(tmp_path) -> None:
+    stores = StateStores()
+    stores["owners"].update({"0|t|a": "x", "1|t|b": "y"})
+    stores["values"].update({"2|u|c": ["0.r"], "3|u|d": ["1.s"]})
+    snapshot = StateSnapshot(tmp_path / "worker-0.state")
+    owned = {"owners": {0, 1}, "values": {2, 3}, "references": {2, 3}, "pending": {2, 3}}
+    snapshot.save(stores, owned.__getitem__, {0: 1234})
+    again = StateStores()
+    again["owners"]["stale"] = "z"
+    # Fewer partitions than then (another worker took some): loaded, the rest left out.
+    fewer = {"owners": {1}, "values": {3}, "references": {3}, "pending": {3}}
+    assert snapshot.load(again, fewer.__getitem__) == {0: 1234}
+    assert dict(again["owners"]) == {"1|t|b": "y"} and dict(again["values"]) == {"3|u|d": ["1.s"]}
+
+
+def test_a_snapshot_saved_in_the_background_holds_the_state_of_the_moment_it_was_taken(tmp_path) -> None:
+    import time
+
+    stores = StateStores()
+    stores["owners"]["0|t|a"] = "then"
+    snapshot = StateSnapshot(tmp_path / "worker-0.state")
+    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}}
+    snapshot.save(stores, owned.__getitem__, {0: 7}, background=True)
+    stores["owners"]["0|t|a"] = "now"   # the forked writer does not see this
+    deadline = time.monotonic() + 10
+    loaded = StateStores()
+    while snapshot.load(loaded, owned.__getitem__) is None:
+        assert time.monotonic() < deadline, "the background snapshot was written"
+        time.sleep(0.02)
+    assert dict(loaded["owners"]) == {"0|t|a": "then"}
+
+
+def test_a_snapshot_not_covering_the_partitions_or_too_old_is_not_used(tmp_path, monkeypatch) -> None:
+    stores = StateStores()
+    stores["owners"]["0|t|a"] = "x"
+    snapshot = StateSnapshot(tmp_path / "worker-0.state")
+    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}}
+    assert snapshot.load(StateStores(), owned.__getitem__) is None   # none saved yet
+    snapshot.save(stores, owned.__getitem__, {0: 10})
+    more = {**owned, "values": {0, 1}}
+    kept = StateStores()
+    kept["owners"]["mine"] = "v"
+    assert snapshot.load(kept, more.__getitem__) is None and dict(kept["owners"]) == {"mine": "v"}
+    monkeypatch.setattr(StateSnapshot, "MAX_AGE_S", -1)
+    assert snapshot.load(StateStores(), owned.__getitem__) is None
+    (tmp_path / "worker-0.state").write_bytes(b"not a snapshot")
+    monkeypatch.setattr(StateSnapshot, "MAX_AGE_S", 3600)
+    assert snapshot.load(StateStores(), owned.__getitem__) is None
 
 
 # --- batches -------------------------------------------------------------------------------------

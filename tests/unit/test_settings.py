@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert {f.name: getattr(s.ports, f.name) for f in fields(Ports)} == DEFAULT_PORTS
     assert s.host == "127.0.0.1"
     assert (s.kafka_heap_mb, s.connect_heap_mb, s.clickhouse_max_memory_mb) == (512, 640, 2048)
-    assert (s.sink_batch_rows, s.sink_batch_ms) == (50_000, 250)
+    assert (s.sink_batch_rows, s.sink_batch_ms) == (50_000, 200)
     assert s.key_id == "k1"
     assert s.regulations_dir == (REPO_ROOT / "connectors" / "regulations").resolve()
     assert s.kafka_bootstrap == "127.0.0.1:29092"
