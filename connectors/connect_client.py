@@ -56,10 +56,12 @@ class ConnectClient:
     def exists(self, name: str) -> bool:
         return name in self.list()
 
-    def validate(self, config: dict[str, str]) -> list[str]:
-        """Problems Connect finds in a config, as 'property: message' lines (empty when valid)."""
+    def validate(self, name: str, config: dict[str, str]) -> list[str]:
+        """Problems Connect finds in connector `name`'s config, as 'property: message' lines
+        (empty when valid). The validation endpoint wants the name inside the config, where
+        the PUT of /connectors/<name>/config takes it from the path."""
         plugin = config["connector.class"].rsplit(".", 1)[-1]
-        result = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json=config)
+        result = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json={**config, "name": name})
         problems = []
         for item in result.get("configs", []):
             value = item.get("value", {})
@@ -83,6 +85,12 @@ class ConnectClient:
 
     def pause(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/pause")
+
+    def stop(self, name: str) -> None:
+        """Stop the connector's tasks and keep its config and offsets (KIP-875); `resume` starts
+        it again. Unlike a pause, its tasks release their connections (a PostgreSQL slot becomes
+        inactive)."""
+        self._request("PUT", f"/connectors/{name}/stop")
 
     def resume(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/resume")

@@ -97,6 +97,14 @@ class SourceReader:
         if self.dbms != "postgresql":
             raise NotImplementedError(f"{what} is read from PostgreSQL sources only (marker mode is PostgreSQL-only)")
 
+    def slot(self, slot_name: str) -> tuple[bool, int] | None:
+        """(is it active, WAL bytes it keeps) of a replication slot; None when it does not exist.
+        PostgreSQL only; readable by any role (pg_replication_slots is a public view)."""
+        self._postgresql_only("replication slots")
+        rows = self._rows("SELECT active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint "
+                          "FROM pg_replication_slots WHERE slot_name = %s", (slot_name,))
+        return (bool(rows[0][0]), int(rows[0][1])) if rows else None
+
     def count_rows(self, table: Table) -> int:
         """Rows of `table`; in marker mode without the soft-deleted ones (deletes in the warehouse)."""
         query = f"SELECT count(*) FROM {self._relation(table)}"

@@ -8,7 +8,8 @@ Every `QOIMA_ASSESS_INTERVAL_S` it measures, per regulated table:
   `qoima_meta.quality_assessments` and exported as gauges;
 - coverage, source rows against warehouse rows (governance/coverage.py); a gap beyond the
   table's tolerance on two consecutive rounds opens a coverage incident.
-A thread of this process also delivers incident notifications (governance/notifier.py).
+Threads of this process also deliver incident notifications (governance/notifier.py) and
+watch what capture costs the sources (governance/source_health.py), every few seconds.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import signal
 import threading
 
 from model.regulation import Regulation, load_all
-from governance import coverage, notifier, quality_assessment
+from governance import coverage, notifier, quality_assessment, source_health
 from monitoring import metrics
 from governance.reidentification import Risk, assess, detection
 from governance.silence import SilenceWatch, last_commit
@@ -92,6 +93,8 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Incident notifications (DM385 §49) every few seconds, whatever the assessment interval.
     notifier.start(settings, regulations, stop)
+    # Replication slots and connectors every 15 s: a stopped connector fills the source's disk.
+    source_health.start(settings, regulations, stop)
     below: set[str] = set()
     watch = coverage.CoverageWatch()
     silence = SilenceWatch()

@@ -96,3 +96,12 @@ SINK_COMMIT_FAILURES = Counter("qoima_sink_commit_failures_total",
 SINK_TRUNCATES = Counter("qoima_sink_truncates_total",
                          "TRUNCATEs at the source applied to the warehouse (sinks/truncate.py)", ["table"])
 
+# Source safety (governance/source_health.py): what capture costs a provider's database.
+SLOT_RETAINED_BYTES = Gauge("qoima_source_slot_retained_bytes",
+                            "WAL the provider's replication slot keeps at the source (PostgreSQL), bytes",
+                            ["provider"])
+SLOT_ACTIVE = Gauge("qoima_source_slot_active", "1 while a connector reads the provider's replication slot",
+                    ["provider"])
+CONNECTOR_FAILED = Gauge("qoima_connector_failed",
+                         "1 when the provider's connector or one of its tasks has failed, or Connect does not have it",
+                         ["provider"])

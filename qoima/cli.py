@@ -162,7 +162,7 @@ def connector(action: Annotated[ConnectorAction, typer.Argument(help="what to do
                 continue
             if action == "register":
                 config = connector_config(regulation, settings.kafka_bootstrap)
-                problems = client.validate(config)
+                problems = client.validate(name, config)
                 if problems:
                     raise SystemExit(f"{name}: Kafka Connect rejects the config:\n  " + "\n  ".join(problems))
                 print(f"{name}: {client.upsert(name, config)}")

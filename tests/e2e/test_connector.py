@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -52,7 +55,49 @@ def test_errors_say_what_to_do(stack, connect, regulation):
     with pytest.raises(ConnectError, match="not found"):
         connect.status("no-such-connector")
     broken = {**connector_config(regulation), "snapshot.mode": "sometimes"}
-    problems = connect.validate(broken)
-    assert any(p.startswith("snapshot.mode") for p in problems)
+    problems = connect.validate(regulation.connector_name, broken)
+    assert [p.split(":", 1)[0] for p in problems] == ["snapshot.mode"], problems
+    assert connect.validate(regulation.connector_name, connector_config(regulation)) == []
     with pytest.raises(ConnectError, match="not reachable"):
         ConnectClient("http://127.0.0.1:9", timeout=2).list()
+
+
+@pytest.mark.parametrize("args", [("demo",), ()])
+def test_connector_register_as_a_user_runs_it(stack, connect, args):
+    """`qoima connector register [PROVIDER]` as the docs give it: validated, then unchanged."""
+    result = subprocess.run([sys.executable, "-m", "qoima", "connector", "register", *args], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "QOIMA_HOME": str(stack.s.home)})
+    assert result.returncode == 0, result.stderr
+    assert "qoima-demo: unchanged" in result.stdout
+    assert "Traceback" not in result.stderr
+    connect.wait_running("qoima-demo", timeout=60)
+
+
+def _assessor_gauge(stack, name: str, provider: str) -> float | None:
+    import requests
+
+    text = requests.get(f"http://{stack.s.host}:{stack.s.ports.assessor_metrics}/metrics", timeout=5).text
+    prefix = f'{name}{{provider="{provider}"}} '
+    values = [float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)]
+    return values[0] if values else None
+
+
+def test_the_slot_and_the_connector_are_watched_for_the_sources_sake(stack, connect, regulation):
+    """The assessor exports, per provider, whether the replication slot is read and how much WAL
+    it keeps, and whether the connector failed. A stopped connector (tasks shut down) leaves its
+    slot inactive; a paused one still holds the slot open, and its WAL grows instead."""
+    from tests.e2e.warehouse import poll_until
+
+    name, provider = regulation.connector_name, regulation.provider
+    poll_until(lambda: _assessor_gauge(stack, "qoima_source_slot_active", provider) == 1, 60, "the slot read")
+    assert _assessor_gauge(stack, "qoima_source_slot_retained_bytes", provider) >= 0
+    poll_until(lambda: _assessor_gauge(stack, "qoima_connector_failed", provider) == 0, 60, "the connector running")
+    connect.stop(name)
+    try:
+        poll_until(lambda: _assessor_gauge(stack, "qoima_source_slot_active", provider) == 0, 90,
+                   "the stopped connector's slot reported inactive")
+        assert _assessor_gauge(stack, "qoima_connector_failed", provider) == 0   # stopped is not failed
+    finally:
+        connect.resume(name)
+    connect.wait_running(name, timeout=60)
+    poll_until(lambda: _assessor_gauge(stack, "qoima_source_slot_active", provider) == 1, 90, "the slot read again")

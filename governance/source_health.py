@@ -1,0 +1,92 @@
+"""Source safety: what capture costs each provider's database, and whether capture runs.
+
+A PostgreSQL replication slot keeps every WAL segment its reader has not confirmed: if the
+connector stops, or falls behind, the provider's disk fills with WAL, and a state body's
+production database stops. So a thread of the assessor asks, every `INTERVAL_S`:
+
+- each PostgreSQL source, as its capture account: is the provider's slot active (someone reads
+  it) and how many bytes of WAL it holds back (`pg_replication_slots`, readable by any role);
+- Kafka Connect: is the provider's connector, and each of its tasks, not FAILED (and there).
+
+The answers are gauges per provider, never a value of the data, and the alert rules
+QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive and QoimaConnectorFailed act on them
+(monitoring/alerts.yml; docs/operations.md says what to do). MariaDB keeps its binlog by its own
+retention whatever Qoima reads, so there is no slot to watch there; marker-mode sources have no
+connector. A source that does not answer leaves its gauges as they were and logs why: the
+check runs again in `INTERVAL_S`, and a source that is down is the provider's own alarm.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from connectors.connect_client import ConnectClient, ConnectError
+from connectors.source_reader import SourceReader
+from model.regulation import Regulation
+from model.settings import Settings
+from monitoring import metrics
+
+log = logging.getLogger("qoima.source-health")
+
+INTERVAL_S = 15.0
+
+
+def connector_failed(client: ConnectClient, name: str) -> bool:
+    """Whether the connector or one of its tasks is FAILED, or Connect does not have it (or
+    does not answer: then nothing captures either)."""
+    try:
+        status = client.status(name)
+    except ConnectError as exc:
+        log.warning("connector %s: %s", name, exc)
+        return True
+    states = [status.get("connector", {}).get("state"), *(task.get("state") for task in status.get("tasks", []))]
+    return "FAILED" in states
+
+
+def check(regulations: list[Regulation], readers: dict[str, SourceReader], client: ConnectClient) -> None:
+    """One round over every change-data-capture provider."""
+    for regulation in regulations:
+        if regulation.polled:
+            continue  # marker mode: no slot, no connector
+        provider = regulation.provider
+        metrics.CONNECTOR_FAILED.labels(provider).set(1 if connector_failed(client, regulation.connector_name) else 0)
+        reader = readers.get(provider)
+        if reader is None:
+            continue  # not PostgreSQL
+        try:
+            slot = reader.slot(regulation.slot_name)
+        except Exception as exc:  # the source may be down or restarting: the next round asks again
+            log.warning("provider %s: replication slot not read (%s)", provider, type(exc).__name__)
+            reader.close()
+            continue
+        if slot is None:
+            metrics.SLOT_ACTIVE.labels(provider).set(0)
+            metrics.SLOT_RETAINED_BYTES.labels(provider).set(0)
+            continue
+        active, retained = slot
+        metrics.SLOT_ACTIVE.labels(provider).set(1 if active else 0)
+        metrics.SLOT_RETAINED_BYTES.labels(provider).set(retained)
+
+
+def run(settings: Settings, regulations: list[Regulation], stop: threading.Event, interval: float) -> None:
+    environ = settings.regulation_env()
+    # Autocommit: a monitoring session must never sit idle in a transaction at the provider.
+    readers = {r.provider: SourceReader(r, environ, timeout_ms=10_000, application="qoima-source-health",
+                                        autocommit=True)
+               for r in regulations if not r.polled and r.source.dbms == "postgresql"}
+    client = ConnectClient(settings.connect_url)
+    try:
+        while not stop.is_set():
+            check(regulations, readers, client)
+            stop.wait(interval)
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
+def start(settings: Settings, regulations: list[Regulation], stop: threading.Event,
+          interval: float = INTERVAL_S) -> threading.Thread:
+    thread = threading.Thread(target=run, args=(settings, regulations, stop, interval), name="qoima-source-health",
+                              daemon=True)
+    thread.start()
+    return thread
