@@ -60,8 +60,13 @@ def check(regulations: list[Regulation], readers: dict[str, SourceReader], clien
             reader.close()
             continue
         if slot is None:
-            metrics.SLOT_ACTIVE.labels(provider).set(0)
-            metrics.SLOT_RETAINED_BYTES.labels(provider).set(0)
+            # No slot keeps no WAL: nothing to watch (the connector creates it; a connector
+            # that cannot is QoimaConnectorFailed's business).
+            for gauge in (metrics.SLOT_ACTIVE, metrics.SLOT_RETAINED_BYTES):
+                try:
+                    gauge.remove(provider)
+                except KeyError:
+                    pass
             continue
         active, retained = slot
         metrics.SLOT_ACTIVE.labels(provider).set(1 if active else 0)

@@ -263,6 +263,9 @@ class ClickHouseSink:
             "session.timeout.ms": 10000,
         }))
         dead_letters = Producer(producer_config(self.settings.kafka_bootstrap, idempotent=False))
+        # At 0 from the start: `increase()` in the alert rule counts nothing on a series' first sample.
+        for topic in self.targets:
+            metrics.SINK_UNDECODABLE.labels(topic)
         consumer.subscribe(sorted(self.targets))
         log.info("sink consuming %d topics into %s and %s", len(self.targets), WAREHOUSE_DB, META_DB)
         batch_rows, batch_s = self.settings.sink_batch_rows, self.settings.sink_batch_ms / 1000

@@ -50,7 +50,7 @@ from streams.cross_row.claims import Claims
 from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
 from streams.keys import KeySchedule, load_schedule
-from streams.router import Router
+from streams.router import LEAK_CHECK, Router
 from streams.state_store import StateSnapshot, StateStores
 
 log = logging.getLogger("qoima.processor")
@@ -307,6 +307,10 @@ def run(settings: Settings) -> None:
     worker = worker_id()
     metrics.serve(settings.ports.processor_worker(worker), settings.host)
     batch, state, topics = build(settings)
+    # At 0 from the start: `increase()` in QoimaProcessorLeakQuarantined counts nothing on a
+    # series' first sample, and the first leak of a table must alert.
+    for table in batch.router.tables:
+        metrics.QUARANTINED.labels(table, LEAK_CHECK)
     snapshot = StateSnapshot(settings.data_dir / "processor" / f"worker-{worker}.state")
     processor = Processor(
         settings.kafka_bootstrap, batch, worker,

@@ -120,6 +120,11 @@ class Router:
     def raw_topics(self) -> list[str]:
         return sorted(self._tables)
 
+    @property
+    def tables(self) -> list[str]:
+        """The `schema.table` names of every regulated table (metric labels)."""
+        return sorted({table.name for _, table in self._tables.values()})
+
     def route(self, topic: str, partition: int, offset: int, value: bytes | None, shard: int = 0) -> Output | None:
         """The record to send for one raw event; None for a tombstone (nothing to load).
         `shard`: the work partition the event came through (streams/cross_row/claims.py)."""

@@ -57,9 +57,11 @@ def test_a_round_exports_the_slot_and_the_connector_per_provider(demo) -> None:
     source_health.check([demo], {"demo": _Reader((False, 9_999_999_999))}, client)
     assert (_gauge("qoima_source_slot_active", "demo"), _gauge("qoima_source_slot_retained_bytes", "demo")) == \
         (0, 9_999_999_999)
-    # No slot at all: nothing is kept, and nothing reads.
+    # No slot at all keeps no WAL: no series, so no slot alert claims it does.
     source_health.check([demo], {"demo": _Reader(None)}, client)
-    assert (_gauge("qoima_source_slot_active", "demo"), _gauge("qoima_source_slot_retained_bytes", "demo")) == (0, 0)
+    assert (_gauge("qoima_source_slot_active", "demo"), _gauge("qoima_source_slot_retained_bytes", "demo")) == \
+        (None, None)
+    source_health.check([demo], {"demo": _Reader(None)}, client)   # and again: nothing to remove
 
 
 def test_a_source_that_does_not_answer_keeps_its_last_figures_and_is_asked_again(demo) -> None:
