@@ -206,7 +206,10 @@ class ClickHouseSink:
         metrics.SINK_ROWS.labels(target.label).inc(len(target.rows))
         metrics.SINK_BATCH_ROWS.labels(target.label).observe(len(target.rows))
         metrics.SINK_BATCH_SECONDS.labels(target.label).observe(elapsed)
-        metrics.LAST_WRITE.labels(target.label).set(now)
+        if target.database == WAREHOUSE_DB:
+            # The analysts' tables only: held rows and incident events are rare by nature, and
+            # QoimaTableSilent would take an hour without one for a broken capture.
+            metrics.LAST_WRITE.labels(target.label).set(now)
         if target.source_ts and target.database == WAREHOUSE_DB:  # held rows are not in the warehouse yet
             freshness = metrics.FRESHNESS.labels(target.label)
             for ts in target.source_ts:
