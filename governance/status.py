@@ -6,6 +6,7 @@ from typing import Any
 import requests
 
 from connectors.connect_client import ConnectClient, ConnectError
+from connectors.snapshot import waiting
 from model.regulation import Regulation
 from model.settings import Settings
 
@@ -61,6 +62,7 @@ def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]
                                                  f"(rate(qoima_freshness_seconds_bucket[1m])))")
     except requests.RequestException as exc:
         report["problems"].append(f"Prometheus at {settings.prometheus_url} did not answer ({type(exc).__name__})")
+    report["waiting_snapshots"] = waiting(settings.run_dir / "snapshot-waits")
     rows = _warehouse_rows(settings, regulations, report["problems"])
     for regulation in regulations:
         for table in regulation.tables:
@@ -88,6 +90,9 @@ def render(report: dict[str, Any]) -> str:
     for name, info in report["tables"].items():
         lines.append(f"  {name:<32} {fmt(info['rows_in_warehouse'], 10, 'd')} "
                      f"{fmt(info['freshness_p50_s'], 8, '.2f')} {fmt(info['freshness_p99_s'], 8, '.2f')}")
+    for wait in report.get("waiting_snapshots", []):
+        lines.append(f"Snapshot of {', '.join(wait['tables'])} ({wait['provider']}) waits for the minimum-load window "
+                     f"{wait['window']}, opening {wait['opens_at']}")
     for problem in report["problems"]:
         lines.append(f"! {problem}")
     return "\n".join(lines)

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model.load_window import LoadWindow
 from model import names, rules
 from model.identifiers import IdentifierKind
 # RuleAction and RuleKind are read with the regulation by the stages that act on rules.
@@ -78,6 +80,7 @@ class Source(_Model):
     capture: Capture = Capture.cdc
     snapshot: Literal["initial", "no_data", "never", "when_needed", "always"] = "initial"
     min_load_window: str | None = Field(default=None, pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    timezone: str = "Asia/Almaty"   # of min_load_window (model/load_window.py)
     refresh: Literal["continuous", "hourly", "daily", "monthly"] = "continuous"
     dml: list[Literal["insert", "update", "delete"]] = ["insert", "update", "delete"]
     heartbeat_seconds: int = Field(default=10, ge=1, le=3600)
@@ -104,6 +107,19 @@ class Source(_Model):
                                  "(it needs the binlog: docs/mariadb.md)")
         elif self.server_id is not None:
             raise ValueError("server_id applies to dbms 'mariadb' only; remove it")
+        return self
+
+    @property
+    def load_window(self) -> LoadWindow | None:
+        return LoadWindow.parse(self.min_load_window, self.timezone) if self.min_load_window else None
+
+    @model_validator(mode="after")
+    def _window(self) -> "Source":
+        try:
+            self.load_window  # noqa: B018 - parsed for its errors
+        except ZoneInfoNotFoundError:
+            raise ValueError(f"timezone {self.timezone!r} is not a known time zone; use an IANA name such as "
+                             "Asia/Almaty") from None
         return self
 
     @model_validator(mode="after")

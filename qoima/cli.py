@@ -193,15 +193,33 @@ def regulation_check(files: Annotated[list[Path] | None, typer.Argument(
         raise SystemExit(1)
 
 
-@app.command(rich_help_panel=CAPTURE, help="re-snapshot tables through Debezium's incremental snapshot")
+@app.command(rich_help_panel=CAPTURE, help="re-snapshot tables through Debezium's incremental snapshot, "
+                                            "in the provider's minimum-load window")
 def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its regulation")],
              tables: Annotated[list[str] | None, typer.Argument(
-                 help="schema.table (default: every table of the provider)")] = None) -> None:
-    from connectors.snapshot import request_snapshot
+                 help="schema.table (default: every table of the provider)")] = None,
+             now: Annotated[bool, typer.Option("--now", help="start at once, outside the provider's "
+                                                            "minimum-load window")] = False) -> None:
+    from datetime import datetime, timezone
+
+    from connectors.snapshot import request_snapshot, wait_for_window
 
     settings = _settings()
     regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
     tables = tables or [t.name for t in regulation.tables]
+    for name in tables:
+        try:
+            regulation.table(name)
+        except KeyError as exc:
+            raise SystemExit(str(exc.args[0])) from None
+    window = regulation.source.load_window
+    if window is not None and not window.contains(datetime.now(timezone.utc)):
+        if now:
+            print(f"warning: {provider}'s minimum-load window is {window}; reading its tables now, outside it "
+                  "(--now), loads its production database", file=sys.stderr)
+        else:
+            wait_for_window(regulation, tables, settings.run_dir / "snapshot-waits",
+                            lambda line: print(line, flush=True))
     try:
         signal_id = request_snapshot(regulation, tables, settings.regulation_env())
     except KeyError as exc:

@@ -26,7 +26,7 @@ SURFACE = {
     "connector": ["ACTION", "PROVIDER?"],
     "regulation": [],
     "regulation check": ["FILES...?"],
-    "snapshot": ["PROVIDER", "TABLES...?"],
+    "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG"],
     "poller": [],
     "load-history": ["PROVIDER", "TABLE", "PATH", "--no-progress FLAG"],
     "processor": [],
