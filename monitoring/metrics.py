@@ -29,6 +29,8 @@ BATCH_SECONDS = Histogram("qoima_processor_batch_seconds", "From a batch's first
 ABORTED_BATCHES = Counter("qoima_processor_aborted_batches_total", "Batches whose Kafka transaction was aborted "
                           "(the worker restarts from its committed offsets and state)")
 STATE_KEYS = Gauge("qoima_processor_state_keys", "Keys in the stateful rules' stores, after the last restore")
+CLAIMS_UNJUDGED = Counter("qoima_processor_claims_unjudged_total",
+                          "Cross-row claims the processor could not judge (logged); their verdicts are lost")
 RESTORE_SECONDS = Gauge("qoima_processor_restore_seconds", "Time the last restore of the state stores took")
 
 SINK_ROWS = Counter("qoima_sink_rows_total", "Rows written to ClickHouse", ["table"])

@@ -168,13 +168,21 @@ class BatchProcessor:
                           for rules_partition in range(self.partitions))
 
     def _judge(self, partition: int, key: bytes | None, value: bytes | None, incidents: dict) -> None:
-        if self.judge is None or value is None:
+        if self.judge is None or value is None or key is None:
             return
-        message = json.loads(value)
-        if message["k"] == _FORGET:
-            self.judge.forget(partition, message["t"], message["shard"])
+        try:
+            message = json.loads(value)
+            if message["k"] == _FORGET:
+                self.judge.forget(partition, message["t"], message["shard"])
+                return
+            verdicts = self.judge.apply(partition, key.decode(), message)
+        except Exception as exc:  # noqa: BLE001 - one bad claim must not stop the worker on every restart
+            # Claims are Qoima's own; one it cannot read (a bug, or a regulation changed under it)
+            # costs that claim's verdict, logged, never the worker.
+            log.error("claim in %s[%d] not judged: %s", RULES_TOPIC, partition, type(exc).__name__)
+            metrics.CLAIMS_UNJUDGED.inc()
             return
-        for regulation, table, violation, sample in self.judge.apply(partition, key.decode(), message):
+        for regulation, table, violation, sample in verdicts:
             self._note(regulation.provider, table.name, (violation,), sample, incidents)
 
     @staticmethod

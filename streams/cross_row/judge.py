@@ -45,9 +45,9 @@ class Judge:
             if pk not in holders:
                 # Assigned, not appended: a store logs a key when it is assigned, not when a list it holds grows.
                 self._values[state_key] = holders = [*holders, pk]
-            if holders == [pk]:
+            unique = self._unique.get((message["t"], message["r"]))
+            if holders == [pk] or unique is None:   # None: a rule removed since the claim was made
                 return []
-            unique = self._unique[(message["t"], message["r"])]
             names = ", ".join(c.name for c in unique.columns)
             return [self._verdict(message["t"], Violation.of(unique.rule, tuple(c.name for c in unique.columns),
                                                              f"{names}: the same value as another row"),
@@ -86,7 +86,9 @@ class Judge:
                 self._pending[pending_key] = [message["due"], key, message["c"], message["s"]]
                 return []
             self._pending.pop(pending_key, None)
-            against = self.plan.by_scope[f"{message['t']}|{message['r']}"]
+            against = self.plan.by_scope.get(f"{message['t']}|{message['r']}")
+            if against is None:
+                return []   # a rule removed since the claim was made
             violation = self._contradiction(against, message["c"], reference[1])
             return [self._verdict(message["t"], violation, message["s"])] if violation else []
         else:

@@ -268,3 +268,27 @@ def test_the_check_reads_text_columns_only(demo, ring) -> None:
     assert not {"v_uuid", "v_bigint", "v_numeric"} & checked
     assert plan.clear_identifiers({"v_uuid": "123e4567-e89b-12d3-a456-900101300126", "v_text": "ok"}) == {}
     assert plan.clear_identifiers({"v_text": "ИИН 900101300126"}) == {"v_text": ("iin",)}
+
+
+def test_a_claim_it_cannot_judge_costs_its_verdict_not_the_worker(demo, ring) -> None:
+    from prometheus_client import REGISTRY
+
+    pipeline = Pipeline(demo, ring)
+    before = REGISTRY.get_sample_value("qoima_processor_claims_unjudged_total") or 0.0
+    bad = [(RULES_TOPIC, 0, 0, b"u|population.persons|iin_unique|x", b"not json", None),
+           (RULES_TOPIC, 0, 1, b"u|population.persons|iin_unique|x", b'{"k": "unheard-of", "pk": "0.a"}', None)]
+    effects = pipeline.batch.process(bad, now=0)
+    assert REGISTRY.get_sample_value("qoima_processor_claims_unjudged_total") == before + 2
+    assert [r for r in effects.records if r[0] == INCIDENT_TOPIC] == []
+
+
+def test_claims_of_a_rule_removed_since_are_ignored(demo, ring) -> None:
+    """An operator drops a rule and restarts: claims made under it may still wait in the rules topic."""
+    pipeline = Pipeline(demo, ring)
+    judge = pipeline.batch.judge
+    claim = {"k": "claim", "t": "population.persons", "r": "no_longer_declared", "pk": "0.a", "s": "[1]"}
+    assert judge.apply(0, "u|population.persons|no_longer_declared|d", claim) == []
+    assert judge.apply(0, "u|population.persons|no_longer_declared|d", {**claim, "pk": "0.b"}) == []
+    check = {"k": "check", "t": "social.payments", "r": "gone", "pk": "0.c", "c": ["x"], "s": "[2]", "due": 1}
+    judge.apply(0, "a|social.payments|gone|m", {"k": "ref", "pk": "0.d", "c": ["y"]})
+    assert judge.apply(0, "a|social.payments|gone|m", check) == []
