@@ -34,8 +34,10 @@ from typing import Iterable
 
 from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from monitoring import metrics
+from schemas import envelope
 from schemas.avro_codec import AvroCodec
 from schemas.incidents import Detection
+from streams.cross_row.claims import forget_claim
 from streams.cross_row.judge import Judge
 from streams.quality import Violation
 from streams.router import LEAK_CHECK, Output, Router
@@ -50,7 +52,6 @@ Record = tuple[str, "bytes | None", "bytes | None", "int | None", "list | None"]
 
 RAW_ORIGIN = "qoima-raw"  # the work topic's header: "<raw topic>\x1f<partition>\x1f<offset>"
 _MAX_SAMPLES = 5
-_FORGET = "forget"
 # What a batch counts, by the first element of its key; the rest are the metric's labels.
 _COUNTERS = {"in": metrics.EVENTS_IN, "out": metrics.EVENTS_OUT, "violation": metrics.QUALITY_VIOLATIONS,
              "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES}
@@ -163,19 +164,17 @@ class BatchProcessor:
             claims.append((RULES_TOPIC, encoded, _encode_json(message).encode(),
                            partition_for(encoded, self.partitions), None))
         if out.outcome == "truncated" and self.judge is not None:
-            forget = _encode_json({"k": _FORGET, "t": out.table, "shard": shard}).encode()
-            claims.extend((RULES_TOPIC, _FORGET.encode(), forget, rules_partition, None)
+            # Not keyed: every rules partition drops what this shard's rows of the table claimed there.
+            key, message = forget_claim(out.table, shard)
+            forget = _encode_json(message).encode()
+            claims.extend((RULES_TOPIC, key.encode(), forget, rules_partition, None)
                           for rules_partition in range(self.partitions))
 
     def _judge(self, partition: int, key: bytes | None, value: bytes | None, incidents: dict) -> None:
         if self.judge is None or value is None or key is None:
             return
         try:
-            message = json.loads(value)
-            if message["k"] == _FORGET:
-                self.judge.forget(partition, message["t"], message["shard"])
-                return
-            verdicts = self.judge.apply(partition, key.decode(), message)
+            verdicts = self.judge.apply(partition, key.decode(), json.loads(value))
         except Exception as exc:  # noqa: BLE001 - one bad claim must not stop the worker on every restart
             # Claims are Qoima's own; one it cannot read (a bug, or a regulation changed under it)
             # costs that claim's verdict, logged, never the worker.
@@ -237,13 +236,12 @@ def _origin(headers: list | None) -> tuple[str, int, int] | None:
 
 def _is_truncate(value: bytes) -> bool:
     """Whether a raw event without a key is Debezium's TRUNCATE (its key is null, since it
-    changes no one row); read only for such events."""
+    changes no one row); decoded only for such events."""
     try:
-        payload = json.loads(value)
-    except ValueError:
-        return False
-    payload = payload.get("payload", payload) if isinstance(payload, dict) else payload
-    return isinstance(payload, dict) and payload.get("op") == "t"
+        change = envelope.decode(value)
+    except envelope.EnvelopeError:
+        return False   # routed as it is, it is quarantined with the reason
+    return change is not None and change.op == "t"
 
 
 def loopback(batch: BatchProcessor, events: list[RawEvent], now: float | None = None,

@@ -123,9 +123,9 @@ class Processor:
                  checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
         """`restore(assigned)` reloads the state of the work and rules partitions assigned
         (topic -> partitions); `checkpoint(assigned, stopping)` saves the committed state
-        locally, every `checkpoint_every_s` (in the background) and when the worker stops. `group` and `instance` (the static
-        member and transactional id) are the worker's own names from model/names.py; a
-        benchmark gives others."""
+        locally, every `checkpoint_every_s` (in the background) and when the worker stops.
+        `group` and `instance` (the static member and transactional id) are the worker's own
+        names from model/names.py; a benchmark gives others."""
         self.batch = batch
         self.batch_events, self.batch_wait_s = batch_events, batch_wait_ms / 1000
         self._restore = restore

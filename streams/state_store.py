@@ -124,9 +124,15 @@ class StateStores:
         return sum(len(store) for store in self.stores.values())
 
 
-def _owned(key: str, partitions: Container[int]) -> bool:
+def _partition(key: str) -> int | None:
+    """The partition a state key belongs to (its `<partition>|` prefix); None for a key
+    written before keys had one."""
     partition = key.split("|", 1)[0]
-    return partition.isdigit() and int(partition) in partitions
+    return int(partition) if partition.isdigit() else None
+
+
+def _owned(key: str, partitions: Container[int]) -> bool:
+    return _partition(key) in partitions
 
 
 class StateSnapshot:
@@ -173,9 +179,9 @@ class StateSnapshot:
         for name, store in stores.stores.items():
             grouped = data[name]
             for key, value in store.items():
-                partition = key.split("|", 1)[0]
-                if partition.isdigit() and int(partition) in partitions[name]:
-                    grouped.setdefault(int(partition), {})[key] = value
+                partition = _partition(key)
+                if partition in partitions[name]:
+                    grouped.setdefault(partition, {})[key] = value
         snapshot = {"format": self._FORMAT, "saved": time.time(), "offsets": offsets,
                     "owned": {name: sorted(p) for name, p in partitions.items()}, "data": data}
         partial = self.path.with_suffix(".partial")

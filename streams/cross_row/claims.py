@@ -14,7 +14,8 @@ partition; the message says what the row does to it:
   table's row `ref` (with its compared digests), `unref`; the checking row `check`, `withdraw`.
 
 Messages name rows by `<shard>.<row-key digest>`: a TRUNCATE reaches every shard, and each
-shard's `forget` then drops exactly the entries its own rows made (streams/cross_row/judge.py).
+shard sends `forget_claim` to every rules partition, which then drops exactly the entries its
+own rows made (streams/cross_row/judge.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ from streams.cross_row.plan import CrossRowPlan
 from streams.quality import Violation
 
 Claim = tuple[str, dict[str, Any]]
+
+
+def forget_claim(table: str, shard: int) -> Claim:
+    """What a TRUNCATE of `table` seen in `shard` tells every rules partition (not by key: the
+    caller sends it to each)."""
+    return "forget", {"k": "forget", "t": table, "shard": shard}
 
 
 class Claims:

@@ -39,7 +39,11 @@ class Judge:
 
     def apply(self, partition: int, key: str, message: dict[str, Any]) -> list[Verdict]:
         """One claim from the rules partition `partition`; the verdicts it causes now."""
-        kind, pk, state_key = message["k"], message["pk"], f"{partition}|{key}"
+        kind = message["k"]
+        if kind == "forget":
+            self.forget(partition, message["t"], message["shard"])
+            return []
+        pk, state_key = message["pk"], f"{partition}|{key}"
         if kind == "claim":
             holders = self._values.get(state_key) or []
             if pk not in holders:

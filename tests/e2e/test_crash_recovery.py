@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -20,8 +19,7 @@ import pytest
 
 from connectors.connect_client import ConnectClient
 from model.regulation import load_all
-from infra.demo.source import LoadDriver
-from infra.stack import SOURCE_DB
+from tests.e2e.load import background_load
 from tests.e2e.warehouse import poll_until, wait_converged
 
 LOAD_SECONDS = 24
@@ -53,15 +51,10 @@ def _connectors_running(stack) -> None:
 def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component, capsys):
     rng = random.Random(f"{SEED}-{component}")
     wait_converged(pg, ch, timeout=180)
-    stop = threading.Event()
-    driver = LoadDriver(stack.pg_admin_conninfo(SOURCE_DB), rate=RATE, seed=rng.randrange(1 << 30))
-    summary = {}
-    worker = threading.Thread(target=lambda: summary.update(result=driver.run(duration=LOAD_SECONDS,
-                                                                               stop_event=stop)))
+    seed = rng.randrange(1 << 30)
     kill_at = rng.uniform(3, LOAD_SECONDS - 8)
     started = time.monotonic()
-    worker.start()
-    try:
+    with background_load(stack, RATE, LOAD_SECONDS, seed) as summary:
         time.sleep(kill_at)
         managed = stack.managed(component)
         pid = managed.pid()
@@ -76,9 +69,6 @@ def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component, caps
         _restart(stack, component)
         restarted_in = time.monotonic() - down_at
         _connectors_running(stack)
-    finally:
-        worker.join(timeout=LOAD_SECONDS + 60)
-        stop.set()
     changes = summary["result"].changes
     assert changes > RATE * LOAD_SECONDS / 3, f"the load ran ({changes} changes)"
     converged_in = wait_converged(pg, ch, timeout=240)

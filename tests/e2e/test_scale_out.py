@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
 import time
 
 import psycopg
@@ -19,11 +18,11 @@ import pytest
 import requests
 
 from connectors.snapshot import request_snapshot
-from infra.demo.source import LoadDriver
 from infra.qoima_processes import processor_process
 from infra.stack import SOURCE_DB
 from model.regulation import load_all
 from sinks.clickhouse_users import writer_client
+from tests.e2e.load import background_load
 from tests.e2e.test_torture import Torturer
 from tests.e2e.warehouse import poll_until, wait_converged
 
@@ -117,13 +116,9 @@ def test_a_duplicate_identifier_is_judged_whichever_worker_routes_its_rows(stack
 def test_a_worker_killed_under_load_is_back_at_once_and_nothing_is_lost(stack, pg, ch, second_worker, capsys):
     wait_converged(pg, ch, timeout=180)
     rng = random.Random(f"{SEED}-kill")
-    stop = threading.Event()
-    driver = LoadDriver(stack.pg_admin_conninfo(SOURCE_DB), rate=RATE, seed=rng.randrange(1 << 30))
-    summary = {}
-    load = threading.Thread(target=lambda: summary.update(result=driver.run(duration=LOAD_SECONDS, stop_event=stop)))
+    seed = rng.randrange(1 << 30)
     kill_at = rng.uniform(3, LOAD_SECONDS - 8)
-    load.start()
-    try:
+    with background_load(stack, RATE, LOAD_SECONDS, seed) as summary:
         time.sleep(kill_at)
         managed = stack.managed(processor_process(1))
         os.killpg(managed.pid(), signal.SIGKILL)
@@ -136,9 +131,6 @@ def test_a_worker_killed_under_load_is_back_at_once_and_nothing_is_lost(stack, p
                    "worker 1 taking batches again")
         consuming_in = time.monotonic() - restarted
         assert _metric(stack, 0, "qoima_processor_batch_events_count") > batches, "worker 0 went on meanwhile"
-    finally:
-        load.join(timeout=LOAD_SECONDS + 60)
-        stop.set()
     changes = summary["result"].changes
     assert changes > RATE * LOAD_SECONDS / 3, f"the load ran ({changes} changes)"
     converged_in = wait_converged(pg, ch, timeout=240)

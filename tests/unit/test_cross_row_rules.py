@@ -9,6 +9,7 @@ import pytest
 from model.rules import parse_rule
 from schemas.avro_codec import codec_for
 from schemas.envelope import Change
+from streams.cross_row.claims import forget_claim
 from streams.cross_row.plan import CrossRowPlan
 from streams.router import Router
 from tests.unit.cross_row_harness import CrossRow
@@ -316,7 +317,7 @@ def test_a_truncate_seen_by_one_shard_forgets_that_shards_rows_only(demo, state)
     rules.observe(*_registered(demo, "c", 1, IIN_A, ALMATY), now_ms=1_000, shard=0)
     rules.observe(*_registered(demo, "c", 2, IIN_B, ALMATY), now_ms=1_000, shard=1)
     for partition in range(4):
-        rules.judge.forget(partition, persons.name, 0)
+        assert rules.judge.apply(partition, *forget_claim(persons.name, 0)) == []
     rules.claims.forget(persons.name, 0)
     # Row 1 (shard 0) is forgotten, row 2 (shard 1) is not.
     assert [v.rule for v in rules.observe(*_registered(demo, "c", 3, IIN_A, ALMATY), now_ms=2_000, shard=2)
