@@ -2,8 +2,8 @@
 
 A finding names what kind of identifier was seen and where, never the identifier itself, so
 a scan report is safe to log and to store. Two kinds of evidence:
-- structural, needing no knowledge of the source: a 12-digit run that is a valid IIN (check
-  digit and day digit); a valid BIN where the column is personal; a Kazakh mobile number in
+- structural, needing no knowledge of the source: 12 digits (in one run or grouped by spaces
+  or dashes) that are a valid IIN (check digit and day digit); a valid BIN where the column is personal; a Kazakh mobile number in
   any spelling; an e-mail address. Pseudonyms are base32, so they do not produce such runs by
   chance, and redaction leaves typed placeholders, not digits;
 - known values: names (and phones) taken from the source's own personal columns, matched
@@ -18,9 +18,13 @@ from functools import lru_cache
 from typing import Any
 
 from model import normalize
+from model.fold import fold
 from model.identifiers import is_valid_bin, is_valid_iin
 
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+# Twelve digits, contiguous or grouped by single spaces or dashes (850101 300124, 8501-0130-0124),
+# as redaction reads them (streams/redact.py).
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){11}(?![0-9])")
+_GROUPING = str.maketrans("", "", " -")
 _PHONE_LIKE = re.compile(r"(?<![\w+])\+?[78][\s(\-]*7\d{2}[\s)\-]*\d{3}[\s\-]*\d{2}[\s\-]*\d{2}(?![0-9])")
 _EMAIL = re.compile(r"[\w.+-]*[^\W\d_][\w.+-]*@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 # Whole words only: names fold to Latin, and letter runs inside base32 pseudonyms would
@@ -47,7 +51,7 @@ class KnownValues:
             self.phones.add(canonical)
 
     def add_name(self, value: str | None) -> None:
-        for word in _WORD.findall(value or ""):
+        for word in _WORD.findall(fold(value or "")):
             canonical = normalize.name(word)
             if canonical:
                 self.names.add(canonical)
@@ -77,7 +81,8 @@ def structural_kinds_in(values: Iterable[Any]) -> set[str]:
 def scan_text(text: str, where: str, known: KnownValues = _EMPTY, *, personal: bool = False) -> list[Finding]:
     """Every kind of identifier found in `text` (each kind at most once)."""
     findings = []
-    runs = _DIGIT_RUN.findall(text)
+    text = fold(text)
+    runs = [run.translate(_GROUPING) for run in _DIGIT_RUN.findall(text)]
     if any(is_valid_iin(run) for run in runs):
         findings.append(Finding("iin", where))
     if personal and any(is_valid_bin(run) for run in runs):

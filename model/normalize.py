@@ -10,7 +10,7 @@ Names are folded to a Latin skeleton so that a person keeps one pseudonym whethe
 writes the name in Kazakh or Russian Cyrillic, in the passport's Latin transliteration
 (ICAO 9303: Ж=zh, Х=kh, Ш=sh, Ы=y, Я=ia) or in the Kazakh Latin alphabet of 2021 (ä ğ ı ñ ö
 ş ū ü, with q for Қ and j for Ж):
-- case, spacing and Unicode form (NFC/NFD) do not matter; ё is е;
+- case, spacing and Unicode form (NFC/NFD) do not matter, nor anything model/fold.py folds; ё is е;
 - Cyrillic letters become Latin ones; Kazakh-specific letters take the sound of their nearest
   Russian letter (ә→a, ғ→g, қ→k, ң→n, ө→o, ұ→u, ү→u, һ→h, і→i); ъ and ь disappear;
 - Latin diacritics are removed, except ş→sh and ç→ch, which would otherwise lose a sound;
@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import Callable
+
+from model.fold import fold
 
 from model.identifiers import (is_valid_bin, is_valid_email, is_valid_id_card, is_valid_iin,
                                  is_valid_name, is_valid_passport, is_valid_phone)
@@ -123,9 +126,19 @@ def id_card(value: str) -> str | None:
     return digits if is_valid_id_card(digits) else None
 
 
+def _folded(normalizer: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    # Every normalizer reads the value as model/fold.py's policy spells it (invisible characters
+    # gone, Unicode spaces, dashes and digits plain, mixed-script look-alikes in one script), so
+    # a spelling pasted from a document gives the pseudonym of its clean twin.
+    @wraps(normalizer)
+    def normalized(value: str) -> str | None:
+        return normalizer(fold(value))
+    return normalized
+
+
 # Each normalizer is pure and an identifier recurs (in several rules and columns of one row,
 # in many rows): cached, so each spelling is normalized once, whatever asks for it.
 iin, bin_, phone, name, email, passport, id_card = (
-    lru_cache(maxsize=1 << 16)(f) for f in (iin, bin_, phone, name, email, passport, id_card))
+    lru_cache(maxsize=1 << 16)(_folded(f)) for f in (iin, bin_, phone, name, email, passport, id_card))
 BY_KIND = {"iin": iin, "bin": bin_, "phone": phone, "name": name, "email": email,
            "passport": passport, "id_card": id_card}

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from model.regulation import Action, Column, Generalization, Table
 from model import normalize
+from model.fold import fold
 from model.reference import kato_region
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
@@ -174,7 +175,8 @@ class _Hasher:
     def __call__(self, value: str) -> tuple[str, str | None]:
         canonical = self._normalize(value)
         if canonical is None:
-            return INVALID_PREFIX + pseudonym(self._invalid_key, value.encode(), 26), self._problem
+            # Folded like a valid one, so an invalid value has one pseudonym however it is spelled.
+            return INVALID_PREFIX + pseudonym(self._invalid_key, fold(value).encode(), 26), self._problem
         return pseudonym(self._key, canonical.encode()), None
 
 
@@ -209,7 +211,7 @@ def _step_function(column: Column, ring: KeyRing, hashers: dict[str, _Hasher]) -
         return band
     if column.action is Action.generalize:
         generalize = _TEXT_GENERALIZERS[column.to]
-        return lambda v, today: generalize(decode(v))
+        return lambda v, today: generalize(fold(decode(v)))
     return lambda v, today: (decode(v), None)
 
 

@@ -29,6 +29,7 @@ from datetime import date
 from typing import Any, Callable, Iterable
 
 from model import identifiers, normalize
+from model.fold import fold
 from model.expressions import TypedColumn, compile_expression, value_category, value_getter
 from model.reference import load_reference
 from model.regulation import Table
@@ -255,10 +256,13 @@ class RuleSet:
                 out[name] = None
                 continue
             try:
-                out[name] = decode(value)
+                decoded = decode(value)
             except (ValueError, TypeError, ArithmeticError, OverflowError) as exc:
                 raise ValueError(f"column {name}: cannot decode a {type(value).__name__} as declared "
                                  f"({type(exc).__name__})") from None
+            # Rules read text as the depersonalization does (model/fold.py): 'active' with a
+            # zero-width space in it is 'active' to an allowed-values rule too.
+            out[name] = fold(decoded) if decoded.__class__ is str else decoded
         return out
 
     @staticmethod

@@ -17,6 +17,10 @@ Deliberate bias towards redaction, because a leaked IIN cannot be taken back:
 - any run of exactly 9 digits is an [ID_CARD], including a 9-digit amount written unspaced.
 Dates (01.01.2024), years and amounts such as 12 500,00 or 125 000 000 are left alone.
 
+The text is read as model/fold.py spells it (invisible characters removed, Unicode spaces,
+dashes and digits plain, look-alike letters of a mixed-script word in one script), and the
+redacted text is that folded text: an IIN with a zero-width space inside is still an IIN.
+
 Every pattern is anchored on a boundary and has bounded repetitions, so the cost is linear
 in the text's length (no catastrophic backtracking); see tests/unit/test_redact.py.
 """
@@ -24,10 +28,12 @@ from __future__ import annotations
 
 import re
 
+from model.fold import fold
 from model.identifiers import is_valid_bin, is_valid_iin
 
-# One separator between digit groups: space, no-break spaces, hyphen, en dash.
-_SEP = r"[ \u00a0\u202f\-\u2013]"
+# One separator between digit groups: a space or a dash. `redact` reads the text folded
+# (model/fold.py), where every Unicode space is ' ' and every dash '-'.
+_SEP = r"[ \-]"
 
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[\w.%+-]{1,64}"
@@ -99,6 +105,7 @@ def _replace(pattern: re.Pattern, kind: str, text: str, counts: dict[str, int]) 
 def redact(text: str) -> tuple[str, dict[str, int]]:
     """The text with identifiers replaced, and how many of each placeholder type were put in."""
     counts: dict[str, int] = {}
+    text = fold(text)
     if "@" in text or _SPELLED_AT.search(text):
         text = _replace(_EMAIL, "EMAIL", text, counts)
     if _EIGHT_DIGITS_NEARBY.search(text):

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from model import normalize
+from model.fold import fold
 from model.expressions import value_category
 from model.regulation import IdentifierKind, Regulation, Table
 from model.rules import Rule, RuleKind
@@ -30,7 +31,7 @@ def _column(table: Table, name: str, kind: IdentifierKind | None = None) -> Colu
     normalizer = normalize.BY_KIND.get(kind.value) if kind else None
 
     def canonical(value: Any) -> str:
-        text = str(value).strip()
+        text = fold(str(value)).strip()
         return (normalizer(text) or text) if normalizer else text
 
     return Column(name, decode, canonical)

@@ -68,9 +68,10 @@ def test_plus_only_before_country_code_seven(value: str) -> None:
     assert normalize.phone(value) is None
 
 
-def test_non_ascii_digits_are_not_a_phone() -> None:
+def test_full_width_digits_are_the_same_phone() -> None:
+    # model/fold.py: digits of any script are read as their ASCII digits (issue 13 item 3).
     full_width = "".join(chr(ord(c) + 0xFEE0) for c in "87012345678")
-    assert normalize.phone(full_width) is None
+    assert normalize.phone(full_width) == "+77012345678"
 
 
 def test_distinct_numbers_stay_distinct() -> None:
