@@ -2,14 +2,22 @@
 
 A value reaches Qoima as Debezium's JSON (decoded by streams/decode), as PostgreSQL's text form
 in a historical file (connectors/pg_text.py) or as a Python value the marker poller or a Parquet
-file gives (connectors/debezium_encode.py). All three check it against the limits here, so a
-value the warehouse cannot hold exactly (a date past 2299, a numeric wider than declared) is
-refused the same way, with the same message, wherever it enters: nothing is clamped or rounded.
-A refusal's message names the problem, never the value.
+file gives (connectors/debezium_encode.py). A refusal's message names the problem, never the value.
+
+A value the source holds and ClickHouse cannot (a date before 1900 or after 2299, ±infinity, a
+numeric NaN or ±Infinity, a numeric wider than declared) never costs its row when it arrives by
+CDC: streams/decode reads it as what it is (a `date` of 1850, a `Beyond` for ±infinity and for
+years Python cannot hold, a non-finite `Decimal`), so rules and generalizations compute from the
+source value (an age band from a birth date of 1890), and `fit_for_clickhouse` gives the
+documented representation of a kept value with a problem for `_defects` (docs/type-mapping.md,
+"Values ClickHouse cannot hold"). Historical files and the marker poller still refuse such
+values (their parsers check the range; noted in the same section).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import total_ordering
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Callable
 
@@ -71,6 +79,69 @@ def instant_in_range(value: datetime) -> datetime:
     """`value` is aware and in UTC."""
     micros_in_range((value - EPOCH) // MICROSECOND)
     return value
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Beyond:
+    """A date or instant the source holds that Python's date types cannot: PostgreSQL's infinity
+    (`sign` 1) or -infinity (-1), or a year after 9999 or before 1. It orders after (before)
+    every date and instant, so a rule such as `valid_to > today` reads it as PostgreSQL does."""
+
+    sign: int
+    infinite: bool
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Beyond):
+            return self.sign < other.sign
+        if isinstance(other, (date, datetime)):
+            return self.sign < 0
+        return NotImplemented
+
+    def __str__(self) -> str:
+        if self.infinite:
+            return "infinity" if self.sign > 0 else "-infinity"
+        return "after 9999-12-31" if self.sign > 0 else "before 0001-01-01"
+
+
+INFINITY, MINUS_INFINITY = Beyond(1, True), Beyond(-1, True)
+_LAST_INSTANT = EPOCH + timedelta(microseconds=_LAST_MICROS)
+_FIRST_INSTANT = EPOCH + timedelta(microseconds=_FIRST_MICROS)
+
+
+def _saturated(value: Any, first: Any, last: Any, kind: str) -> tuple[Any, str | None]:
+    """The nearest end of ClickHouse's range for a value outside it, and the problem to note."""
+    if isinstance(value, Beyond):
+        bound = last if value.sign > 0 else first
+        return bound, f"{value} stored as {bound.isoformat()} ({kind} {_OUT_OF_RANGE})"
+    if value < first:
+        return first, f"{kind} before {first.isoformat()} stored as {first.isoformat()} ({_OUT_OF_RANGE})"
+    if value > last:
+        return last, f"{kind} after {last.isoformat()} stored as {last.isoformat()} ({_OUT_OF_RANGE})"
+    return value, None
+
+
+def fit_day(value: date | Beyond) -> tuple[date, str | None]:
+    """A kept date as Date32 holds it: outside 1900-01-01..2299-12-31, the nearer end of it.
+    Saturating keeps order (a `valid_to` of infinity stays later than every real date), and
+    the problem in `_defects` says the value was replaced."""
+    return _saturated(value, FIRST_DAY, LAST_DAY, "date")
+
+
+def fit_instant(value: datetime | Beyond) -> tuple[datetime, str | None]:
+    """A kept timestamp as DateTime64 holds it: saturated like `fit_day`."""
+    return _saturated(value, _FIRST_INSTANT, _LAST_INSTANT, "timestamp")
+
+
+def fit_decimal(value: Decimal, precision: int, scale: int) -> tuple[Decimal | None, str | None]:
+    """A kept numeric as Decimal(p, s) holds it, exactly, or empty with the problem: NaN and
+    ±Infinity have no Decimal, and a value wider than declared is never rounded."""
+    if not value.is_finite():
+        return None, f"numeric {'NaN' if value.is_nan() else 'infinity'} loaded empty (ClickHouse's Decimal has none)"
+    try:
+        return value.quantize(Decimal(1).scaleb(-scale), context=Context(prec=precision, traps=[Inexact, InvalidOperation])), None
+    except (Inexact, InvalidOperation):
+        return None, f"numeric wider than the declared numeric({precision},{scale}) loaded empty, never rounded"
 
 
 # --- JSON and Python types ----------------------------------------------------------------------
@@ -181,3 +252,34 @@ def enum_label(value: Any, labels: frozenset[str] | None) -> str:
     if labels is not None and label not in labels:
         raise ValueRefused("not one of the enum labels the regulation declares")
     return label
+
+
+def fitter(clickhouse_type: str) -> Callable[[Any], tuple[Any, str | None]] | None:
+    """How a kept value of `clickhouse_type` is fitted to what ClickHouse holds (`fit_day`,
+    `fit_instant`, `fit_decimal`, element by element in an array), or None for a type whose
+    every decoded value fits as it is."""
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if clickhouse_type.startswith(wrapper):
+            return fitter(clickhouse_type[len(wrapper):-1])
+    if clickhouse_type.startswith("Array("):
+        element = fitter(clickhouse_type[len("Array("):-1])
+        if element is None:
+            return None
+
+        def array(values: list) -> tuple[list, str | None]:
+            fitted, problems = [], []
+            for value in values:
+                value, problem = (None, None) if value is None else element(value)
+                fitted.append(value)
+                if problem:
+                    problems.append(problem)
+            return fitted, (f"{len(problems)} element(s): {problems[0]}" if problems else None)
+        return array
+    if clickhouse_type == "Date32":
+        return fit_day
+    if clickhouse_type.startswith("DateTime64"):
+        return fit_instant
+    if clickhouse_type.startswith("Decimal("):
+        precision, scale = (int(n) for n in clickhouse_type[len("Decimal("):-1].split(","))
+        return lambda value: fit_decimal(value, precision, scale)
+    return None

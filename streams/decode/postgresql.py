@@ -3,9 +3,12 @@
 The connector runs with `decimal.handling.mode=string`,
 `time.precision.mode=adaptive_time_microseconds`, `interval.handling.mode=string` and
 `binary.handling.mode=base64`, so every value arrives as JSON that `decoder(column_type)` reads
-without loss. A value the warehouse cannot hold exactly (a date past 2299, a numeric wider than
-declared) is refused with ValueError (model/types/values.py), and the router quarantines its
-row: nothing is clamped or rounded. streams/decode/mariadb.py reuses the decoders below where
+without loss. A value the warehouse cannot hold (a date before 1900 or past 2299, ±infinity, a
+numeric NaN, ±Infinity or wider than declared) is read as what it is, for the rules and the
+generalizations; streams/depersonalize.py fits a kept one for ClickHouse with a defect
+(model/types/values.py `fit_for_clickhouse`). Debezium 3.0 spells ±infinity in ways of its own
+(`_INFINITE_DAYS` and its neighbours below, observed on the local stack; the e2e test of
+tests/e2e/test_type_fidelity.py inserts each so that a change of spelling fails it). streams/decode/mariadb.py reuses the decoders below where
 Debezium sends a MariaDB type as it sends a PostgreSQL one (`epoch_day`, `epoch_millis`,
 `epoch_micros`, `iso_instant`, `floating`, `base64_bytes`): a change to one changes both sources.
 The mapping table is in docs/type-mapping.md.
@@ -16,42 +19,98 @@ import base64
 import binascii
 import re
 from datetime import date, datetime, timedelta, timezone
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from functools import lru_cache
 from typing import Any, Callable
 
 from connectors.pg_text import clock_and_offset, iso_interval, network, utc_time_of_day
 from model.types import ColumnType
 from model.types.postgresql import parse_pg_type
-from model.types.values import (EPOCH, EPOCH_DATE, ValueRefused, boolean, days_in_range, enum_label, exact_numeric,
-                                instant_in_range, integer, micros_in_range, money, string, time_of_day)
+from model.types.values import (EPOCH, EPOCH_DATE, INFINITY, MICROSECOND, MINUS_INFINITY, Beyond, ValueRefused, boolean,
+                                enum_label, integer, money, string, time_of_day)
 
 
-def epoch_day(value: Any) -> date:
+# PostgreSQL's date ±infinity as Debezium 3.0 sends it: pgjdbc's infinity dates converted to days
+# (scalar columns), and another conversion of them inside date arrays. Each lies millions of years
+# before PostgreSQL's first date (4713 BC), so no real date collides with one.
+_INFINITE_DAYS = {-2147472692: INFINITY, -2147472691: MINUS_INFINITY,
+                  -622191234: INFINITY, -625821272: MINUS_INFINITY}
+# timestamp ±infinity: pgjdbc's PGStatement.DATE_POSITIVE_INFINITY / NEGATIVE_INFINITY (ms) in
+# the unit of the column (adaptive_time_microseconds: micros for timestamp(4-6), millis for (0-3)).
+_INFINITE_MICROS = {9223372036825200000: INFINITY, -9223372036832400000: MINUS_INFINITY}
+MILLISECOND = timedelta(milliseconds=1)
+_INFINITE_MILLIS = {9223372036825200: INFINITY, -9223372036832400: MINUS_INFINITY}
+# timestamptz ±infinity: spelled out, except -infinity inside an array, which arrives as the
+# instant Java's date arithmetic wraps it to.
+_INFINITE_ISO = {"infinity": INFINITY, "-infinity": MINUS_INFINITY,
+                 "+292269055-12-02T23:00:00.000000Z": MINUS_INFINITY}
+_MIN_DAYS, _MAX_DAYS = (date.min - EPOCH_DATE).days, (date.max - EPOCH_DATE).days
+
+
+def epoch_day(value: Any) -> date | Beyond:
     """A date sent as days since 1970-01-01."""
-    return EPOCH_DATE + timedelta(days=days_in_range(integer(value)))
+    days = integer(value)
+    if _MIN_DAYS <= days <= _MAX_DAYS:
+        return EPOCH_DATE + timedelta(days=days)
+    return _INFINITE_DAYS.get(days) or Beyond(1 if days > 0 else -1, False)
 
 
-def epoch_micros(value: Any) -> datetime:
-    """A timestamp sent as microseconds since 1970-01-01 00:00, as an aware UTC datetime."""
-    return EPOCH + timedelta(microseconds=micros_in_range(integer(value)))
-
-
-def epoch_millis(value: Any) -> datetime:
-    """A timestamp sent as milliseconds since 1970-01-01 00:00, as an aware UTC datetime."""
-    millis = integer(value)
-    micros_in_range(millis * 1000)
-    return EPOCH + timedelta(milliseconds=millis)
-
-
-def iso_instant(value: Any) -> datetime:
-    """An instant sent as ISO 8601 with its UTC offset, as an aware UTC datetime."""
+def _epoch(value: int, unit: timedelta, infinite: dict[int, Beyond]) -> datetime | Beyond:
+    special = infinite.get(value)
+    if special is not None:
+        return special
     try:
-        parsed = datetime.fromisoformat(string(value))
-    except ValueError:  # its message quotes the value; 'infinity' lands here too
+        return EPOCH + value * unit
+    except OverflowError:  # a year after 9999 or before 1
+        return Beyond(1 if value > 0 else -1, False)
+
+
+def epoch_micros(value: Any) -> datetime | Beyond:
+    """A timestamp sent as microseconds since 1970-01-01 00:00, as an aware UTC datetime."""
+    return _epoch(integer(value), MICROSECOND, _INFINITE_MICROS)
+
+
+def epoch_millis(value: Any) -> datetime | Beyond:
+    """A timestamp sent as milliseconds since 1970-01-01 00:00, as an aware UTC datetime."""
+    return _epoch(integer(value), MILLISECOND, _INFINITE_MILLIS)
+
+
+def iso_instant(value: Any) -> datetime | Beyond:
+    """An instant sent as ISO 8601 with its UTC offset, as an aware UTC datetime."""
+    text = string(value)
+    special = _INFINITE_ISO.get(text)
+    if special is not None:
+        return special
+    if text[:1] in "+-":  # Java's spelling of a year beyond 0000..9999 (a BC year is negative)
+        return Beyond(1 if text[0] == "+" else -1, False)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:  # its message quotes the value
         raise ValueRefused("not an ISO-8601 timestamp with an offset") from None
     if parsed.tzinfo is None:  # would silently take the host's zone
         raise ValueError("timestamptz without a UTC offset")
-    return instant_in_range(parsed.astimezone(timezone.utc))
+    return parsed.astimezone(timezone.utc)
+
+
+# PostgreSQL's numeric NaN and ±Infinity as Debezium sends them with decimal.handling.mode=string.
+_NON_FINITE = {"NAN": Decimal("NaN"), "POSITIVE_INFINITY": Decimal("Infinity"),
+               "NEGATIVE_INFINITY": Decimal("-Infinity")}
+
+
+def numeric(value: Any) -> Decimal:
+    """A numeric as the exact Decimal the source holds, NaN and ±Infinity included (the fit for
+    ClickHouse's Decimal(p, s) is depersonalization's, for kept columns)."""
+    text = string(value)
+    special = _NON_FINITE.get(text)
+    if special is not None:
+        return special
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueRefused("not a decimal number") from None
+    if not number.is_finite():  # 'NaN' or 'Infinity' spelled otherwise: not Debezium's
+        raise ValueRefused("not a decimal number")
+    return number
 
 
 def floating(value: Any) -> float:
@@ -143,7 +202,15 @@ def decoder(column_type: ColumnType) -> Callable[[Any], Any]:
         return integer
     if family == "numeric":
         precision, scale = args
-        return lambda v: exact_numeric(v, precision, scale)
+        quantum, context = Decimal(1).scaleb(-scale), Context(prec=precision, traps=[Inexact, InvalidOperation])
+
+        def declared(v: Any) -> Decimal:
+            number = numeric(v)
+            try:  # with the declared scale, as ClickHouse will hold it
+                return number.quantize(quantum, context=context) if number.is_finite() else number
+            except (Inexact, InvalidOperation):
+                return number  # wider than declared: read as it is, fitted by depersonalization
+        return declared
     if family == "timestamp":
         # adaptive_time_microseconds: timestamp(0-3) arrives as epoch millis, (4-6) as micros.
         return epoch_millis if args[0] <= 3 else epoch_micros
