@@ -41,6 +41,11 @@ SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one Clic
 SINK_FAILURES = Counter("qoima_sink_insert_failures_total", "ClickHouse inserts that failed and will be retried", ["table"])
 SINK_HELD = Gauge("qoima_sink_held", "1 while a table's clean topic is paused: a batch failed the depersonalization check",
                   ["table"])
+SINK_UNCHANGED_FILLED = Counter("qoima_sink_unchanged_filled_total",
+                                "Large values an UPDATE left unchanged, filled from the row's latest loaded version",
+                                ["table"])
+SINK_UNCHANGED_LOST = Counter("qoima_sink_unchanged_lost_total",
+                              "Unchanged large values found in no earlier version: loaded empty with a defect", ["table"])
 SINK_UNDECODABLE = Counter("qoima_sink_undecodable_total", "Clean-topic messages the sink could not decode", ["topic"])
 FRESHNESS = Histogram("qoima_freshness_seconds", "Warehouse write time minus source commit time", ["table"],
                       buckets=_FRESHNESS_BUCKETS)

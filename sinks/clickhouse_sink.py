@@ -25,7 +25,7 @@ from model.regulation import Regulation, Table, load_all
 from monitoring import metrics
 from model.settings import Settings
 from sinks.clickhouse_users import writer_client
-from sinks import schema_evolution
+from sinks import schema_evolution, unchanged
 from sinks.truncate import truncate_statements
 from sinks.ddl import HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_FIELDS, create_table_sql, history_sql, meta_tables_sql, table_columns, warehouse_columns
 from model.names import HISTORY_VIEW_SUFFIX
@@ -58,9 +58,13 @@ class _Target:
     source_ts: list[float] = field(default_factory=list)
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
     truncates: list[tuple[int, int]] = field(default_factory=list)  # (version, source commit ms)
+    key_fields: list[str] = field(default_factory=list)              # the table's key, as output fields
+    lookups: list[tuple[str, str]] = field(default_factory=list)     # where a row's earlier versions are
+    unchanged: dict[int, list[str]] = field(default_factory=dict)    # row index -> fields to fill (sinks/unchanged.py)
 
     def clear(self) -> None:
         self.truncates.clear()
+        self.unchanged.clear()
         self.rows.clear()
         self.source_ts.clear()
         self.offsets.clear()
@@ -73,7 +77,9 @@ def _clean_target(regulation: Regulation, table: Table) -> _Target:
                    column_names=names + [name for name, _ in META_COLUMNS],
                    fields=names + META_FIELDS,
                    zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
-                   provider=regulation.provider, guarded=True, held_table=regulation.held_table(table))
+                   provider=regulation.provider, guarded=True, held_table=regulation.held_table(table),
+                   key_fields=[table.column(k).output_name for k in table.primary_key],
+                   lookups=[(WAREHOUSE_DB, regulation.warehouse_table(table)), (META_DB, regulation.held_table(table))])
 
 
 def _held_target(regulation: Regulation, table: Table) -> _Target:
@@ -84,6 +90,7 @@ def _held_target(regulation: Regulation, table: Table) -> _Target:
     target.fields = target.fields + [HELD_COLUMN[0]]
     target.zeros = target.zeros + [None]
     target.held_table = ""
+    target.lookups = target.lookups[::-1]
     return target
 
 
@@ -216,6 +223,32 @@ class ClickHouseSink:
                 freshness.observe(max(0.0, now - ts))
             metrics.LAST_SOURCE_COMMIT.labels(target.label).set(max(target.source_ts))
 
+    def _fill_unchanged(self, target: _Target) -> None:
+        """The large values the source did not send take their latest loaded version's (sinks/unchanged.py)."""
+        def latest(database: str, table: str, keys: list[str], columns: list[str], wanted: list[tuple],
+                   before: int) -> dict[tuple, tuple]:
+            key_list = ", ".join(f"`{k}`" for k in keys)
+            values = ", ".join(f"`{c}`" for c in columns)
+            found: dict[tuple, tuple] = {}
+
+            def read() -> None:
+                # A tuple is never NULL, so argMax does not skip a version whose value is NULL.
+                result = self.client.query(
+                    f"SELECT {key_list}, argMax(tuple({values}), _version) FROM {database}.`{table}` "
+                    f"WHERE _version < %(before)s AND ({key_list}) IN %(keys)s GROUP BY {key_list}",
+                    parameters={"before": before, "keys": tuple(k if len(keys) > 1 else k[0] for k in wanted)})
+                found.clear()
+                found.update({tuple(row[:len(keys)]): tuple(row[len(keys)]) for row in result.result_rows})
+            self._retrying(target, "read of earlier versions from", read)
+            return found
+
+        lost = unchanged.fill(target.rows, target.fields, target.key_fields, target.unchanged, target.lookups, latest)
+        metrics.SINK_UNCHANGED_FILLED.labels(target.label).inc(sum(map(len, target.unchanged.values())) - lost)
+        if lost:
+            metrics.SINK_UNCHANGED_LOST.labels(target.label).inc(lost)
+            log.warning("%s: %d unchanged large value(s) found in no earlier version, loaded empty with a defect",
+                        target.label, lost)
+
     def _truncate(self, target: _Target, version: int, source_ts_ms: int) -> None:
         def apply() -> None:  # applying it twice is harmless (sinks/truncate.py)
             for statement, parameters in truncate_statements(target.ch_table, target.held_table, version,
@@ -237,6 +270,8 @@ class ClickHouseSink:
                 self._hold(topic, target, consumer, leaks)
                 target.clear()
                 continue
+            if target.unchanged:
+                self._fill_unchanged(target)
             if target.rows:
                 self._insert(target)
             for version, source_ts_ms in target.truncates:  # after the rows before them, before the commit
@@ -313,6 +348,8 @@ class ClickHouseSink:
         if record.get("_op") == "t" and target.held_table:  # a marker, not a row (sinks/truncate.py)
             target.truncates.append((record["_version"], int(record["_source_ts_ms"].timestamp() * 1000)))
             return
+        if record.get("_unchanged"):
+            target.unchanged[len(target.rows)] = record["_unchanged"]
         target.rows.append(self._row(target, record))
         if "_source_ts_ms" in record:
             target.source_ts.append(record["_source_ts_ms"].timestamp())

@@ -213,6 +213,7 @@ class RuleSet:
         self.rules: list[Rule] = [r for r in table.rules if not r.stateful]
         self._stateful: list[Rule] = [r for r in table.rules if r.stateful]
         self._checks: tuple[tuple[Rule, Check], ...] = tuple((r, compile_rule(table, r)) for r in self.rules)
+        self._reads: tuple[frozenset[str], ...] = tuple(frozenset(_reads(table, r)) for r in self.rules)
         read = {name for rule in self.rules for name in _reads(table, rule)}
         self.columns: tuple[str, ...] = tuple(c.name for c in table.columns if c.name in read)
         self._decoders = tuple((name, decoder(table.column(name).source_type)) for name in self.columns)
@@ -230,12 +231,14 @@ class RuleSet:
         reference table: evaluated elsewhere."""
         return list(self._stateful)
 
-    def evaluate(self, row: dict, today: date) -> list[Violation]:
+    def evaluate(self, row: dict, today: date, skip: frozenset[str] = frozenset()) -> list[Violation]:
         """The violations of the stateless rules on one decoded source row (`streams.decode.decoder`'s
         values), `today` being the row's commit date. A rule that raises on an odd value (it
         cannot, for values of the declared types) is reported as a flag, not propagated."""
         violations = []
-        for rule, check in self._checks:
+        for (rule, check), reads in zip(self._checks, self._reads):
+            if skip and reads & skip:
+                continue  # reads a value the change did not send (checked when it was loaded)
             try:
                 found = check(row, today)
             except Exception as exc:  # noqa: BLE001 - one odd value must not stop the stream
@@ -245,14 +248,15 @@ class RuleSet:
                 violations.append(found)
         return violations
 
-    def decode(self, row: dict) -> dict:
-        """The columns the rules read, decoded from Debezium's JSON form (an `after` image).
+    def decode(self, row: dict, skip: frozenset[str] = frozenset()) -> dict:
+        """The columns the rules read, decoded from Debezium's JSON form (an `after` image);
+        `skip`: columns not to decode (an unchanged value's placeholder, streams/unchanged.py).
 
         Raises ValueError naming the column, never the value, like TablePlan.apply."""
         out = {}
         for name, decode in self._decoders:
             value = row.get(name)
-            if value is None:
+            if value is None or name in skip:
                 out[name] = None
                 continue
             try:

@@ -24,6 +24,7 @@ from connectors.pg_text import text_parser
 from model.types import ColumnType, ValueRefused
 from streams.cross_row.claims import Claim, Claims
 from streams.quality import RuleSet, Violation
+from streams.unchanged import UnchangedColumns
 from streams.versions import raw_event_version
 
 
@@ -42,6 +43,7 @@ class Output:
     violations: tuple[Violation, ...] = ()   # quality rules broken (all actions)
     provider: str = ""
     claims: list[Claim] | tuple = ()         # a loaded row's cross-row claims (streams/cross_row)
+    unchanged: frozenset[str] = frozenset()  # source columns Debezium sent as unchanged (streams/unchanged.py)
 
 
 def _json_default(value: Any) -> str:
@@ -101,10 +103,12 @@ class Router:
         self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
         self._types: dict[str, dict[str, ColumnType]] = {}
         self._rules: dict[str, RuleSet] = {}
+        self._unchanged: dict[str, UnchangedColumns] = {}
         for regulation in regulations:
             for table in regulation.tables:
                 self._tables[regulation.raw_topic(table)] = (regulation, table)
                 self._rules[regulation.raw_topic(table)] = RuleSet.for_table(table)
+                self._unchanged[regulation.raw_topic(table)] = UnchangedColumns(table)
                 # Dropped columns are never decoded, here as in `route`: only their presence counts.
                 self._types[regulation.raw_topic(table)] = {c.name: c.source_type for c in table.columns
                                                             if c.output_name is not None}
@@ -147,7 +151,7 @@ class Router:
         if self.claims is not None and out.outcome != "quarantined":
             # Only a loaded row claims anything: a quarantined one never brought its values in.
             out.claims = self.claims.of(table, change, shard, out.key.decode() if out.key else None,
-                                        int(time.time() * 1000))
+                                        int(time.time() * 1000), unchanged=out.unchanged)
         return out
 
     def route_row(self, regulation: Regulation, table: Table, row: dict[str, Any], *, version: int,
@@ -216,6 +220,9 @@ class Router:
         dropped or renamed there."""
         row = change.row
         drift = schema_drift(table, row) if check_drift and not change.is_delete else ()
+        # Columns whose value the update left as it was and Debezium did not send: never read
+        # below, loaded by the sink from the row's latest version (streams/unchanged.py).
+        unchanged = self._unchanged[regulation.raw_topic(table)].of(change.op, row) if check_drift else frozenset()
         absent_mandatory = [n for n in (drift[0].columns if drift and drift[0].rule == DRIFT_ABSENT else ())
                             if not table.column(n).nullable]
         if absent_mandatory:
@@ -238,7 +245,7 @@ class Router:
         violations: list[Violation] = []
         if rules and not change.is_delete:
             try:
-                violations = rules.evaluate(rules.decode(row), commit_date)
+                violations = rules.evaluate(rules.decode(row, skip=unchanged), commit_date, skip=unchanged)
             except ValueError as exc:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value",
                                         str(exc), plan.salvage(row))
@@ -252,7 +259,9 @@ class Router:
                                        plan.salvage(row))
                 return replace(out, violations=tuple(violations))
         try:
-            record, defects = (plan.key_only(row), []) if change.is_delete else plan.apply(row, today=commit_date)
+            record, defects = (plan.key_only(row), []) if change.is_delete else plan.apply(
+                {name: value for name, value in row.items() if name not in unchanged} if unchanged else row,
+                today=commit_date)
         except ValueError as exc:
             return self._quarantine(topic, partition, offset, payload(), regulation, table, "bad_value", str(exc),
                                     plan.salvage(row))
@@ -279,6 +288,7 @@ class Router:
             _key_id=plan.key_id,
             _defects=notes,
             _held_by=held_by,
+            _unchanged=sorted(table.column(name).output_name for name in unchanged),
         )
         leaks = plan.clear_identifiers(record)
         if leaks:
@@ -302,7 +312,7 @@ class Router:
                                     plan.salvage(row))
         return Output(clean_topic, key, encoded, table.name, "held" if held_by else "clean",
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
-                      violations=(*violations, *drift), provider=regulation.provider)
+                      violations=(*violations, *drift), provider=regulation.provider, unchanged=unchanged)
 
     def _truncate(self, regulation: Regulation, table: Table, change: envelope.Change, version: int,
                   shard: int) -> Output:
@@ -321,7 +331,8 @@ class Router:
                                               if column.name in table.primary_key else None)
         record.update(_op="t", _version=version, _is_deleted=1,
                       _source_ts_ms=datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc),
-                      _processed_ts_ms=datetime.now(timezone.utc), _key_id="", _defects=[], _held_by=[])
+                      _processed_ts_ms=datetime.now(timezone.utc), _key_id="", _defects=[], _held_by=[],
+                      _unchanged=[])
         clean_topic = regulation.clean_topic(table)
         return Output(clean_topic, b"truncate", self._codec.encode(clean_topic, record), table.name, "truncated",
                       op="t", source_ts_ms=change.source_ts_ms, provider=regulation.provider)

@@ -127,3 +127,18 @@ CREATE TABLE IF NOT EXISTS catalog.type_samples (
     v_bool_array        boolean[]             NULL,
     updated_at          timestamptz           NOT NULL DEFAULT now()
 );
+
+-- Citizens' appeals: free text and attachments large enough for PostgreSQL to store out of line
+-- (TOAST), under REPLICA IDENTITY DEFAULT as most sources run; tests/e2e/test_unchanged_values.py
+-- updates other columns and checks that the large values stay as they were in the warehouse.
+CREATE TABLE IF NOT EXISTS social.appeals (
+    appeal_id   bigint PRIMARY KEY,
+    applicant   text        NOT NULL,
+    body        text        NULL,
+    address     text        NULL,
+    attachment  jsonb       NULL,
+    tags        text[]      NULL,
+    pages       integer[]   NULL,
+    status      text        NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

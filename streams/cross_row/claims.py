@@ -51,10 +51,13 @@ class Claims:
         return [Violation.of(rule, (), f"processed more than {rule.max_lag_seconds} s after the source commit")
                 for rule in self.plan.timely.get(table.name, ()) if lag_ms > rule.max_lag_seconds * 1000]
 
-    def of(self, table: Table, change: Change, shard: int, sample: str | None, now_ms: int) -> list[Claim]:
-        """The claims of one loaded change; `sample` is its clean (depersonalized) record key."""
+    def of(self, table: Table, change: Change, shard: int, sample: str | None, now_ms: int,
+           unchanged: frozenset[str] = frozenset()) -> list[Claim]:
+        """The claims of one loaded change; `sample` is its clean (depersonalized) record key.
+        `unchanged`: columns the change did not send (streams/unchanged.py); if a rule reads
+        one, the row keeps every claim it made before, since its values are not all known."""
         plan, name, row = self.plan, table.name, change.row
-        if not plan.compares(name):
+        if not plan.compares(name) or (unchanged and unchanged & plan.reads(name)):
             return []
         # The row's key as a digest too: a hashed primary key (an IIN) is a clear identifier.
         pk_digest = plan.digest(name, json.dumps([row.get(k) for k in table.primary_key], default=str))

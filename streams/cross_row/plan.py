@@ -124,6 +124,7 @@ class CrossRowPlan:
         self.by_scope: dict[str, Against] = {}
         self.rules: dict[tuple[str, str], Rule] = {}                # (table, rule name) -> rule
         self.tables: dict[str, tuple[Regulation, Table]] = {}
+        self._reads: dict[str, frozenset[str]] = {}
         by_name = {t.name: (r, t) for r in regulations for t in r.tables}
         for regulation in regulations:
             for table in regulation.tables:
@@ -148,6 +149,19 @@ class CrossRowPlan:
                         self.reference_of.setdefault(rule.against, []).append(against)
                     elif rule.kind is RuleKind.timeliness:
                         self.timely.setdefault(table.name, []).append(rule)
+
+    def reads(self, table: str) -> frozenset[str]:
+        """The columns of `table` its claims read."""
+        found = self._reads.get(table)
+        if found is None:
+            names = [c.name for u in self.unique.get(table, ()) for c in u.columns]
+            names += [c.name for _, c in self.referenced.get(table, ())]
+            names += [r.column.name for r in self.integrity.get(table, ())]
+            names += [c.name for a in self.against.get(table, ()) for c in (*a.match, *a.compare)]
+            names += [c.name for a in self.reference_of.get(table, ())
+                      for c in (*a.reference_match, *a.reference_compare)]
+            found = self._reads[table] = frozenset(names)
+        return found
 
     def compares(self, table: str) -> bool:
         """Whether rows of `table` make claims (the table has cross-row rules or serves one)."""

@@ -221,3 +221,22 @@ def test_incremental_snapshot_while_rows_change_equals_the_source(stack, shop, c
         worker.join(timeout=60)
         stop.set()
     wait_shop_converged(shop, ch)
+
+
+def test_a_row_image_other_than_full_is_refused_with_the_fix(stack, regulation):
+    """binlog_row_image=MINIMAL would leave unchanged columns out of the row image (docs/type-mapping.md,
+    "Unchanged large values"): Debezium's connector must refuse it, naming the setting to fix."""
+    client = ConnectClient(stack.s.connect_url)
+    stack.mariadb._client("SET GLOBAL binlog_row_image = 'MINIMAL';")
+    try:
+        client.restart(regulation.connector_name)
+
+        def refusal() -> str:
+            tasks = client.status(regulation.connector_name)["tasks"]
+            return next((t.get("trace", "") for t in tasks if t["state"] == "FAILED"), "")
+        trace = poll_until(refusal, 60, "the connector to refuse binlog_row_image=MINIMAL")
+        assert "binlog_row_image=FULL" in trace
+    finally:
+        stack.mariadb._client("SET GLOBAL binlog_row_image = 'FULL';")
+        client.restart(regulation.connector_name)
+        client.wait_running(regulation.connector_name, timeout=120)

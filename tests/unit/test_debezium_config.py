@@ -56,7 +56,7 @@ def test_table_include_list_escapes_dots(config) -> None:
     entries = config["table.include.list"].split(",")
     # The signal table is captured too: Debezium reads incremental-snapshot signals from the WAL.
     assert entries == [r"population\.persons", r"social\.organizations", r"social\.payments",
-                       r"catalog\.type_samples", r"public\.qoima_signal"]
+                       r"catalog\.type_samples", r"social\.appeals", r"public\.qoima_signal"]
     assert config["signal.data.collection"] == "public.qoima_signal"
     # As anchored regexes they match the table and nothing that merely looks like it.
     for entry, name in zip(entries, ["population.persons", "social.organizations", "social.payments"]):

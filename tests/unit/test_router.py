@@ -130,6 +130,7 @@ def test_create_update_snapshot_are_clean(router, check, ring, op: str) -> None:
         "_key_id": "k1",
         "_defects": [],
         "_held_by": [],
+        "_unchanged": [],
     }
     processed = record.pop("_processed_ts_ms")
     assert record == expected

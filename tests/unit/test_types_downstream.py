@@ -84,7 +84,7 @@ def test_two_interval_columns_share_one_avro_record_definition() -> None:
     codec = AvroCodec({"t": schema})  # parses: a second definition would be refused
     record = {"id": 1, "a": {"months": 1, "days": 2, "micros": 3}, "b": None, "c": {"months": -1, "days": 0, "micros": 0},
               "_op": "c", "_version": 1, "_is_deleted": 0, "_source_ts_ms": datetime(2024, 1, 1, tzinfo=UTC),
-              "_processed_ts_ms": datetime(2024, 1, 1, tzinfo=UTC), "_key_id": "k1", "_defects": [], "_held_by": []}
+              "_processed_ts_ms": datetime(2024, 1, 1, tzinfo=UTC), "_key_id": "k1", "_defects": [], "_held_by": [], "_unchanged": []}
     assert codec.decode(codec.encode("t", record))[1] == record
 
 
