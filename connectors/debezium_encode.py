@@ -25,7 +25,7 @@ from connectors.pg_text import (inet_from_text, macaddr_from_text, money_from_te
 from model.types.postgresql import parse_pg_type
 from model.types.values import (EPOCH, EPOCH_DATE, MICROSECOND, ValueRefused, boolean, days_in_range, enum_label,
                                 instant_in_range, integer, integer_in_range, interval_value, money,
-                                refused_unless_numeric, refusing, time_of_day)
+                                refused_unless_numeric, refusing, time_of_day, decimal_text)
 
 
 def _typed_int(value: Any, bits: int) -> int:
@@ -38,6 +38,17 @@ def _numeric_to_debezium(value: Any, precision: int, scale: int) -> str:
     # A float is taken as its shortest spelling (what a person typed), then must fit exactly.
     text = repr(value) if isinstance(value, float) else str(value)
     return format(refused_unless_numeric(text, precision, scale), "f")
+
+
+_DEBEZIUM_NON_FINITE = {"NaN": "NAN", "Infinity": "POSITIVE_INFINITY", "-Infinity": "NEGATIVE_INFINITY"}
+
+
+def _numeric_text_to_debezium(value: Any) -> str:
+    """An unconstrained numeric as Debezium's string mode sends it (streams/decode reads it back)."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float)):
+        raise ValueRefused(f"a {type(value).__name__} is not a numeric")
+    text = decimal_text(Decimal(repr(value)) if isinstance(value, float) else Decimal(value))
+    return _DEBEZIUM_NON_FINITE.get(text, text)
 
 
 def _float_to_debezium(value: Any, single: bool) -> float | str:
@@ -214,6 +225,7 @@ def _encoder(declared: str) -> Callable[[Any], Any]:
     encoders: dict[str, Callable[[Any], Any]] = {
         "int": lambda v: _typed_int(v, *args),
         "numeric": lambda v: _numeric_to_debezium(v, *args),
+        "numeric_text": _numeric_text_to_debezium,
         "float4": lambda v: _float_to_debezium(v, True),
         "float8": lambda v: _float_to_debezium(v, False),
         "bool": boolean,

@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from model.types.postgresql import parse_pg_type
 from model.types.values import (DAY_MICROS, MICROSECOND, ValueRefused, day_in_range, enum_label, instant_in_range,
-                                integer_in_range, interval_value, money, refused_unless_numeric, refusing, string)
+                                integer_in_range, interval_value, money, refused_unless_numeric, refusing, string,
+                                decimal_text)
 
 # --- spellings Debezium shares with the text form: time of day, ISO 8601 intervals, addresses ------
 
@@ -139,6 +140,15 @@ def _number_text(text: str) -> str:
 
 def _numeric_from_text(text: str, precision: int, scale: int) -> Decimal:
     return refused_unless_numeric(_number_text(text), precision, scale)
+
+
+_NON_FINITE_TEXT = {"nan": "NaN", "infinity": "Infinity", "+infinity": "Infinity", "-infinity": "-Infinity"}
+
+
+def _numeric_text_from_text(text: str) -> str:
+    """An unconstrained numeric as PostgreSQL prints it, as decimal_text keeps it."""
+    special = _NON_FINITE_TEXT.get(text.strip().lower())
+    return special if special is not None else decimal_text(Decimal(_number_text(text)))
 
 
 def nearest_real(value: float) -> float:
@@ -517,6 +527,7 @@ def _text_parser(declared: str) -> Callable[[str], Any]:
     parsers: dict[str, Callable[[str], Any]] = {
         "int": lambda t: _int_from_text(t, *args),
         "numeric": lambda t: _numeric_from_text(t, *args),
+        "numeric_text": _numeric_text_from_text,
         "float4": lambda t: _float_from_text(t, True),
         "float8": lambda t: _float_from_text(t, False),
         "bool": _bool_from_text,

@@ -41,6 +41,9 @@ SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one Clic
 SINK_FAILURES = Counter("qoima_sink_insert_failures_total", "ClickHouse inserts that failed and will be retried", ["table"])
 SINK_HELD = Gauge("qoima_sink_held", "1 while a table's clean topic is paused: a batch failed the depersonalization check",
                   ["table"])
+SINK_ALREADY_LOADED = Counter("qoima_sink_already_loaded_total",
+                              "Rows left out because the table already held their key and version "
+                              "(a batch read again after a restart, a quarantine replay)", ["table"])
 SINK_UNCHANGED_FILLED = Counter("qoima_sink_unchanged_filled_total",
                                 "Large values an UPDATE left unchanged, filled from the row's latest loaded version",
                                 ["table"])

@@ -112,6 +112,14 @@ class ClickHouseSink:
                 self.targets[regulation.clean_topic(table)] = _clean_target(regulation, table)
                 self.targets[regulation.held_topic(table)] = _held_target(regulation, table)
         self.held: set[str] = set()
+        # Exactly once whatever the batch boundaries (a retried batch with the same ones is
+        # dropped by its deduplication token): rows that may already be in the table are looked
+        # up by key and version and left out. That is every row of a topic's first batch after
+        # a start or a refused commit (`unsure`: a previous life may have inserted it without
+        # committing its offsets), and any row whose version is not above the highest the table
+        # holds (`high`: a quarantine replay, or another processor worker's later commit).
+        self.unsure: set[str] = set(self.targets)
+        self.high: dict[str, int] = {}
         self.incidents = IncidentPublisher(settings.kafka_bootstrap, incident_codec())
         self._stopping = False
 
@@ -223,6 +231,39 @@ class ClickHouseSink:
                 freshness.observe(max(0.0, now - ts))
             metrics.LAST_SOURCE_COMMIT.labels(target.label).set(max(target.source_ts))
 
+    def _drop_loaded(self, topic: str, target: _Target) -> None:
+        """Leave out the rows whose key and version the table already holds (see `unsure`, `high`)."""
+        index = {name: i for i, name in enumerate(target.fields)}
+        keys = [index[name] for name in target.key_fields]
+        version = index["_version"]
+        table = f"{target.database}.`{target.ch_table}`"
+        if topic not in self.high:
+            found: list[int] = []
+            self._retrying(target, "read of the highest version in", lambda: found.append(
+                self.client.query(f"SELECT max(_version) FROM {table}").result_rows[0][0] or 0))
+            self.high[topic] = found[-1]
+        everything = topic in self.unsure
+        suspects = {(*(row[k] for k in keys), row[version]) for row in target.rows
+                    if everything or row[version] <= self.high[topic]}
+        if not suspects:
+            return
+        key_list = ", ".join(f"`{k}`" for k in target.key_fields)
+        loaded: set[tuple] = set()
+
+        def read() -> None:  # by key and version: the table's order, so an index lookup
+            loaded.clear()
+            loaded.update(tuple(row) for row in self.client.query(
+                f"SELECT DISTINCT {key_list}, _version FROM {table} WHERE ({key_list}, _version) IN %(pairs)s",
+                parameters={"pairs": tuple(suspects)}).result_rows)
+        self._retrying(target, "read of loaded versions from", read)
+        if not loaded:
+            return
+        kept = [row for row in target.rows if (*(row[k] for k in keys), row[version]) not in loaded]
+        metrics.SINK_ALREADY_LOADED.labels(target.label).inc(len(target.rows) - len(kept))
+        log.warning("%s: %d row(s) already loaded (a restart or a replay); left out", target.label,
+                    len(target.rows) - len(kept))
+        target.rows[:] = kept
+
     def _fill_unchanged(self, target: _Target) -> None:
         """The large values the source did not send take their latest loaded version's (sinks/unchanged.py)."""
         def latest(database: str, table: str, keys: list[str], columns: list[str], wanted: list[tuple],
@@ -272,8 +313,13 @@ class ClickHouseSink:
                 continue
             if target.unchanged:
                 self._fill_unchanged(target)
+            if target.rows and target.key_fields:
+                self._drop_loaded(topic, target)
             if target.rows:
                 self._insert(target)
+                if target.key_fields:
+                    version = target.fields.index("_version")
+                    self.high[topic] = max(self.high[topic], max(row[version] for row in target.rows))
             for version, source_ts_ms in target.truncates:  # after the rows before them, before the commit
                 self._truncate(target, version, source_ts_ms)
             commits += [TopicPartition(topic, p, last + 1) for p, (_, last) in target.offsets.items()]
@@ -281,7 +327,9 @@ class ClickHouseSink:
         if commits:
             try:
                 consumer.commit(offsets=commits, asynchronous=False)
+                self.unsure.difference_update(c.topic for c in commits)
             except KafkaException as exc:
+                self.unsure.update(c.topic for c in commits)
                 # The broker restarted or the group rebalanced under us: the rows are in
                 # ClickHouse, the offsets are not. The batch will be read again and its
                 # deduplication token (or FINAL, if the boundaries differ) absorbs it.

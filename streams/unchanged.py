@@ -4,7 +4,7 @@ PostgreSQL stores a large value (over about 2 kB after compression) out of line,
 REPLICA IDENTITY DEFAULT, the one most state-body databases use, an UPDATE that does not touch
 such a value writes no copy of it to the WAL, and Debezium sends a placeholder instead
 (`unavailable.value.placeholder`, default `__debezium_unavailable_value`), spelled per type as
-observed on the local stack (Debezium 3.0, PostgreSQL 17):
+observed on the local stack (Debezium 3.0.8, PostgreSQL 15):
 - text, varchar, char, json, jsonb: the placeholder itself;
 - a text array: a one-element array of it; an integer array: the placeholder's UTF-8 bytes as
   numbers (28 elements);

@@ -127,6 +127,21 @@ CREATE TABLE IF NOT EXISTS catalog.type_samples (
     v_bool_array        boolean[]             NULL,
     updated_at          timestamptz           NOT NULL DEFAULT now()
 );
+-- Types real schemas use beyond the first set (docs/type-mapping.md): added so that a stack
+-- made before them gains them too.
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE EXTENSION IF NOT EXISTS ltree;
+ALTER TABLE catalog.type_samples
+    ADD COLUMN IF NOT EXISTS v_numeric_any       numeric                     NULL,
+    ADD COLUMN IF NOT EXISTS v_numeric5          numeric(5)                  NULL,
+    ADD COLUMN IF NOT EXISTS v_tstz3             timestamp(3) with time zone NULL,
+    ADD COLUMN IF NOT EXISTS v_xml               xml                         NULL,
+    ADD COLUMN IF NOT EXISTS v_citext            citext                      NULL,
+    ADD COLUMN IF NOT EXISTS v_ltree             ltree                       NULL,
+    ADD COLUMN IF NOT EXISTS v_int4range         int4range                   NULL,
+    ADD COLUMN IF NOT EXISTS v_numrange          numrange                    NULL,
+    ADD COLUMN IF NOT EXISTS v_daterange         daterange                   NULL,
+    ADD COLUMN IF NOT EXISTS v_numeric_any_array numeric[]                   NULL;
 
 -- Citizens' appeals: free text and attachments large enough for PostgreSQL to store out of line
 -- (TOAST), under REPLICA IDENTITY DEFAULT as most sources run; tests/e2e/test_unchanged_values.py

@@ -26,9 +26,30 @@ _SIMPLE = {
     "date": "date", "timestamptz": "timestamptz", "timestamp with time zone": "timestamptz",
     "uuid": "uuid", "json": "json", "jsonb": "jsonb", "money": "money", "bytea": "bytea",
     "inet": "inet", "cidr": "cidr", "macaddr": "macaddr", "macaddr8": "macaddr8",
+    # A numeric without precision holds any number of digits: kept as its exact decimal text.
+    "numeric": "numeric_text", "decimal": "numeric_text",
+    # Debezium sends these as PostgreSQL prints them, and they are kept so (docs/type-mapping.md).
+    "xml": "text", "citext": "text", "ltree": "text",
+    "int4range": "text", "int8range": "text", "numrange": "text", "daterange": "text",
 }
+# Types a state body's schema plausibly holds that are not captured, with what to do instead.
+_BIT = ("Debezium sends a bit string as bytes in reversed byte order; declare it at the source as boolean "
+        "(bit(1)) or text, or leave the column out")
+_GEOMETRY = ("Debezium sends geometry as a structure of its own; declare a generated text column at the source "
+             "(e.g. ST_AsText(...) or point::text) instead, or leave the column out")
+_TIME_RANGE = ("its bounds are printed in the capture session's DateStyle and time zone, which Qoima does not "
+               "control; declare the two bounds as timestamp columns at the source, or leave the column out")
+_EXTENSION = "an extension type Debezium does not capture; declare a text copy at the source, or leave it out"
+_SEARCH = "a search index, not data: leave the column out"
+_REFUSED = {"bit": _BIT, "bit varying": _BIT, "varbit": _BIT,
+            **dict.fromkeys(("point", "line", "lseg", "box", "path", "polygon", "circle", "geometry", "geography"),
+                            _GEOMETRY),
+            "tsrange": _TIME_RANGE, "tstzrange": _TIME_RANGE,
+            **dict.fromkeys(("isbn", "isbn13", "ean13", "issn", "ismn", "upc"), _EXTENSION),
+            "tsvector": _SEARCH, "tsquery": _SEARCH}
 _PATTERNS = [
-    (re.compile(r"^(?:numeric|decimal)\((\d+),\s*(\d+)\)$"), "numeric"),
+    (re.compile(r"^(?:numeric|decimal)\((\d+)(?:,\s*(\d+))?\)$"), "numeric"),
+    (re.compile(r"^(?:timestamp\((\d)\) with time zone|timestamptz\((\d)\))$"), "timestamptz"),
     (re.compile(r"^(?:varchar|character varying|char|character|bpchar)\((\d+)\)$"), "string"),
     (re.compile(r"^timestamp(?:\((\d)\))?(?: without time zone)?$"), "timestamp"),
     (re.compile(r"^time(?:\((\d)\))?(?: without time zone)?$"), "time"),
@@ -43,7 +64,7 @@ _ARRAY = re.compile(r"(?P<base>.*?)\s*(?P<dims>(?:\[\s*[0-9]*\s*\]\s*)+)", re.DO
 # NULL element or a label with a space arrived as NULL in tests/e2e/test_type_fidelity.py.
 _NOT_IN_ARRAYS = {"money", "interval", "enum"}
 
-SUPPORTED = sorted([*_INTS, *_SIMPLE, "numeric(p,s)", "varchar(n)", "char(n)", "timestamp[(p)]",
+SUPPORTED = sorted([*_INTS, *_SIMPLE, "numeric(p,s)", "numeric(p)", "timestamp(p) with time zone", "varchar(n)", "char(n)", "timestamp[(p)]",
                     "time[(p)]", "timetz[(p)]", "time with time zone", "interval[(p)]", "enum"])
 _FORMS = ("arrays as <type>[] or _<type> of these (one dimension; not of money, interval or enums); "
           "enums as enum, enum(label, ...) or enum:<type name>(label, ...)")
@@ -95,14 +116,19 @@ def classify(declared: str) -> tuple[str, tuple]:
         if not match:
             continue
         if family == "numeric":
-            precision, scale = int(match.group(1)), int(match.group(2))
+            precision, scale = int(match.group(1)), int(match.group(2) or 0)  # numeric(p) is numeric(p,0)
             if not 1 <= precision <= 76 or scale > precision:
                 raise ValueError(f"type {declared!r}: precision must be 1-76 and scale at most the precision")
             return "numeric", (precision, scale)
         if family == "string":
             return ("varchar" if text.startswith(("varchar", "character varying")) else "char"), (int(match.group(1)),)
+        if family == "timestamptz":
+            return "timestamptz", ()  # an instant at any precision up to micros
         digits = next((group for group in match.groups() if group), None)
         return family, (min(int(digits), 6) if digits else 6,)  # PostgreSQL reduces more to 6
+    base = re.sub(r"\(.*\)$", "", text).strip()
+    if base in _REFUSED:
+        raise ValueError(f"column type {declared!r} is not captured: {_REFUSED[base]}")
     raise ValueError(_unsupported(declared))
 
 
@@ -135,6 +161,7 @@ _VIEWS: dict[str, tuple[str, Any]] = {
     "cidr": ("String", "string"),
     "macaddr": ("String", "string"),
     "macaddr8": ("String", "string"),
+    "numeric_text": ("String", "string"),
 }
 
 

@@ -8,7 +8,7 @@ A value the source holds and ClickHouse cannot (a date before 1900 or after 2299
 numeric NaN or ±Infinity, a numeric wider than declared) never costs its row when it arrives by
 CDC: streams/decode reads it as what it is (a `date` of 1850, a `Beyond` for ±infinity and for
 years Python cannot hold, a non-finite `Decimal`), so rules and generalizations compute from the
-source value (an age band from a birth date of 1890), and `fit_for_clickhouse` gives the
+source value (an age band from a birth date of 1890), and `fitter` gives the
 documented representation of a kept value with a problem for `_defects` (docs/type-mapping.md,
 "Values ClickHouse cannot hold"). Historical files and the marker poller still refuse such
 values (their parsers check the range; noted in the same section).
@@ -184,6 +184,16 @@ def exact_numeric(value: Any, precision: int, scale: int) -> Decimal:
         return number.quantize(Decimal(1).scaleb(-scale), context=context)
     except (Inexact, InvalidOperation):
         raise ValueError(f"value does not fit numeric({precision},{scale}) exactly") from None
+
+
+def decimal_text(number: Decimal) -> str:
+    """An unconstrained numeric as stored: every digit, plain notation (never an exponent), and
+    `NaN`, `Infinity`, `-Infinity` as PostgreSQL spells them."""
+    if number.is_nan():
+        return "NaN"
+    if number.is_infinite():
+        return "Infinity" if number > 0 else "-Infinity"
+    return format(number, "f")
 
 
 def refused_unless_numeric(text: str, precision: int, scale: int) -> Decimal:

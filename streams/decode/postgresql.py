@@ -6,7 +6,7 @@ The connector runs with `decimal.handling.mode=string`,
 without loss. A value the warehouse cannot hold (a date before 1900 or past 2299, ±infinity, a
 numeric NaN, ±Infinity or wider than declared) is read as what it is, for the rules and the
 generalizations; streams/depersonalize.py fits a kept one for ClickHouse with a defect
-(model/types/values.py `fit_for_clickhouse`). Debezium 3.0 spells ±infinity in ways of its own
+(model/types/values.py `fitter`). Debezium 3.0 spells ±infinity in ways of its own
 (`_INFINITE_DAYS` and its neighbours below, observed on the local stack; the e2e test of
 tests/e2e/test_type_fidelity.py inserts each so that a change of spelling fails it). streams/decode/mariadb.py reuses the decoders below where
 Debezium sends a MariaDB type as it sends a PostgreSQL one (`epoch_day`, `epoch_millis`,
@@ -27,7 +27,7 @@ from connectors.pg_text import clock_and_offset, iso_interval, network, utc_time
 from model.types import ColumnType
 from model.types.postgresql import parse_pg_type
 from model.types.values import (EPOCH, EPOCH_DATE, INFINITY, MICROSECOND, MINUS_INFINITY, Beyond, ValueRefused, boolean,
-                                enum_label, integer, money, string, time_of_day)
+                                decimal_text, enum_label, integer, money, string, time_of_day)
 
 
 # PostgreSQL's date ±infinity as Debezium 3.0 sends it: pgjdbc's infinity dates converted to days
@@ -191,6 +191,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "cidr": lambda v: _inet(v, True),
     "macaddr": lambda v: _macaddr(v, False),
     "macaddr8": lambda v: _macaddr(v, True),
+    "numeric_text": lambda v: decimal_text(numeric(v)),
 }
 
 

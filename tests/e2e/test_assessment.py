@@ -24,7 +24,7 @@ PAYMENTS = "udw.demo__social__payments"
 PAYMENTS_HISTORY = "udw.demo__social__payments__history"
 # Every regulated table is assessed: the demo's three, its type samples, the marker-mode licences
 # and the MariaDB shop's two.
-SOURCE_TABLES = (*COMPARED, "catalog.type_samples", "registry.licenses", "shop.customers", "shop.orders")
+SOURCE_TABLES = (*COMPARED, "catalog.type_samples", "social.appeals", "registry.licenses", "shop.customers", "shop.orders")
 
 
 def _qoima(stack, *args: str) -> subprocess.CompletedProcess:

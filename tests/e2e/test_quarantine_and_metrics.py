@@ -93,7 +93,7 @@ def test_status_command_reports_connector_and_tables(stack, pg, ch):
     assert report["connectors"] == {"qoima-demo": "RUNNING", "qoima-shop": "RUNNING"}
     assert report["pollers"] == {"registry": "RUNNING"}
     assert {"demo.population.persons", "demo.social.organizations", "demo.social.payments",
-            "demo.catalog.type_samples", "registry.registry.licenses", "shop.shop.customers",
+            "demo.catalog.type_samples", "demo.social.appeals", "registry.registry.licenses", "shop.shop.customers",
             "shop.shop.orders"} == set(report["tables"])
     assert report["tables"]["demo.social.payments"]["rows_in_warehouse"] == source_rows
     assert report["problems"] == []

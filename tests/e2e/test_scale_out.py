@@ -24,7 +24,7 @@ from model.regulation import load_all
 from sinks.clickhouse_users import writer_client
 from tests.e2e.load import background_load
 from tests.e2e.test_torture import Torturer
-from tests.e2e.warehouse import poll_until, wait_converged
+from tests.e2e.warehouse import loaded_twice, poll_until, wait_converged
 
 SEED = int(os.environ.get("QOIMA_SCALE_SEED", time.time_ns() % 1_000_000))
 ROUNDS, TRANSACTIONS_PER_ROUND = 3, 30
@@ -138,3 +138,5 @@ def test_a_worker_killed_under_load_is_back_at_once_and_nothing_is_lost(stack, p
         print(f"\n[scale-out] seed={SEED} worker 1 killed at {kill_at:.1f}s of a {LOAD_SECONDS}s load: taking "
               f"batches {consuming_in:.1f}s after its restart, {changes} changes, converged {converged_in:.1f}s "
               "after the load ended", flush=True)
+    for table, key in (("demo__population__persons", "person_id"), ("demo__social__payments", "payment_id")):
+        assert loaded_twice(ch, table, key) == [], f"{table}: a version loaded twice after worker 1 was killed"

@@ -16,11 +16,24 @@ import shutil
 import time
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from sinks.clickhouse_sink import ClickHouseSink
 from sinks.clickhouse_users import writer_client
 from sinks.schema_evolution import SchemaEvolutionError
 from tests.e2e.warehouse import incident_events, poll_until, wait_converged
+
+ORGANIZATIONS_CLEAN = "qoima.clean.demo.social.organizations"
+
+
+def _clean_end(stack) -> int:
+    """The end offset of the organizations' clean topic (a committed record moves it)."""
+    consumer = Consumer({"bootstrap.servers": stack.s.kafka_bootstrap, "group.id": "schema-evolution-probe"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(ORGANIZATIONS_CLEAN, p), timeout=10)[1]
+                   for p in consumer.list_topics(ORGANIZATIONS_CLEAN, timeout=10).topics[ORGANIZATIONS_CLEAN].partitions)
+    finally:
+        consumer.close()
 
 ORGS = "udw.demo__social__organizations"
 PHONE = "+7 701 555 01 02"
@@ -67,8 +80,9 @@ def test_columns_added_declared_renamed_and_widened_while_running(stack, pg, ch,
     evolved = tmp_path / "regulations"
     _evolve(stack.s.regulations_dir, evolved)
     stack.managed("sink").stop()
+    before = _clean_end(stack)
     pg.execute("UPDATE social.organizations SET name = name || '.', updated_at = now() WHERE org_id = %s", (other,))
-    time.sleep(3)  # the processor writes it with the old schema
+    poll_until(lambda: _clean_end(stack) > before, 30, "the processor to write the change with the old schema")
     stack.managed("processor").stop()
     os.environ["QOIMA_REGULATIONS_DIR"] = str(evolved)
     stack.start_qoima("sink", ["sink"], stack.s.ports.sink_metrics)

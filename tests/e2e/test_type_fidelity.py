@@ -56,6 +56,11 @@ ROWS = {
         "v_varchar_array": "{x,y}", "v_numeric_array": "{1.5,NULL,-0.01}", "v_uuid_array": "{NULL}",
         "v_date_array": "{1900-01-01,2299-12-31}",
         "v_timestamptz_array": '{"1969-12-31 23:59:59.999999+00",NULL}', "v_bool_array": "{t,f,NULL}",
+        "v_numeric_any": "123456789012345678901234567890123456789012345678901234567890.0123456789012345678901234567890",
+        "v_numeric5": "-99999", "v_tstz3": "2024-02-29 23:59:59.999+06",
+        "v_xml": '<appeal id="1"><text>Әлем &amp; "q"</text></appeal>', "v_citext": "Алматы",
+        "v_ltree": "kz.almaty.medeu", "v_int4range": "[1,10)", "v_numrange": "(1.5,2.25]",
+        "v_daterange": "[2024-01-01,2024-02-01)", "v_numeric_any_array": "{1.5,NULL,-0.000000000000000000001}",
     },
     2: {},
     3: {
@@ -71,6 +76,9 @@ ROWS = {
         "v_bigint_array": "{-9223372036854775808,9223372036854775807}", "v_text_array": '{""}',
         "v_varchar_array": "{NULL,NULL}", "v_numeric_array": "{}", "v_uuid_array": "{00000000-0000-0000-0000-000000000001}",
         "v_date_array": "{}", "v_timestamptz_array": '{"2038-01-19 03:14:08+00"}', "v_bool_array": "{}",
+        "v_numeric_any": "NaN", "v_numeric5": "0", "v_tstz3": "1900-01-01 00:00:00+00", "v_xml": "plain text",
+        "v_citext": "", "v_ltree": "", "v_int4range": "empty", "v_numrange": "(,)", "v_daterange": "[2024-01-01,)",
+        "v_numeric_any_array": "{}",
     },
     5: {"v_text": "deleted before the check", "v_int_array": "{5}"},
 }

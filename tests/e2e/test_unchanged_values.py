@@ -12,11 +12,9 @@ import random
 import string
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.unchanged import PLACEHOLDER
-from tests.e2e.warehouse import poll_until
+from tests.e2e.warehouse import poll_until, sink_metric
 
 TABLE = "udw.demo__social__appeals"
 HISTORY = "udw.demo__social__appeals__history"
@@ -66,9 +64,7 @@ def loaded(pg, ch):
 
 
 def _sink_filled(stack) -> float:
-    text = requests.get(f"http://{stack.s.host}:{stack.s.ports.sink_metrics}/metrics", timeout=5).text
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "qoima_sink_unchanged_filled_total" and sample.labels.get("table") == "social.appeals")
+    return sink_metric(stack, "qoima_sink_unchanged_filled_total", "social.appeals")
 
 
 def test_an_update_of_another_column_keeps_every_large_value(stack, pg, ch, loaded):

@@ -6,6 +6,9 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
 
 # Non-personal columns per table, as the source holds them and as the warehouse holds them
 # (after generalization). The checksum of each row must match between the two.
@@ -90,3 +93,18 @@ def poll_until(probe, timeout: float, what: str):
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
         time.sleep(0.5)
+
+
+def loaded_twice(ch, table: str, key: str) -> list[tuple]:
+    """(key, _version, copies) of every version loaded more than once into `udw.<table>`, read from its
+    history: a plain MergeTree that merges nothing away (sinks/ddl.py), so a row inserted twice stays
+    two rows there, where FINAL on the current table would collapse them and hide it."""
+    return ch.query(f"SELECT {key}, _version, count() FROM udw.{table}__history "
+                    f"GROUP BY {key}, _version HAVING count() > 1 ORDER BY {key} LIMIT 5").result_rows
+
+
+def sink_metric(stack, name: str, table: str) -> float:
+    """One of the sink's per-table counters (monitoring/metrics.py), summed; 0 before its first sample."""
+    text = requests.get(f"http://{stack.s.host}:{stack.s.ports.sink_metrics}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and sample.labels.get("table") == table)

@@ -2,8 +2,8 @@
 generalizations compute from them; a kept one takes its documented representation with a defect
 (docs/type-mapping.md, "Values ClickHouse cannot hold"); the row is loaded, never quarantined.
 
-The Debezium spellings of ±infinity are the ones observed on the local stack (Debezium 3.0,
-PostgreSQL 17); tests/e2e/test_type_fidelity.py sends them for real.
+The Debezium spellings of ±infinity are the ones observed on the local stack (Debezium 3.0.8,
+PostgreSQL 15); tests/e2e/test_type_fidelity.py sends them for real.
 """
 from __future__ import annotations
 

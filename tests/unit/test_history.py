@@ -258,7 +258,7 @@ def test_every_supported_type_has_a_text_form() -> None:
     from model.types.postgresql import SUPPORTED
 
     for name in SUPPORTED:
-        declared = name.replace("(p,s)", "(10,2)").replace("(n)", "(5)").replace("[(p)]", "")
+        declared = name.replace("(p,s)", "(10,2)").replace("[(p)]", "").replace("(p)", "(3)").replace("(n)", "(5)")
         assert callable(text_parser(declared)) and callable(encoder(declared))
 
 

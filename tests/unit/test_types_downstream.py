@@ -132,6 +132,9 @@ SAMPLE_ROW = {
     "v_date_array": [-25567, 120529], "v_timestamptz_array": ["1969-12-31T23:59:59.999999Z"],
     "v_bool_array": [True, False, None],
     "updated_at": "2024-01-15T16:30:00.123456+06:00",
+    "v_numeric_any": "1E+40", "v_numeric5": "12345", "v_tstz3": "2024-02-29T23:59:59.999Z",
+    "v_xml": "<a>b</a>", "v_citext": "Алматы", "v_ltree": "kz.almaty", "v_int4range": "[1,10)",
+    "v_numrange": "(1.5,2.25]", "v_daterange": "[2024-01-01,2024-02-01)", "v_numeric_any_array": ["NAN", "0.10"],
 }
 
 
@@ -152,6 +155,10 @@ SAMPLE_IN_CLICKHOUSE = {
     "v_date_array": "['1900-01-01','2299-12-31']", "v_timestamptz_array": "['1969-12-31 23:59:59.999999']",
     "v_bool_array": "[true,false,NULL]",
     "updated_at": "2024-01-15 10:30:00.123456",
+    "v_numeric_any": "10000000000000000000000000000000000000000", "v_numeric5": "12345",
+    "v_tstz3": "2024-02-29 23:59:59.999000", "v_xml": "<a>b</a>", "v_citext": "Алматы", "v_ltree": "kz.almaty",
+    "v_int4range": "[1,10)", "v_numrange": "(1.5,2.25]", "v_daterange": "[2024-01-01,2024-02-01)",
+    "v_numeric_any_array": "['NaN','0.10']",
 }
 
 
