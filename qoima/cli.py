@@ -45,12 +45,14 @@ dq_app = _group("data-quality assessment (DM385 §53-55): the seven indicators p
 quarantine_app = _group("the quarantine topic", no_args_is_help=True)
 sink_app = _group("run the ClickHouse sink in the foreground (or act on it)", invoke_without_command=True)
 demo_app = _group("the demo source", no_args_is_help=True)
+provider_app = _group("a provider's source: what capture needs from it", no_args_is_help=True)
 incidents_app = _group("the incident journal (DM385 §49): list, show, and move incidents "
                        "through open -> acknowledged -> resolved -> closed", no_args_is_help=True)
 # The help lists the commands in panels along the data flow.
 STACK, CAPTURE, PROCESSING, GOVERNANCE = "The local stack", "Capture", "Processing and loading", "Governance"
 app.add_typer(demo_app, name="demo", rich_help_panel=STACK)
 app.add_typer(regulation_app, name="regulation", rich_help_panel=CAPTURE)
+app.add_typer(provider_app, name="provider", rich_help_panel=CAPTURE)
 app.add_typer(quarantine_app, name="quarantine", rich_help_panel=PROCESSING)
 app.add_typer(sink_app, name="sink", rich_help_panel=PROCESSING)
 app.add_typer(dq_app, name="dq", rich_help_panel=GOVERNANCE)
@@ -161,6 +163,10 @@ def connector(action: Annotated[ConnectorAction, typer.Argument(help="what to do
                 print(f"{regulation.provider}: capture 'marker', no connector (polled by `qoima poller`)")
                 continue
             if action == "register":
+                # Never capture a source capture would break (issue 14): its check runs first.
+                if not _source_findings(settings, regulation, quiet_ok=True):
+                    raise SystemExit(f"{name}: not registered: the source is not ready for capture "
+                                     f"(qoima provider check {regulation.provider})")
                 config = connector_config(regulation, settings.kafka_bootstrap)
                 problems = client.validate(name, config)
                 if problems:
@@ -173,6 +179,31 @@ def connector(action: Annotated[ConnectorAction, typer.Argument(help="what to do
                 print(f"{name}: {action} requested")
     except ConnectError as exc:
         raise SystemExit(str(exc)) from None
+
+
+def _source_findings(settings: Settings, regulation: Regulation, *, quiet_ok: bool = False) -> bool:
+    """Print the source check's findings (connectors/source_check.py); whether none is an error."""
+    from connectors.source_check import ERROR, OK, check_source
+
+    findings = check_source(regulation, settings.regulation_env())
+    marks = {OK: "ok  ", "warning": "WARN", ERROR: "FAIL"}
+    for finding in findings:
+        if quiet_ok and finding.status == OK:
+            continue
+        print(f"{marks[finding.status]} {finding.subject}: {finding.what}")
+        if finding.fix and finding.status != OK:
+            print(f"     fix: {finding.fix}")
+    return not any(f.status == ERROR for f in findings)
+
+
+@provider_app.command("check", help="verify, as the capture account, everything capture needs from the "
+                                    "provider's source; each failure with the SQL or setting that fixes it")
+def provider_check(provider: Annotated[str, typer.Argument(help="provider id from its regulation")]) -> None:
+    settings = _settings()
+    regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
+    if not _source_findings(settings, regulation):
+        raise SystemExit(f"{provider}: the source is not ready for capture; run the fixes above as its data owner")
+    print(f"{provider}: the source is ready for capture")
 
 
 @regulation_app.command("check", help="validate regulation files")

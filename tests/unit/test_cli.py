@@ -26,6 +26,8 @@ SURFACE = {
     "connector": ["ACTION", "PROVIDER?"],
     "regulation": [],
     "regulation check": ["FILES...?"],
+    "provider": [],
+    "provider check": ["PROVIDER"],
     "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG"],
     "poller": [],
     "load-history": ["PROVIDER", "TABLE", "PATH", "--no-progress FLAG"],

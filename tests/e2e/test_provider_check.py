@@ -1,0 +1,94 @@
+"""`qoima provider check` against the stack's real sources, run as a user runs it (issue 14 item 1):
+the demo PostgreSQL and the shop MariaDB pass; a publication that misses a table, a table without a
+key or replica identity, and a MariaDB row image other than FULL each fail with the fix printed, and
+`qoima connector register` refuses a source that fails."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from model.regulation import load_all
+
+
+def _qoima(stack, *args: str, regulations=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QOIMA_HOME": str(stack.s.home)}
+    if regulations is not None:
+        env["QOIMA_REGULATIONS_DIR"] = str(regulations)
+    return subprocess.run([sys.executable, "-m", "qoima", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _demo(stack):
+    return next(r for r in load_all(stack.s.regulations_dir, stack.s.regulation_env()) if r.provider == "demo")
+
+
+def test_the_stacks_sources_are_ready(stack):
+    for provider in ("demo", "shop"):
+        result = _qoima(stack, "provider", "check", provider)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{provider}: the source is ready for capture" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
+    demo = _qoima(stack, "provider", "check", "demo").stdout
+    assert "ok   server: wal_level = logical" in demo
+    assert "publication qoima_demo" in demo or "covers exactly" in demo
+
+
+def test_a_publication_missing_a_table_fails_with_the_fix_and_blocks_register(stack, pg):
+    demo = _demo(stack)
+    pg.execute(f"ALTER PUBLICATION {demo.publication_name} DROP TABLE social.appeals")
+    try:
+        result = _qoima(stack, "provider", "check", "demo")
+        assert result.returncode == 1, result.stdout
+        assert "FAIL publication:" in result.stdout and "missing social.appeals" in result.stdout
+        assert f"fix: ALTER PUBLICATION {demo.publication_name} SET TABLE " in result.stdout
+        assert "run the fixes above as its data owner" in result.stderr
+        refused = _qoima(stack, "connector", "register", "demo")
+        assert refused.returncode != 0 and "not registered" in refused.stderr, refused.stdout + refused.stderr
+    finally:
+        stack.postgres.ensure_publication(demo)
+    assert _qoima(stack, "provider", "check", "demo").returncode == 0
+
+
+def test_a_table_without_key_or_replica_identity_fails(stack, pg, tmp_path):
+    pg.execute("CREATE TABLE IF NOT EXISTS catalog.no_key (id bigint NOT NULL, note text)")
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    with (regulations / "demo.yaml").open("a", encoding="utf-8") as demo:
+        demo.write("\n  - name: catalog.no_key\n    primary_key: [id]\n    columns:\n"
+                   "      - {name: id, type: bigint, nullable: false}\n      - {name: note, type: text}\n")
+    try:
+        result = _qoima(stack, "provider", "check", "demo", regulations=regulations)
+        assert result.returncode == 1, result.stdout
+        assert "FAIL catalog.no_key: no primary key and no replica identity" in result.stdout
+        assert "fix: ALTER TABLE catalog.no_key ADD PRIMARY KEY (id); or ALTER TABLE catalog.no_key " \
+               "REPLICA IDENTITY FULL;" in result.stdout
+    finally:
+        pg.execute("DROP TABLE IF EXISTS catalog.no_key")
+
+
+def test_a_mariadb_row_image_other_than_full_fails_with_the_fix(stack):
+    stack.mariadb._client("SET GLOBAL binlog_row_image = 'MINIMAL';")
+    try:
+        result = _qoima(stack, "provider", "check", "shop")
+    finally:
+        stack.mariadb._client("SET GLOBAL binlog_row_image = 'FULL';")
+    assert result.returncode == 1, result.stdout
+    assert "FAIL server: binlog_row_image = MINIMAL, capture needs FULL" in result.stdout
+    assert "fix: SET GLOBAL binlog_row_image = 'FULL';" in result.stdout
+
+
+def test_an_unreachable_source_is_a_message_not_a_traceback(stack, tmp_path):
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    text = (regulations / "demo.yaml").read_text(encoding="utf-8")
+    # Nothing listens on port 1; the local PostgreSQL trusts local logins, so a wrong password
+    # could not be shown failing here.
+    (regulations / "demo.yaml").write_text(
+        text.replace('port: "${QOIMA_LOCAL_PG_PORT:-25432}"', "port: 1"), encoding="utf-8")
+    result = _qoima(stack, "provider", "check", "demo", regulations=regulations)
+    assert result.returncode == 1, result.stdout
+    assert "FAIL connection: cannot connect to postgresql 127.0.0.1:1/gosdata as qoima_capture" in result.stdout
+    assert "fix: check host, port and database in the regulation" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
