@@ -19,10 +19,10 @@ is the events it routed (the clean, held or quarantine record committed; the chi
 count every 100 ms) divided by the time from its first routed event to its last: start-up is
 not counted.
 
-quixstreams was measured by hand and is not part of this run: 3.28 pins confluent-kafka < 2.13
-and pydantic < 2.14 (docs/design.md, "The processing core").
+- quix: a quixstreams 3.28 application on the same routing (`run_quix`), exactly-once, in a venv
+  of its own (var/bench-quix, made on first use: it pins confluent-kafka < 2.13 and pydantic < 2.14).
 
-    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust batch batch2] [--partitions 4] [--json]
+    .venv/bin/python bench/processor.py [--events 60000] [--runtimes faust quix batch batch2] [--partitions 4] [--json]
 """
 from __future__ import annotations
 
@@ -141,6 +141,56 @@ def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
     faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
+def run_quix(settings: Settings, regulation: Regulation, group: str) -> None:
+    """A quixstreams 3.28 application (its own venv, var/bench-quix: it pins confluent-kafka < 2.13
+    and pydantic < 2.14) on the same routing: one StreamingDataFrame per raw topic, the record sent
+    to the topic `Router.route` chose (dynamic `to_topic`), exactly-once (Kafka transactions).
+    Its cross-row rules judge each row's claims at once like the Faust baseline, in plain dicts:
+    quixstreams' own state is scoped to the message key, and the judge reads other keys' entries,
+    so this runtime writes no state changelog and its figure is an upper bound for quixstreams."""
+    from quixstreams import Application
+    from quixstreams.context import message_context
+    from quixstreams.models.serializers import Serializer
+
+    from streams.cross_row.claims import Claims
+    from streams.cross_row.judge import Judge
+    from streams.cross_row.plan import CrossRowPlan
+    from streams.router import Router
+
+    class RecordValue(Serializer):
+        def __call__(self, value, ctx) -> bytes:
+            return value.value
+
+    codec = codec_for([regulation])
+    plan = CrossRowPlan([regulation], RING.subkey("quality-state"))
+    owners: dict = {}
+    router = Router([regulation], RING, codec, Claims(plan, owners))
+    judge = Judge(plan, {}, {}, {})
+    app = Application(broker_address=settings.kafka_bootstrap, consumer_group=group, auto_offset_reset="earliest",
+                      processing_guarantee="exactly-once", commit_interval=1.0, loglevel="WARNING",
+                      state_dir=tempfile.mkdtemp(prefix="bench-quix-"), auto_create_topics=True)
+    outputs = {name: app.topic(name, key_serializer="bytes", value_serializer=RecordValue())
+               for name in codec.topics}
+    routed = [0]
+    _report_progress(lambda: routed[0])
+
+    def route(value: bytes):
+        context = message_context()
+        out = router.route(context.topic, context.partition, context.offset, value)
+        if out is None:
+            return None
+        for key, claim in out.claims:
+            judge.apply(0, key, json.loads(json.dumps(claim)))
+        routed[0] += 1
+        return out
+
+    for topic in router.raw_topics:
+        sdf = app.dataframe(app.topic(topic, key_deserializer="bytes", value_deserializer="bytes"))
+        sdf = sdf.apply(route).filter(lambda out: out is not None)
+        sdf.to_topic(lambda out, key, timestamp, headers: outputs[out.topic], key=lambda out: out.key)
+    app.run()
+
+
 # --- the parent ---------------------------------------------------------------------------------
 
 
@@ -164,6 +214,22 @@ def _raw_topics(regulation: Regulation) -> list[str]:
     return [regulation.raw_topic(t) for t in regulation.tables]
 
 
+QUIX_VENV = REPO / "var" / "bench-quix"
+# quixstreams 3.28.1 pins confluent-kafka < 2.13 and pydantic < 2.14, below Qoima's: its own venv.
+QUIX_PACKAGES = ["quixstreams==3.28.1", "fastavro==1.13.1", "PyYAML==6.0.3", "confusable-homoglyphs==3.3.1",
+                 "pydantic-settings"]
+
+
+def quix_python() -> str:
+    """The interpreter of the quixstreams venv, made on first use."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"[bench] making {QUIX_VENV} for quixstreams (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_PACKAGES], check=True)
+    return str(python)
+
+
 def measure(runtime: str, provider: str, total: int, timeout: float) -> dict:
     """Run one runtime in children (two for `batch2`, one otherwise) until they have routed
     `total` events together; the rate from the first routed event to the last."""
@@ -171,7 +237,8 @@ def measure(runtime: str, provider: str, total: int, timeout: float) -> dict:
     workers = 2 if runtime == "batch2" else 1
     # stderr to a file: a child logging warnings into a pipe nobody reads yet would block on it.
     errors = tempfile.TemporaryFile(mode="w+")
-    children = [subprocess.Popen([sys.executable, __file__, "--child", "batch" if workers > 1 else runtime,
+    python = quix_python() if runtime == "quix" else sys.executable
+    children = [subprocess.Popen([python, __file__, "--child", "batch" if workers > 1 else runtime,
                                   "--provider", provider, "--group", group, "--core", str(n)],
                                  stdout=subprocess.PIPE, stderr=errors, text=True) for n in range(workers)]
     counts = [0] * workers
@@ -281,14 +348,15 @@ def measure_restore(settings: Settings, keys: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
-    parser.add_argument("--runtimes", nargs="+", default=["faust", "batch", "batch2"],
-                        choices=["faust", "batch", "batch2"], help="batch2: two batch workers in one group")
+    parser.add_argument("--runtimes", nargs="+", default=["faust", "quix", "batch", "batch2"],
+                        choices=["faust", "quix", "batch", "batch2"],
+                        help="quix: quixstreams in its own venv; batch2: two batch workers in one group")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--partitions", type=int, default=4, help="work and rules partitions (batch runtime)")
     parser.add_argument("--restore-keys", type=int, default=1_000_000,
                         help="state entries a restarted worker reads back (0: skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.add_argument("--child", choices=["faust", "batch"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["faust", "quix", "batch"], help=argparse.SUPPRESS)
     parser.add_argument("--provider", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
@@ -297,7 +365,7 @@ def main() -> None:
     if args.child:
         _pin_to_one_core(args.core)
         regulation = bench_regulation(settings, args.provider)
-        (run_faust if args.child == "faust" else run_batch)(settings, regulation, args.group)
+        {"faust": run_faust, "quix": run_quix, "batch": run_batch}[args.child](settings, regulation, args.group)
         return
 
     from infra.kafka import LocalKafka

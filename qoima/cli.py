@@ -206,6 +206,15 @@ def provider_check(provider: Annotated[str, typer.Argument(help="provider id fro
     print(f"{provider}: the source is ready for capture")
 
 
+@provider_app.command("sql", help="print the script the provider's data owner runs once so that capture can "
+                                  "start (idempotent, no secret in it)")
+def provider_sql(provider: Annotated[str, typer.Argument(help="provider id from its regulation")]) -> None:
+    from connectors.source_script import owner_script
+
+    settings = _settings()
+    print(owner_script(_regulation_of({r.provider: r for r in _regulations(settings)}, provider)), end="")
+
+
 @regulation_app.command("check", help="validate regulation files")
 def regulation_check(files: Annotated[list[Path] | None, typer.Argument(
         help="regulation files (default: every *.yaml in the regulations directory)")] = None) -> None:

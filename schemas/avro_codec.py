@@ -119,6 +119,11 @@ class AvroCodec:
             self._sources.setdefault(fp, (name, schema))
 
     @property
+    def topics(self) -> list[str]:
+        """Every topic this codec writes."""
+        return sorted(self._by_name)
+
+    @property
     def schemas(self) -> dict[bytes, tuple[str, dict]]:
         """Fingerprint -> (topic, schema) of everything this codec writes."""
         return dict(self._sources)

@@ -92,3 +92,30 @@ def test_an_unreachable_source_is_a_message_not_a_traceback(stack, tmp_path):
     assert "FAIL connection: cannot connect to postgresql 127.0.0.1:1/gosdata as qoima_capture" in result.stdout
     assert "fix: check host, port and database in the regulation" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_owners_script_runs_as_printed_and_leaves_a_ready_source(stack):
+    """`qoima provider sql` piped into each database's own client, as its docs say; twice (idempotent)."""
+    from infra.mariadb import CLIENT, _os_user
+    from infra.postgres import PG_BIN
+
+    for _ in range(2):
+        script = _qoima(stack, "provider", "sql", "demo")
+        assert script.returncode == 0 and "\\gexec" in script.stdout
+        password = (stack.s.secrets_dir / "demo-source-password").read_text().strip()
+        assert password not in script.stdout
+        applied = subprocess.run([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v",
+                                  f"capture_password={password}", stack.pg_admin_conninfo("gosdata")],
+                                 input=script.stdout, capture_output=True, text=True, timeout=60)
+        assert applied.returncode == 0, applied.stderr
+        shop = _qoima(stack, "provider", "sql", "shop")
+        assert shop.returncode == 0
+        applied = subprocess.run([str(CLIENT), "--no-defaults", f"--socket={stack.mariadb.socket}",
+                                  f"--user={_os_user()}", "--init-command=SET @capture_password = 'a-new-one'"],
+                                 input=shop.stdout, capture_output=True, text=True, timeout=60)
+        assert applied.returncode == 0, applied.stderr
+    demo = _qoima(stack, "provider", "check", "demo")
+    assert demo.returncode == 0, demo.stdout
+    assert "bytea" not in demo.stdout                      # REPLICA IDENTITY FULL where bytea is
+    assert "max_slot_wal_keep_size = 20GB" in demo.stdout   # bounded now
+    assert _qoima(stack, "provider", "check", "shop").returncode == 0

@@ -28,6 +28,7 @@ SURFACE = {
     "regulation check": ["FILES...?"],
     "provider": [],
     "provider check": ["PROVIDER"],
+    "provider sql": ["PROVIDER"],
     "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG"],
     "poller": [],
     "load-history": ["PROVIDER", "TABLE", "PATH", "--no-progress FLAG"],

@@ -78,3 +78,15 @@ def test_the_publication_must_cover_exactly_the_regulated_tables(demo) -> None:
     assert "not regulated public.audit" in extra.what
     absent = compare_publication(demo, None)
     assert absent.fix.startswith(f"CREATE PUBLICATION {demo.publication_name} FOR TABLE ")
+
+
+def test_the_owners_script_names_every_table_and_no_secret(demo) -> None:
+    from connectors.source_script import owner_script
+
+    script = owner_script(demo)
+    for table in demo.tables:
+        assert f"GRANT SELECT ON {table.name} TO qoima_capture;" in script
+    assert f"SET TABLE {', '.join(t.name for t in demo.tables)}, {names.SIGNAL_TABLE}" in script
+    assert ":'capture_password'" in script and "PASSWORD '" not in script
+    assert "ALTER TABLE catalog.type_samples REPLICA IDENTITY FULL;" in script   # it has a bytea column
+    assert "ALTER TABLE population.persons REPLICA IDENTITY" not in script
