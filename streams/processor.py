@@ -90,11 +90,15 @@ def restore_state(bootstrap: str, stores: StateStores, owned: Callable[[str], se
         offsets = snapshot.load(stores, owned) if snapshot is not None and owned is not None else None
         origin = "the local snapshot and the changelog" if offsets is not None else "the changelog"
         consumer.assign([TopicPartition(topic, p, (offsets or {}).get(p, OFFSET_BEGINNING)) for p in partitions])
-        records, at_end = [], set()
+        # To the end as it is now, not to an end of partition: under read_committed that waits until
+        # no other worker has a transaction open, which under load can be the whole load (seen: 12 s).
+        # What another worker commits from now on belongs to the partitions it owns, not to ours.
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        records, at_end = [], {p for p, end in ends.items() if end <= (offsets or {}).get(p, 0)}
         while len(at_end) < len(partitions):
             if time.monotonic() - started > timeout:
                 raise ProcessorError(f"{topic} not read to its end within {timeout:.0f} s")
-            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+            for message in consumer.consume(num_messages=10_000, timeout=0.2):
                 error = message.error()
                 if error is None:
                     records.append((message.key(), message.value()))
@@ -102,6 +106,9 @@ def restore_state(bootstrap: str, stores: StateStores, owned: Callable[[str], se
                     at_end.add(message.partition())
                 elif error.fatal():
                     raise KafkaException(error)
+            for position in consumer.position([TopicPartition(topic, p) for p in partitions if p not in at_end]):
+                if position.offset >= ends[position.partition]:
+                    at_end.add(position.partition)
         keys = stores.restore(records, owned, clear=offsets is None)
     finally:
         consumer.close()
