@@ -215,6 +215,59 @@ def provider_sql(provider: Annotated[str, typer.Argument(help="provider id from 
     print(owner_script(_regulation_of({r.provider: r for r in _regulations(settings)}, provider)), end="")
 
 
+@regulation_app.command("draft", help="write a starting regulation from a live source's catalog: every table "
+                                     "of the chosen schemas, actions left to decide, likely identifiers flagged")
+def regulation_draft(
+        provider: Annotated[str, typer.Argument(help="the new provider's id")],
+        schema: Annotated[list[str], typer.Option("--schema", help="a schema (PostgreSQL) or database (MariaDB) "
+                                                                   "to read; repeat for more")],
+        host: Annotated[str, typer.Option(help="the source's host")],
+        port: Annotated[int, typer.Option(help="the source's port")],
+        database: Annotated[str, typer.Option(help="the database to connect to")],
+        user: Annotated[str, typer.Option(help="the capture account (it reads the catalog and samples values)")],
+        password_file: Annotated[Path, typer.Option("--password-file", help="a file holding its password "
+                                                                             "(the draft refers to it, never copies it)")],
+        dbms: Annotated[str, typer.Option(help="postgresql or mariadb")] = "postgresql",
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
+) -> None:
+    from connectors import regulation_draft as draft
+
+    if dbms not in ("postgresql", "mariadb"):
+        raise SystemExit(f"--dbms must be postgresql or mariadb, not {dbms!r}")
+    try:
+        password = password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SystemExit(f"cannot read --password-file {password_file}: {exc.strerror}") from None
+    try:
+        if dbms == "mariadb":
+            import pymysql
+
+            conn = pymysql.connect(host=host, port=port, user=user, password=password, database=database,
+                                   connect_timeout=10, charset="utf8mb4")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(host=host, port=port, dbname=database, user=user, password=password,
+                                   connect_timeout=10, application_name="qoima-draft", autocommit=True)
+    except Exception as exc:  # noqa: BLE001 - any driver error means "cannot connect"; its first line says why
+        raise SystemExit(f"cannot connect to {dbms} {host}:{port}/{database} as {user}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    try:
+        tables = (draft.read_mariadb if dbms == "mariadb" else draft.read_postgresql)(conn, schema)
+    finally:
+        conn.close()
+    if not tables:
+        raise SystemExit(f"no tables in {', '.join(schema)} visible to {user}: check the names and its grants")
+    text = draft.render(provider, dbms, {"host": host, "port": port, "database": database, "user": user,
+                                         "password_file": str(password_file)}, tables)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"{output}: {len(tables)} tables, every action left to decide "
+              f"({sum(len(t.columns) for t in tables)} columns)", file=sys.stderr)
+
+
 @regulation_app.command("check", help="validate regulation files")
 def regulation_check(files: Annotated[list[Path] | None, typer.Argument(
         help="regulation files (default: every *.yaml in the regulations directory)")] = None) -> None:

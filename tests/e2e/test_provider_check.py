@@ -119,3 +119,38 @@ def test_the_owners_script_runs_as_printed_and_leaves_a_ready_source(stack):
     assert "bytea" not in demo.stdout                      # REPLICA IDENTITY FULL where bytea is
     assert "max_slot_wal_keep_size = 20GB" in demo.stdout   # bounded now
     assert _qoima(stack, "provider", "check", "shop").returncode == 0
+
+
+def test_a_draft_from_each_live_catalog_matches_its_regulation_once_decided(stack, tmp_path):
+    """`qoima regulation draft` against the stack's sources: it cannot load until every action is
+    decided; decided (all kept, to test the rest), its tables, columns and keys are the ones the
+    hand-written regulations of the same tables declare."""
+    from model.regulation import load_regulation
+
+    regulations = {r.provider: r for r in load_all(stack.s.regulations_dir, stack.s.regulation_env())}
+    cases = [("demo", "postgresql", stack.s.ports.postgres, "gosdata", ["population", "social"],
+              stack.s.secrets_dir / "demo-source-password"),
+             ("shop", "mariadb", stack.s.ports.mariadb, "shop", ["shop"], stack.s.secrets_dir / "shop-source-password")]
+    for provider, dbms, port, database, schemas, secret in cases:
+        draft = tmp_path / f"{provider}-draft.yaml"
+        made = _qoima(stack, "regulation", "draft", f"{provider}2", "--dbms", dbms, "--host", stack.s.host,
+                      "--port", str(port), "--database", database, "--user", regulations[provider].source.user,
+                      "--password-file", str(secret), *[arg for s in schemas for arg in ("--schema", s)],
+                      "-o", str(draft))
+        assert made.returncode == 0, made.stderr
+        text = draft.read_text(encoding="utf-8")
+        assert secret.read_text().strip() not in text
+        refused = _qoima(stack, "regulation", "check", str(draft))
+        assert refused.returncode == 1 and "].action: Input should be 'keep'" in refused.stderr, refused.stderr
+        if provider == "demo":
+            assert "# iin: likely iin by its name" in text and "sampled values are valid iins" in text
+        decided = tmp_path / f"{provider}-decided.yaml"
+        decided.write_text(text.replace("action: decide", "action: keep").replace("server_id: 5400", "server_id: 5499"),
+                           encoding="utf-8")
+        loaded = load_regulation(decided, stack.s.regulation_env())
+        expected = {t.name: t for t in regulations[provider].tables if t.schema_name in schemas}
+        assert {t.name for t in loaded.tables} == set(expected)
+        for table in loaded.tables:
+            assert sorted(c.name for c in table.columns) == sorted(c.name for c in expected[table.name].columns), \
+                table.name
+            assert table.primary_key == expected[table.name].primary_key, table.name

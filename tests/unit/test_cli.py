@@ -26,6 +26,8 @@ SURFACE = {
     "connector": ["ACTION", "PROVIDER?"],
     "regulation": [],
     "regulation check": ["FILES...?"],
+    "regulation draft": ["PROVIDER", "--schema=None", "--host=None", "--port=None", "--database=None", "--user=None",
+                         "--password-file=None", "--dbms='postgresql'", "--output/-o=None"],
     "provider": [],
     "provider check": ["PROVIDER"],
     "provider sql": ["PROVIDER"],

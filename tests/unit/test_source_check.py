@@ -90,3 +90,24 @@ def test_the_owners_script_names_every_table_and_no_secret(demo) -> None:
     assert ":'capture_password'" in script and "PASSWORD '" not in script
     assert "ALTER TABLE catalog.type_samples REPLICA IDENTITY FULL;" in script   # it has a bytea column
     assert "ALTER TABLE population.persons REPLICA IDENTITY" not in script
+
+
+def test_a_draft_flags_identifiers_by_name_and_by_values_and_decides_nothing() -> None:
+    from connectors import regulation_draft as draft
+
+    assert draft.flag_by_name("person_iin") == ["likely iin by its name: action: hash, kind: iin"]
+    assert draft.flag_by_name("mobile_phone")[0].startswith("likely phone")
+    assert draft.flag_by_name("status") == []
+    assert draft.flag_by_values(["900101300126", "900101300126", None]) == \
+        ["2 of 2 sampled values are valid iins: action: hash, kind: iin"]
+    assert draft.flag_by_values(["active", "900101300126"]) == []   # 1 of 2 is not most
+    table = draft.DraftTable("hr", "staff", "Staff", [], ["fk_dept: FOREIGN KEY (dept) REFERENCES hr.dept(id)"],
+                             [draft.DraftColumn("iin", "character(12)", False, "", ["likely iin by its name"]),
+                              draft.DraftColumn("shape", "point", True)])
+    text = draft.render("hr", "postgresql", {"host": "db", "port": 5432, "database": "hr", "user": "qc",
+                                             "password_file": "/run/secrets/hr"}, [table])
+    assert "      - {name: iin, type: \"character(12)\", nullable: false, action: decide}" in text
+    assert "      # iin: likely iin by its name" in text
+    assert "primary_key: []  # TODO" in text and "# foreign key: fk_dept" in text
+    assert "# shape: column type 'point' is not captured" in text
+    assert 'file: "/run/secrets/hr"' in text
