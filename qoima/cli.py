@@ -565,6 +565,31 @@ def _usage_error(exc: typer.TyperException) -> str:
     return f"{where}: error: {message} (see `{where} --help`)"
 
 
+# A component that does not answer is an operator's situation, not a bug: one line naming it and
+# the fix, never a traceback (issue 14). Matched by class, so no driver is imported for it.
+_UNREACHABLE = {
+    ("psycopg", "OperationalError"): ("the PostgreSQL database", "is it running, and are the regulation's host, port "
+                                      "and password reference right? `qoima provider check <provider>` says more"),
+    ("pymysql.err", "OperationalError"): ("the MariaDB database", "is it running, and are the regulation's host, port "
+                                          "and password reference right? `qoima provider check <provider>` says more"),
+    ("clickhouse_connect.driver.exceptions", "OperationalError"): ("ClickHouse", "start the stack with `qoima up`, or "
+                                                                   "check QOIMA_HOME and QOIMA_PORT_SHIFT"),
+    ("cimpl", "KafkaException"): ("Kafka", "start the stack with `qoima up`, or check QOIMA_HOME and QOIMA_PORT_SHIFT"),
+    ("requests.exceptions", "ConnectionError"): ("a service of the stack", "start the stack with `qoima up`, or check "
+                                                 "QOIMA_HOME and QOIMA_PORT_SHIFT"),
+}
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    for cls in type(exc).__mro__:
+        found = _UNREACHABLE.get((cls.__module__, cls.__name__))
+        if found:
+            what, fix = found
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            return f"qoima: {what} did not answer ({detail}); {fix}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """`qoima` and `python -m qoima`. Returns when the command succeeded; otherwise raises
     SystemExit with the message or the exit status."""
@@ -578,5 +603,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit("Aborted.") from None
+    except Exception as exc:  # noqa: BLE001 - only an unreachable component is turned into a message
+        message = _unreachable(exc)
+        if message is None:
+            raise
+        raise SystemExit(message) from None
     if code:   # click's own exits: 0 after --help, 130 after Ctrl-C
         raise SystemExit(code)

@@ -4,6 +4,7 @@ Nothing here reaches a server: the commands that would are given bad input or fa
 from __future__ import annotations
 
 import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import get_args
@@ -197,3 +198,32 @@ def test_python_dash_m_qoima():
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("qoima sink skip-held: error: ")
+
+
+def test_an_unreachable_component_is_named_with_the_fix_not_a_traceback():
+    import psycopg
+    import requests
+    from clickhouse_connect.driver.exceptions import OperationalError
+    from confluent_kafka import KafkaException
+
+    assert cli._unreachable(psycopg.OperationalError("connection refused")).startswith(
+        "qoima: the PostgreSQL database did not answer (connection refused); is it running")
+    assert cli._unreachable(OperationalError("refused")).startswith("qoima: ClickHouse did not answer (refused)")
+    assert "qoima up" in cli._unreachable(KafkaException("transport"))
+    assert cli._unreachable(requests.ConnectionError("no")).startswith("qoima: a service of the stack")
+    assert cli._unreachable(ValueError("a bug")) is None   # a bug keeps its traceback
+
+
+def test_commands_against_a_stack_that_is_not_running_exit_1_with_a_message(tmp_path):
+    import subprocess
+
+    env = {**os.environ, "QOIMA_HOME": str(tmp_path), "QOIMA_PORT_SHIFT": "-5000"}   # nothing listens there
+    (tmp_path / "secrets").mkdir()
+    for user in ("qoima_writer", "analyst"):   # as `qoima up` left them; the stack is down since
+        (tmp_path / "secrets" / f"clickhouse-{user}-password").write_text("x\n")
+    for args in (["dq", "report"], ["incidents", "list"]):
+        result = subprocess.run([sys.executable, "-m", "qoima", *args], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert "qoima: ClickHouse did not answer" in result.stderr and "qoima up" in result.stderr
+        assert "Traceback" not in result.stderr
