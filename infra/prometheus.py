@@ -37,7 +37,7 @@ class LocalPrometheus:
                         processor_targets=", ".join(f'"{self.s.host}:{p.processor_worker(n)}"'
                                                     for n in range(self.s.processor_workers)),
                         demo_port=p.demo_metrics, assessor_port=p.assessor_metrics, poller_port=p.poller_metrics,
-                        prometheus_port=p.prometheus)
+                        prometheus_port=p.prometheus, alertmanager_port=p.alertmanager)
         self.managed.start([str(PROMETHEUS_BIN), f"--config.file={config}",
                             f"--storage.tsdb.path={self.s.data_dir / 'prometheus'}",
                             f"--web.listen-address={self.s.host}:{p.prometheus}",

@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=()
 [ -x "/usr/lib/postgresql/${POSTGRES_MAJOR}/bin/postgres" ] || packages+=("postgresql-${POSTGRES_MAJOR}")
 [ -x /usr/bin/prometheus ] || packages+=("${PROMETHEUS_DEBIAN_PACKAGE}")
+[ -x /usr/bin/prometheus-alertmanager ] || packages+=(prometheus-alertmanager)
 # The second source type's demo (docs/mariadb.md); Debian 12 ships MariaDB 10.11.
 [ -x /usr/sbin/mariadbd ] || packages+=(mariadb-server)
 command -v java >/dev/null || packages+=(openjdk-17-jre-headless)

@@ -20,13 +20,14 @@ from infra.local_secrets import ensure_secrets, secret_file
 from infra.mariadb import LocalMariaDb
 from infra.postgres import CAPTURE_USER, SOURCE_DB, LocalPostgres
 from infra.processes import Managed, Progress
+from infra.alertmanager import LocalAlertmanager
 from infra.prometheus import LocalPrometheus
 from infra.qoima_processes import QoimaProcesses, processor_process
 from model.settings import Settings
 
 __all__ = ["CAPTURE_USER", "ORDER", "SOURCE_DB", "LocalStack"]
 
-ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "prometheus", "processor", "sink", "assessor",
+ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "alertmanager", "prometheus", "processor", "sink", "assessor",
          "poller", "demo-webhook", "demo-load"]
 
 
@@ -39,6 +40,7 @@ class LocalStack:
         self.kafka = LocalKafka(settings, progress)
         self.connect = LocalConnect(settings, progress)
         self.clickhouse = LocalClickHouse(settings, progress)
+        self.alertmanager = LocalAlertmanager(settings, progress)
         self.prometheus = LocalPrometheus(settings, progress)
         self.qoima = QoimaProcesses(settings, progress)
 
@@ -94,6 +96,7 @@ class LocalStack:
         self.kafka.create_topics(regulations)
         self.clickhouse.start()
         self.connect.start()
+        self.alertmanager.start()
         self.prometheus.start()
         self.qoima.start("sink", ["sink"], self.s.ports.sink_metrics)
         self.qoima.start_processor()

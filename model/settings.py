@@ -70,6 +70,7 @@ class Ports:
     clickhouse_http: int = 28123
     clickhouse_tcp: int = 29000
     prometheus: int = 29090
+    alertmanager: int = 29094
     processor_metrics: int = 29101
     sink_metrics: int = 29102
     demo_metrics: int = 29103

@@ -113,8 +113,9 @@ class ClickHouseSink:
                 self.targets[regulation.held_topic(table)] = _held_target(regulation, table)
         self.held: set[str] = set()
         # Exactly once whatever the batch boundaries (a retried batch with the same ones is
-        # dropped by its deduplication token): rows that may already be in the table are looked
-        # up by key and version and left out. That is every row of a topic's first batch after
+        # dropped by its deduplication token): a row a rebalance delivered twice into one batch
+        # is kept once, and rows that may already be in the table are looked up by key and
+        # version and left out. That is every row of a topic's first batch after
         # a start or a refused commit (`unsure`: a previous life may have inserted it without
         # committing its offsets), and any row whose version is not above the highest the table
         # holds (`high`: a quarantine replay, or another processor worker's later commit).
@@ -242,6 +243,19 @@ class ClickHouseSink:
             self._retrying(target, "read of the highest version in", lambda: found.append(
                 self.client.query(f"SELECT max(_version) FROM {table}").result_rows[0][0] or 0))
             self.high[topic] = found[-1]
+        # A rebalance (a broker restarted) delivers again what the batch already holds: one copy each.
+        seen: set[tuple] = set()
+        once = []
+        for row in target.rows:
+            pair = (*(row[k] for k in keys), row[version])
+            if pair not in seen:
+                seen.add(pair)
+                once.append(row)
+        if len(once) < len(target.rows):
+            metrics.SINK_ALREADY_LOADED.labels(target.label).inc(len(target.rows) - len(once))
+            log.warning("%s: %d row(s) delivered twice in one batch (a rebalance); one copy kept", target.label,
+                        len(target.rows) - len(once))
+            target.rows[:] = once
         everything = topic in self.unsure
         suspects = {(*(row[k] for k in keys), row[version]) for row in target.rows
                     if everything or row[version] <= self.high[topic]}

@@ -1,7 +1,8 @@
 """`qoima demo webhook`: the demo table users' notification receiver (DM385 §49).
 
-Logs each incident notification it receives (payloads carry no values by design) and answers
-204, so the local stack shows notifications end to end.
+Logs each incident notification it receives (payloads carry no values by design), and each alert
+Alertmanager routes to `/alertmanager`, and answers 204, so the local stack shows notifications
+and alerts end to end.
 """
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ class _Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             payload = json.loads(body)
-            log.info("notification %s: %s %s (%s)", self.headers.get("Idempotency-Key", "-"),
-                     payload.get("event", "?"), payload.get("incident_key", "?"), payload.get("status", "?"))
+            if self.path == "/alertmanager":  # what Alertmanager routes here (infra/local/alertmanager.yml)
+                for alert in payload.get("alerts", []):
+                    log.info("alert %s: %s (%s)", alert.get("labels", {}).get("alertname", "?"),
+                             alert.get("status", "?"), alert.get("annotations", {}).get("summary", ""))
+            else:
+                log.info("notification %s: %s %s (%s)", self.headers.get("Idempotency-Key", "-"),
+                         payload.get("event", "?"), payload.get("incident_key", "?"), payload.get("status", "?"))
         except ValueError:
             log.warning("a notification that is not JSON (%d bytes)", len(body))
         self.send_response(204)

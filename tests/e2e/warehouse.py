@@ -95,12 +95,17 @@ def poll_until(probe, timeout: float, what: str):
         time.sleep(0.5)
 
 
-def loaded_twice(ch, table: str, key: str) -> list[tuple]:
-    """(key, _version, copies) of every version loaded more than once into `udw.<table>`, read from its
-    history: a plain MergeTree that merges nothing away (sinks/ddl.py), so a row inserted twice stays
-    two rows there, where FINAL on the current table would collapse them and hide it."""
-    return ch.query(f"SELECT {key}, _version, count() FROM udw.{table}__history "
+def loaded_twice(ch, table: str, key: str, since: int = 0) -> list[tuple]:
+    """(key, _version, copies) of every version above `since` loaded more than once into `udw.<table>`,
+    read from its history: a plain MergeTree that merges nothing away (sinks/ddl.py), so a row inserted
+    twice stays two rows there, where FINAL on the current table would collapse them and hide it."""
+    return ch.query(f"SELECT {key}, _version, count() FROM udw.{table}__history WHERE _version > {int(since)} "
                     f"GROUP BY {key}, _version HAVING count() > 1 ORDER BY {key} LIMIT 5").result_rows
+
+
+def highest_version(ch, table: str) -> int:
+    """The highest `_version` loaded into `udw.<table>` so far (a test's own versions lie above it)."""
+    return ch.query(f"SELECT max(_version) FROM udw.{table}__history").result_rows[0][0] or 0
 
 
 def sink_metric(stack, name: str, table: str) -> float:
