@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from connectors.source_reader import catalog_rows, primary_key, quote_identifier
 from model import names, normalize
 from model.types import parse_type
 
@@ -137,43 +138,44 @@ def render(provider: str, dbms: str, connection: dict[str, Any], tables: list[Dr
     return "\n".join(lines) + "\n"
 
 
-def _rows(conn: Any, query: str, params: tuple = ()) -> list[tuple]:
-    cursor = conn.cursor()
-    try:
-        cursor.execute(query, params or None)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
+# Column types whose values may be identifiers written as text or digits: sampled.
+_SAMPLED_TYPES = {"postgresql": ("text", "character", "varchar", "bigint", "numeric"),
+                  "mariadb": ("char", "varchar", "text", "bigint", "decimal")}
+
+
+def _column(conn: Any, dbms: str, schema: str, table: str, column: str, declared: str, nullable: bool,
+            comment: str, sample: int) -> DraftColumn:
+    """One column of the draft, flagged by its name and, for a type that may hold identifiers, by
+    `sample` of its values (counted, never kept)."""
+    draft = DraftColumn(column, declared, nullable, comment, flag_by_name(column))
+    if declared.startswith(_SAMPLED_TYPES[dbms]):
+        quoted = quote_identifier(dbms, column)
+        relation = f"{quote_identifier(dbms, schema)}.{quote_identifier(dbms, table)}"
+        text = f"{quoted}::text" if dbms == "postgresql" else quoted
+        draft.flags += flag_by_values([v for (v,) in catalog_rows(
+            conn, f"SELECT {text} FROM {relation} WHERE {quoted} IS NOT NULL LIMIT {int(sample)}")])
+    return draft
 
 
 def read_postgresql(conn: Any, schemas: list[str], sample: int = SAMPLE_ROWS) -> list[DraftTable]:
     tables = []
-    for oid, schema, name, comment in _rows(
+    for oid, schema, name, comment in catalog_rows(
             conn, "SELECT c.oid, n.nspname, c.relname, coalesce(obj_description(c.oid, 'pg_class'), '') "
                   "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                   "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s) ORDER BY 2, 3", (schemas,)):
         if name == names.SIGNAL_TABLE_NAME:
             continue  # Qoima's own, not the provider's data
         table = DraftTable(schema, name, comment)
-        table.key = [key for (key,) in _rows(
-            conn, "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
-                  "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-                  "WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.n", (oid,))]
-        table.foreign_keys = [f"{constraint}: {definition}" for constraint, definition in _rows(
+        table.key = primary_key(conn, "postgresql", schema, name)
+        table.foreign_keys = [f"{constraint}: {definition}" for constraint, definition in catalog_rows(
             conn, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s AND contype = 'f' "
                   "ORDER BY conname", (oid,))]
-        for column, declared, not_null, column_comment in _rows(
+        for column, declared, not_null, column_comment in catalog_rows(
                 conn, "SELECT attname, format_type(atttypid, atttypmod), attnotnull, "
                       "coalesce(col_description(attrelid, attnum), '') FROM pg_attribute WHERE attrelid = %s "
                       "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)):
-            draft = DraftColumn(column, declared, not not_null, column_comment, flag_by_name(column))
-            if declared.startswith(("text", "character", "varchar", "bigint", "numeric")):
-                quoted = '"' + column.replace('"', '""') + '"'
-                relation = '"' + schema.replace('"', '""') + '"."' + name.replace('"', '""') + '"'
-                values = [v for (v,) in _rows(conn, f"SELECT {quoted}::text FROM {relation} "
-                                                    f"WHERE {quoted} IS NOT NULL LIMIT {int(sample)}")]
-                draft.flags += flag_by_values(values)
-            table.columns.append(draft)
+            table.columns.append(_column(conn, "postgresql", schema, name, column, declared, not not_null,
+                                         column_comment, sample))
         tables.append(table)
     return tables
 
@@ -181,28 +183,22 @@ def read_postgresql(conn: Any, schemas: list[str], sample: int = SAMPLE_ROWS) ->
 def read_mariadb(conn: Any, schemas: list[str], sample: int = SAMPLE_ROWS) -> list[DraftTable]:
     tables = []
     marks = ", ".join(["%s"] * len(schemas))
-    for schema, name, comment in _rows(
+    for schema, name, comment in catalog_rows(
             conn, f"SELECT table_schema, table_name, table_comment FROM information_schema.tables "
                   f"WHERE table_schema IN ({marks}) AND table_type = 'BASE TABLE' ORDER BY 1, 2", tuple(schemas)):
         if name == names.SIGNAL_TABLE_NAME:
             continue
         table = DraftTable(schema, name, comment or "")
-        table.key = [key for (key,) in _rows(
-            conn, "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
-                  "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position", (schema, name))]
+        table.key = primary_key(conn, "mariadb", schema, name)
         table.foreign_keys = [f"{constraint}: ({column}) REFERENCES {ref_table}({ref_column})"
-                              for constraint, column, ref_table, ref_column in _rows(
+                              for constraint, column, ref_table, ref_column in catalog_rows(
             conn, "SELECT constraint_name, column_name, referenced_table_name, referenced_column_name "
                   "FROM information_schema.key_column_usage WHERE table_schema = %s AND table_name = %s "
                   "AND referenced_table_name IS NOT NULL ORDER BY constraint_name", (schema, name))]
-        for column, declared, nullable, column_comment in _rows(
+        for column, declared, nullable, column_comment in catalog_rows(
                 conn, "SELECT column_name, column_type, is_nullable, column_comment FROM information_schema.columns "
                       "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name)):
-            draft = DraftColumn(column, declared, nullable == "YES", column_comment or "", flag_by_name(column))
-            if declared.startswith(("char", "varchar", "text", "bigint", "decimal")):
-                values = [v for (v,) in _rows(conn, f"SELECT `{column}` FROM `{schema}`.`{name}` "
-                                                    f"WHERE `{column}` IS NOT NULL LIMIT {int(sample)}")]
-                draft.flags += flag_by_values(values)
-            table.columns.append(draft)
+            table.columns.append(_column(conn, "mariadb", schema, name, column, declared, nullable == "YES",
+                                         column_comment or "", sample))
         tables.append(table)
     return tables

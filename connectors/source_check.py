@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from connectors.source_reader import catalog_rows, primary_key
 from model import names
 from model.regulation import Regulation, Table
 from model.types import parse_type
@@ -101,8 +102,8 @@ def compare_table(table: Table, dbms: str, columns: dict[str, str] | None, key: 
 
 def compare_publication(regulation: Regulation, published: set[str] | None) -> Finding:
     """Pure: the publication against the regulated tables and the signal table."""
-    wanted = {t.name for t in regulation.tables} | {names.SIGNAL_TABLE}
-    tables = ", ".join(sorted(wanted))
+    wanted = set(regulation.publication_tables)
+    tables = ", ".join(regulation.publication_tables)
     name = regulation.publication_name
     if published is None:
         return Finding(ERROR, "publication", f"publication {name} does not exist",
@@ -118,15 +119,10 @@ def compare_publication(regulation: Regulation, published: set[str] | None) -> F
 
 class _Source:
     def __init__(self, conn: Any) -> None:
-        self._conn = conn
+        self.conn = conn
 
     def rows(self, query: str, params: tuple = ()) -> list[tuple]:
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(query, params or None)
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return catalog_rows(self.conn, query, params)
 
     def one(self, query: str, params: tuple = ()) -> Any:
         rows = self.rows(query, params)
@@ -180,10 +176,7 @@ def _postgresql(regulation: Regulation, source: _Source) -> list[Finding]:
             continue
         columns = dict(source.rows("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                                    "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)))
-        key = [name for (name,) in source.rows(
-            "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-            "WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.n", (oid,))]
+        key = primary_key(source.conn, "postgresql", table.schema_name, table.table_name)
         identity = source.one("SELECT relreplident FROM pg_class WHERE oid = %s", (oid,))
         found += compare_table(table, "postgresql", columns, key, identity, relation)
         if not source.one("SELECT has_table_privilege(%s::oid, 'SELECT')", (oid,)):
@@ -236,10 +229,7 @@ def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
         columns = dict(source.rows("SELECT column_name, column_type FROM information_schema.columns "
                                    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
                                    (table.schema_name, table.table_name)))
-        key = [name for (name,) in source.rows(
-            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
-            "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
-            (table.schema_name, table.table_name))]
+        key = primary_key(source.conn, "mariadb", table.schema_name, table.table_name)
         found += compare_table(table, "mariadb", columns or None, key, "", relation)
     signal = source.one("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                         (database, names.SIGNAL_TABLE_NAME))

@@ -38,6 +38,36 @@ def connect_source(regulation: Regulation, environ: dict[str, str], *, timeout_m
         autocommit=autocommit)
 
 
+def quote_identifier(dbms: str, name: str) -> str:
+    """An identifier as each dialect quotes it (backticks in MariaDB, double quotes in PostgreSQL)."""
+    if dbms == "mariadb":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def catalog_rows(conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
+    """Every row of one read-only statement on a DB-API connection (`%s` placeholders)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query, params or None)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def primary_key(conn: Any, dbms: str, schema: str, table: str) -> list[str]:
+    """The table's primary key columns in key order; empty when it has none (or is absent)."""
+    if dbms == "mariadb":
+        query = ("SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
+                 "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position")
+        return [name for (name,) in catalog_rows(conn, query, (schema, table))]
+    relation = f"{quote_identifier(dbms, schema)}.{quote_identifier(dbms, table)}"
+    return [name for (name,) in catalog_rows(
+        conn, "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
+              "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+              "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY k.n", (relation,))]
+
+
 class Catalog(NamedTuple):
     """What the capture account sees of a table."""
     columns: list[str] | None   # in the table's order; None when it is absent or its schema is not visible
@@ -78,20 +108,13 @@ class SourceReader:
                 pass
 
     def _quote(self, name: str) -> str:
-        if self.dbms == "mariadb":
-            return "`" + name.replace("`", "``") + "`"
-        return '"' + name.replace('"', '""') + '"'
+        return quote_identifier(self.dbms, name)
 
     def _relation(self, table: Table) -> str:
         return f"{self._quote(table.schema_name)}.{self._quote(table.table_name)}"
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        cursor = self.connect()._conn.cursor()
-        try:
-            cursor.execute(query, params)
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return catalog_rows(self.connect()._conn, query, params)
 
     def _postgresql_only(self, what: str) -> None:
         if self.dbms != "postgresql":

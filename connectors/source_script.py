@@ -19,7 +19,7 @@ from model.regulation import Regulation
 def _postgresql(regulation: Regulation) -> str:
     source, role = regulation.source, regulation.source.user
     schemas = sorted({t.schema_name for t in regulation.tables})
-    tables = ", ".join([*(t.name for t in regulation.tables), names.SIGNAL_TABLE])
+    tables = ", ".join(regulation.publication_tables)
     lines = [
         f"-- Qoima: what capture of provider {regulation.provider} needs, run by the data owner in database "
         f"{source.database}.",

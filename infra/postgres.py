@@ -121,7 +121,7 @@ class LocalPostgres:
         """Created by the data owner, so the capture account needs no ownership of the tables."""
         import psycopg
 
-        tables = ", ".join([*(t.name for t in regulation.tables), SIGNAL_TABLE])
+        tables = ", ".join(regulation.publication_tables)
         with psycopg.connect(self.admin_conninfo(regulation.source.database), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (regulation.publication_name,)).fetchone():
                 conn.execute(f"ALTER PUBLICATION {regulation.publication_name} SET TABLE {tables}")

@@ -98,7 +98,7 @@ def phone(value: str) -> str | None:
 
 
 def name(value: str) -> str | None:
-    text = unicodedata.normalize("NFC", value).casefold().translate(_CYRILLIC_TO_LATIN)
+    text = value.casefold().translate(_CYRILLIC_TO_LATIN)  # NFC already: every normalizer reads folded text
     text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     text = _I_RUN.sub("i", _KH.sub("h", text.translate(_LATIN_VARIANTS)))
     text = _SPACES.sub(" ", text).strip()

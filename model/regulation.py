@@ -467,6 +467,11 @@ class Regulation(_Model):
     def publication_name(self) -> str:
         return names.publication_name(self.provider)
 
+    @property
+    def publication_tables(self) -> list[str]:
+        """What the PostgreSQL publication holds: the regulated tables, then the signal table."""
+        return [*(t.name for t in self.tables), names.SIGNAL_TABLE]
+
     def table(self, name: str) -> Table:
         for table in self.tables:
             if table.name == name:

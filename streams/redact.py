@@ -54,16 +54,11 @@ _GROUP = re.compile(r"\d+")
 _NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
 
 
-def _ascii_digits(text: str) -> str:
-    # \d also matches other scripts' digits; the check digit is computed on their values.
-    return "".join(str(int(c)) for c in text)
-
-
 def _twelve(digits: str) -> str:
-    ascii_digits = _ascii_digits(digits)
-    if is_valid_iin(ascii_digits):
+    # ASCII digits: `redact` reads the text folded, where every script's digits are ASCII.
+    if is_valid_iin(digits):
         return "IIN"
-    if is_valid_bin(ascii_digits):
+    if is_valid_bin(digits):
         return "BIN"
     return "ID_NUMBER"
 
