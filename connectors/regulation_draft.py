@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from connectors.source_reader import catalog_rows, primary_key, quote_identifier
+from connectors.source_reader import catalog_rows, pg_columns, primary_key, quote_identifier
 from model import names, normalize
 from model.types import parse_type
 
@@ -110,12 +110,20 @@ def render(provider: str, dbms: str, connection: dict[str, Any], tables: list[Dr
         "  snapshot: initial",
         "tables:",
     ]
+    schemas = names.warehouse_names(sorted({table.schema for table in tables}))
+    table_names = {schema: names.warehouse_names([t.name for t in tables if t.schema == schema]) for schema in schemas}
     for table in tables:
-        lines.append(f"  - name: {table.schema}.{table.name}")
+        lines.append(f"  - name: {schemas[table.schema]}.{table_names[table.schema][table.name]}")
+        # A name that needs quoting at the source keeps its exact spelling here (docs/regulation.md, "Names").
+        if schemas[table.schema] != table.schema:
+            lines.append(f"    source_schema: {_quote(table.schema)}")
+        if table_names[table.schema][table.name] != table.name:
+            lines.append(f"    source_table: {_quote(table.name)}")
         if table.comment:
             lines.append(f"    description: {_quote(table.comment)}")
+        columns = names.warehouse_names([c.name for c in table.columns])
         if table.key:
-            lines.append(f"    primary_key: [{', '.join(table.key)}]")
+            lines.append(f"    primary_key: [{', '.join(columns.get(k, k) for k in table.key)}]")
         else:
             lines.append("    primary_key: []  # TODO: no primary key at the source: add one there, or "
                          "REPLICA IDENTITY FULL and name the columns that identify a row")
@@ -128,7 +136,10 @@ def render(provider: str, dbms: str, connection: dict[str, Any], tables: list[Dr
             note = _type_note(column.type, dbms)
             if note:
                 lines.append(f"      # {column.name}: {note}")
-            entry = [f"name: {column.name}", f"type: {_quote(column.type)}"]
+            entry = [f"name: {columns[column.name]}"]
+            if columns[column.name] != column.name:
+                entry.append(f"source_name: {_quote(column.name)}")
+            entry.append(f"type: {_quote(column.type)}")
             if not column.nullable:
                 entry.append("nullable: false")
             entry.append(f"action: {UNDECIDED}")
@@ -147,7 +158,7 @@ def _column(conn: Any, dbms: str, schema: str, table: str, column: str, declared
             comment: str, sample: int) -> DraftColumn:
     """One column of the draft, flagged by its name and, for a type that may hold identifiers, by
     `sample` of its values (counted, never kept)."""
-    draft = DraftColumn(column, declared, nullable, comment, flag_by_name(column))
+    draft = DraftColumn(column, declared, nullable, comment, flag_by_name(names.warehouse_name(column)))
     if declared.startswith(_SAMPLED_TYPES[dbms]):
         quoted = quote_identifier(dbms, column)
         relation = f"{quote_identifier(dbms, schema)}.{quote_identifier(dbms, table)}"
@@ -170,10 +181,7 @@ def read_postgresql(conn: Any, schemas: list[str], sample: int = SAMPLE_ROWS) ->
         table.foreign_keys = [f"{constraint}: {definition}" for constraint, definition in catalog_rows(
             conn, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s AND contype = 'f' "
                   "ORDER BY conname", (oid,))]
-        for column, declared, not_null, column_comment in catalog_rows(
-                conn, "SELECT attname, format_type(atttypid, atttypmod), attnotnull, "
-                      "coalesce(col_description(attrelid, attnum), '') FROM pg_attribute WHERE attrelid = %s "
-                      "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)):
+        for column, declared, not_null, column_comment in pg_columns(conn, oid):
             table.columns.append(_column(conn, "postgresql", schema, name, column, declared, not not_null,
                                          column_comment, sample))
         tables.append(table)

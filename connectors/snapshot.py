@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from connectors.debezium.mariadb import signal_table
+from connectors.debezium.shared import snapshot_collection
 from connectors.source_reader import connect_source
 from model.names import SIGNAL_TABLE
 from model.regulation import Regulation
@@ -28,11 +29,11 @@ from model.regulation import Regulation
 
 def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:
     """Ask the provider's connector to re-snapshot `tables` (schema.table); returns the signal id."""
-    for name in tables:
-        regulation.table(name)  # raises with the list of declared tables
+    chosen = [regulation.table(name) for name in tables]  # raises with the list of declared tables
     source = regulation.source
     signal_id = str(uuid.uuid4())
-    data = json.dumps({"data-collections": tables, "type": "incremental"})
+    data = json.dumps({"data-collections": [snapshot_collection(t.schema_name, t.table_name) for t in chosen],
+                       "type": "incremental"}, ensure_ascii=False)
     table = signal_table(regulation) if source.dbms == "mariadb" else SIGNAL_TABLE
     conn = connect_source(regulation, environ, application="qoima-snapshot", autocommit=True)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from connectors.source_reader import catalog_rows, primary_key
+from connectors.source_reader import catalog_rows, pg_columns, primary_key, quote_identifier, relation
 from model import names
 from model.regulation import Regulation, Table
 from model.types import parse_type
@@ -58,10 +58,11 @@ def compare_table(table: Table, dbms: str, columns: dict[str, str] | None, key: 
                         "or remove it from the regulation")]
     found: list[Finding] = []
     for column in table.columns:
-        actual = columns.get(column.name)
+        actual = columns.get(column.source_column)
         if actual is None:
-            found.append(Finding(ERROR, name, f"column {column.name} declared but not at the source",
-                                 f"remove {column.name} from the regulation, or check its spelling"))
+            found.append(Finding(ERROR, name, f"column {column.source_column} declared but not at the source",
+                                 f"remove {column.name} from the regulation, or check its spelling (source_name "
+                                 "when the source's name needs quoting)"))
         else:
             compatible = _compatible(actual, column.source_type, dbms)
             if compatible is False:
@@ -71,21 +72,23 @@ def compare_table(table: Table, dbms: str, columns: dict[str, str] | None, key: 
                 found.append(Finding(WARNING, name, f"column {column.name} is {actual} at the source, which the "
                                                     f"check cannot compare with the declared {column.type}",
                                      "compare them by hand (docs/type-mapping.md)"))
-    undeclared = sorted(set(columns) - {c.name for c in table.columns})
+    undeclared = sorted(set(columns) - {c.source_column for c in table.columns})
     if undeclared:
         found.append(Finding(WARNING, name, f"column(s) not declared, so not loaded: {', '.join(undeclared)}",
                              "declare each with its action in the regulation if analysts need it"))
-    declared_key = list(table.primary_key)
+    declared_key = [table.column(k).source_column for k in table.primary_key]
     if key and sorted(key) != sorted(declared_key):
+        warehouse = {c.source_column: c.name for c in table.columns}
         found.append(Finding(ERROR, name, f"the source's primary key is ({', '.join(key)}), the regulation "
                                           f"declares ({', '.join(declared_key)})",
-                             f"set primary_key: [{', '.join(key)}] in the regulation"))
+                             f"set primary_key: [{', '.join(warehouse.get(k, k) for k in key)}] in the regulation"))
     if dbms == "postgresql":
         if not key and replica_identity not in ("f", "i"):
             # A published table without a replica identity refuses its own UPDATEs and DELETEs.
             found.append(Finding(ERROR, name, "no primary key and no replica identity: once published, the "
                                               "provider's UPDATEs and DELETEs on it would fail",
-                                 f"ALTER TABLE {relation} ADD PRIMARY KEY ({', '.join(declared_key)}); "
+                                 f"ALTER TABLE {relation} ADD PRIMARY KEY "
+                                 f"({', '.join(quote_identifier(dbms, k) for k in declared_key)}); "
                                  f"or ALTER TABLE {relation} REPLICA IDENTITY FULL;"))
         binary = [c.name for c in table.columns if c.source_type.family == "bytea"
                   or (c.source_type.family == "array" and "bytea" in c.type)]
@@ -100,16 +103,17 @@ def compare_table(table: Table, dbms: str, columns: dict[str, str] | None, key: 
     return found
 
 
-def compare_publication(regulation: Regulation, published: set[str] | None) -> Finding:
-    """Pure: the publication against the regulated tables and the signal table."""
+def compare_publication(regulation: Regulation, published: set[tuple[str, str]] | None) -> Finding:
+    """Pure: the publication's (schema, table) pairs against the regulated tables and the signal table."""
     wanted = set(regulation.publication_tables)
-    tables = ", ".join(regulation.publication_tables)
+    tables = ", ".join(relation("postgresql", *pair) for pair in regulation.publication_tables)
     name = regulation.publication_name
     if published is None:
         return Finding(ERROR, "publication", f"publication {name} does not exist",
                        f"CREATE PUBLICATION {name} FOR TABLE {tables};")
     if published != wanted:
-        missing, extra = sorted(wanted - published), sorted(published - wanted)
+        missing = sorted(relation("postgresql", *pair) for pair in wanted - published)
+        extra = sorted(relation("postgresql", *pair) for pair in published - wanted)
         detail = "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
                                          f"not regulated {', '.join(extra)}" if extra else ""]))
         return Finding(ERROR, "publication", f"publication {name} differs from the regulation: {detail}",
@@ -169,25 +173,25 @@ def _postgresql(regulation: Regulation, source: _Source) -> list[Finding]:
     found.append(Finding(OK, "grants", f"{user} has REPLICATION") if replication else
                  Finding(ERROR, "grants", f"{user} lacks REPLICATION", f"ALTER ROLE {user} REPLICATION;"))
     for table in regulation.tables:
-        relation = f"{table.schema_name}.{table.table_name}"
-        oid = source.one("SELECT to_regclass(%s)::oid", (relation,))
+        quoted = relation("postgresql", table.schema_name, table.table_name)
+        oid = source.one("SELECT to_regclass(%s)::oid", (quoted,))
         if oid is None:
-            found += compare_table(table, "postgresql", None, [], "", relation)
+            found += compare_table(table, "postgresql", None, [], "", quoted)
             continue
-        columns = dict(source.rows("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                                   "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (oid,)))
+        columns = {name: declared for name, declared, _, _ in pg_columns(source.conn, oid)}
         key = primary_key(source.conn, "postgresql", table.schema_name, table.table_name)
         identity = source.one("SELECT relreplident FROM pg_class WHERE oid = %s", (oid,))
-        found += compare_table(table, "postgresql", columns, key, identity, relation)
+        found += compare_table(table, "postgresql", columns, key, identity, quoted)
         if not source.one("SELECT has_table_privilege(%s::oid, 'SELECT')", (oid,)):
             found.append(Finding(ERROR, table.name, f"{user} cannot SELECT it (snapshots read it)",
-                                 f"GRANT SELECT ON {relation} TO {user};"))
+                                 f"GRANT SELECT ON {quoted} TO {user};"))
+        found += _like_twins(source, table, quoted)
     if regulation.polled:
         return found
-    published = source.rows("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s",
+    published = source.rows("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
                             (regulation.publication_name,))
     exists = source.one("SELECT count(*) FROM pg_publication WHERE pubname = %s", (regulation.publication_name,))
-    found.append(compare_publication(regulation, {name for (name,) in published} if exists else None))
+    found.append(compare_publication(regulation, {tuple(pair) for pair in published} if exists else None))
     signal = source.one("SELECT to_regclass(%s)::oid", (names.SIGNAL_TABLE,))
     if signal is None:
         found.append(Finding(ERROR, "signal table", f"{names.SIGNAL_TABLE} is missing (incremental snapshots "
@@ -199,6 +203,24 @@ def _postgresql(regulation: Regulation, source: _Source) -> list[Finding]:
     else:
         found.append(Finding(OK, "signal table", f"{names.SIGNAL_TABLE} present and writable"))
     return found
+
+
+def _like_twins(source: _Source, table: Table, quoted: str) -> list[Finding]:
+    """Debezium 3.0 reads a streamed table's columns through JDBC metadata with its schema and
+    table names as LIKE patterns, unescaped: a '_' or '%' in them also matches other relations,
+    and their columns together stop the connector at the table's first change ("Duplicate key")."""
+    if not any(c in table.schema_name + table.table_name for c in "_%"):
+        return []
+    twins = [f"{schema}.{name}" for schema, name in source.rows(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname LIKE %s AND c.relname LIKE %s "
+        "AND NOT (n.nspname = %s AND c.relname = %s) ORDER BY 1, 2",
+        (table.schema_name, table.table_name, table.schema_name, table.table_name))]
+    if not twins:
+        return []
+    return [Finding(ERROR, table.name, f"Debezium reads its columns with {quoted} as a LIKE pattern, which also "
+                                       f"matches {', '.join(twins)}: the first change streamed from it would stop "
+                                       "the connector", f"rename {', '.join(twins)} (or this table) at the source")]
 
 
 def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
@@ -225,12 +247,12 @@ def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
         if privilege not in grants and alias not in grants and "ALL PRIVILEGES ON *.*" not in grants:
             found.append(Finding(ERROR, "grants", f"{user} lacks {privilege}", f"GRANT {privilege} ON *.* TO '{user}'@'%';"))
     for table in regulation.tables:
-        relation = f"`{table.schema_name}`.`{table.table_name}`"
+        quoted = relation("mariadb", table.schema_name, table.table_name)
         columns = dict(source.rows("SELECT column_name, column_type FROM information_schema.columns "
                                    "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
                                    (table.schema_name, table.table_name)))
         key = primary_key(source.conn, "mariadb", table.schema_name, table.table_name)
-        found += compare_table(table, "mariadb", columns or None, key, "", relation)
+        found += compare_table(table, "mariadb", columns or None, key, "", quoted)
     signal = source.one("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                         (database, names.SIGNAL_TABLE_NAME))
     if not signal:

@@ -45,6 +45,11 @@ def quote_identifier(dbms: str, name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def relation(dbms: str, schema: str, table: str) -> str:
+    """`schema.table` (MariaDB: `database.table`), each part quoted."""
+    return f"{quote_identifier(dbms, schema)}.{quote_identifier(dbms, table)}"
+
+
 def catalog_rows(conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
     """Every row of one read-only statement on a DB-API connection (`%s` placeholders)."""
     cursor = conn.cursor()
@@ -55,17 +60,28 @@ def catalog_rows(conn: Any, query: str, params: Sequence[Any] | None = None) -> 
         cursor.close()
 
 
+def pg_columns(conn: Any, oid: int) -> list[tuple[str, str, bool, str]]:
+    """(name, type, not null, comment) of a PostgreSQL table's columns in order. A domain's column
+    has its base type: what Debezium sends and a regulation declares."""
+    return [(name, declared, bool(not_null), comment) for name, declared, not_null, comment in catalog_rows(
+        conn, "SELECT a.attname, CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) "
+              "ELSE format_type(a.atttypid, a.atttypmod) END, a.attnotnull OR (t.typtype = 'd' AND t.typnotnull), "
+              "coalesce(col_description(a.attrelid, a.attnum), '') FROM pg_attribute a "
+              "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped "
+              "ORDER BY a.attnum", (oid,))]
+
+
 def primary_key(conn: Any, dbms: str, schema: str, table: str) -> list[str]:
     """The table's primary key columns in key order; empty when it has none (or is absent)."""
     if dbms == "mariadb":
         query = ("SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
                  "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position")
         return [name for (name,) in catalog_rows(conn, query, (schema, table))]
-    relation = f"{quote_identifier(dbms, schema)}.{quote_identifier(dbms, table)}"
+    quoted = relation(dbms, schema, table)
     return [name for (name,) in catalog_rows(
         conn, "SELECT a.attname FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
               "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-              "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY k.n", (relation,))]
+              "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY k.n", (quoted,))]
 
 
 class Catalog(NamedTuple):
@@ -110,8 +126,9 @@ class SourceReader:
     def _quote(self, name: str) -> str:
         return quote_identifier(self.dbms, name)
 
-    def _relation(self, table: Table) -> str:
-        return f"{self._quote(table.schema_name)}.{self._quote(table.table_name)}"
+    def relation(self, table: Table) -> str:
+        """The table as SQL names it at the source, quoted."""
+        return relation(self.dbms, table.schema_name, table.table_name)
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return catalog_rows(self.connect()._conn, query, params)
@@ -130,13 +147,13 @@ class SourceReader:
 
     def count_rows(self, table: Table) -> int:
         """Rows of `table`; in marker mode without the soft-deleted ones (deletes in the warehouse)."""
-        query = f"SELECT count(*) FROM {self._relation(table)}"
+        query = f"SELECT count(*) FROM {self.relation(table)}"
         if table.deleted_flag:
-            query += f" WHERE {self._quote(table.deleted_flag)} IS NOT TRUE"
+            query += f" WHERE {self._quote(table.column(table.deleted_flag).source_column)} IS NOT TRUE"
         return int(self._rows(query)[0][0])
 
     def distinct_values(self, table: Table, column: str, limit: int) -> Iterator[Any]:
-        query = f"SELECT DISTINCT {self._quote(column)} FROM {self._relation(table)} LIMIT {int(limit)}"
+        query = f"SELECT DISTINCT {self._quote(column)} FROM {self.relation(table)} LIMIT {int(limit)}"
         for (value,) in self._rows(query):
             yield value
 
@@ -145,21 +162,21 @@ class SourceReader:
         self._postgresql_only("the catalog")
         import psycopg
 
-        relation = f"{table.schema_name}.{table.table_name}"
+        quoted = self.relation(table)
         try:
-            found = self._rows("SELECT to_regclass(%s) IS NOT NULL", (relation,))[0][0]
+            found = self._rows("SELECT to_regclass(%s) IS NOT NULL", (quoted,))[0][0]
         except psycopg.errors.InsufficientPrivilege:  # no USAGE on the schema
             found = False
         if not found:
             return Catalog(None, False, False)
         columns = [name for (name,) in self._rows(
             "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
-            "AND NOT attisdropped ORDER BY attnum", (relation,))]
-        readable = self._rows("SELECT has_table_privilege(to_regclass(%s), 'SELECT')", (relation,))[0][0]
+            "AND NOT attisdropped ORDER BY attnum", (quoted,))]
+        readable = self._rows("SELECT has_table_privilege(to_regclass(%s), 'SELECT')", (quoted,))[0][0]
         indexed = self._rows(
             "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
             "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND a.attname = %s)",
-            (relation, table.marker))[0][0]
+            (quoted, table.column(table.marker).source_column))[0][0]
         return Catalog(columns, bool(readable), bool(indexed))
 
     def clock(self) -> tuple[datetime, datetime]:
@@ -174,9 +191,10 @@ class SourceReader:
         `after` (marker, key...) or from the marker value `lower` (inclusive), up to the marker
         value `upper`. Ties on the marker are split by the key, never skipped. Columns in
         `as_text` are read in the source's text form."""
-        names = [column.name for column in table.columns]
-        order = ", ".join(self._quote(c) for c in (table.marker, *table.primary_key))
-        marker = self._quote(table.marker)
+        names = [column.name for column in table.columns]   # the rows' keys; the source's own in SQL
+        source = {column.name: self._quote(column.source_column) for column in table.columns}
+        order = ", ".join(source[c] for c in (table.marker, *table.primary_key))
+        marker = source[table.marker]
         where, params = [], []
         if after is not None:
             where.append(f"({order}) > ({', '.join(['%s'] * len(after))})")
@@ -187,13 +205,12 @@ class SourceReader:
         if upper is not None:
             where.append(f"{marker} <= %s")
             params.append(upper)
-        select = ", ".join(self._as_text(name) if name in as_text else self._quote(name) for name in names)
-        query = (f"SELECT {select} FROM {self._relation(table)} WHERE {' AND '.join(where) or 'TRUE'} "
+        select = ", ".join(self._as_text(source[name]) if name in as_text else source[name] for name in names)
+        query = (f"SELECT {select} FROM {self.relation(table)} WHERE {' AND '.join(where) or 'TRUE'} "
                  f"ORDER BY {order} LIMIT %s")
         return [dict(zip(names, row)) for row in self._rows(query, [*params, limit])]
 
-    def _as_text(self, name: str) -> str:
-        quoted = self._quote(name)
+    def _as_text(self, quoted: str) -> str:
         if self.dbms == "mariadb":
             return f"CAST({quoted} AS CHAR) AS {quoted}"
         return f"{quoted}::text AS {quoted}"
@@ -201,7 +218,8 @@ class SourceReader:
     def marker_keys(self, table: Table) -> list[tuple[tuple, Any, bool]]:
         """(primary key, marker value, flagged deleted) of every row."""
         width = len(table.primary_key)
-        keys = ", ".join(self._quote(k) for k in table.primary_key)
-        flag = f"{self._quote(table.deleted_flag)} IS TRUE" if table.deleted_flag else "FALSE"
-        query = f"SELECT {keys}, {self._quote(table.marker)}, {flag} FROM {self._relation(table)}"
+        source = {column.name: self._quote(column.source_column) for column in table.columns}
+        keys = ", ".join(source[k] for k in table.primary_key)
+        flag = f"{source[table.deleted_flag]} IS TRUE" if table.deleted_flag else "FALSE"
+        query = f"SELECT {keys}, {source[table.marker]}, {flag} FROM {self.relation(table)}"
         return [(tuple(row[:width]), row[width], row[width + 1]) for row in self._rows(query)]

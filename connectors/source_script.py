@@ -12,6 +12,7 @@ a restart) `qoima provider check` reports afterwards, with its fix.
 """
 from __future__ import annotations
 
+from connectors.source_reader import quote_identifier, relation
 from model import names
 from model.regulation import Regulation
 
@@ -19,7 +20,8 @@ from model.regulation import Regulation
 def _postgresql(regulation: Regulation) -> str:
     source, role = regulation.source, regulation.source.user
     schemas = sorted({t.schema_name for t in regulation.tables})
-    tables = ", ".join(regulation.publication_tables)
+    # Inside the string literal \gexec runs: a quote in a name is doubled once more.
+    tables = ", ".join(relation("postgresql", *pair) for pair in regulation.publication_tables).replace("'", "''")
     lines = [
         f"-- Qoima: what capture of provider {regulation.provider} needs, run by the data owner in database "
         f"{source.database}.",
@@ -33,9 +35,10 @@ def _postgresql(regulation: Regulation) -> str:
         f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') \\gexec",
         f"SELECT format('ALTER ROLE %I LOGIN REPLICATION PASSWORD %L', '{role}', :'capture_password') \\gexec",
     ]
-    lines += [f"GRANT USAGE ON SCHEMA {schema} TO {role};" for schema in schemas]
-    lines += [f"GRANT SELECT ON {t.name} TO {role};" for t in regulation.tables]
-    binary = [t.name for t in regulation.tables
+    lines += [f"GRANT USAGE ON SCHEMA {quote_identifier('postgresql', schema)} TO {role};" for schema in schemas]
+    lines += [f"GRANT SELECT ON {relation('postgresql', t.schema_name, t.table_name)} TO {role};"
+              for t in regulation.tables]
+    binary = [relation("postgresql", t.schema_name, t.table_name) for t in regulation.tables
               if any(c.source_type.family == "bytea" or "bytea" in c.type for c in t.columns)]
     if binary:
         lines.append("-- bytea under REPLICA IDENTITY DEFAULT arrives as NULL when unchanged (docs/type-mapping.md):")

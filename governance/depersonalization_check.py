@@ -60,7 +60,7 @@ def known_values(regulations: list[Regulation], environ: dict[str, str], limit: 
                     if column.kind not in _KNOWN_KINDS:
                         continue
                     add = known.add_name if column.kind is IdentifierKind.name else known.add_phone
-                    for value in reader.distinct_values(table, column.name, limit):
+                    for value in reader.distinct_values(table, column.source_column, limit):
                         add(value)
     return known
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from connectors.source_reader import quote_identifier, relation
 from infra.ports import port_open
 from infra.processes import Managed, Progress, StackError, log_tail
 from model.names import SIGNAL_TABLE, SIGNAL_TABLE_DDL
@@ -109,7 +110,7 @@ class LocalPostgres:
             regulations = load_all(self.s.regulations_dir, self.s.regulation_env())
             schemas = sorted({table.schema_name for regulation in regulations
                               if regulation.source.database == SOURCE_DB for table in regulation.tables})
-            for schema in schemas:
+            for schema in (quote_identifier("postgresql", name) for name in schemas):
                 conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {CAPTURE_USER}")
                 conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {CAPTURE_USER}")
             # Incremental snapshots: the capture account writes signals (and Debezium its
@@ -121,7 +122,7 @@ class LocalPostgres:
         """Created by the data owner, so the capture account needs no ownership of the tables."""
         import psycopg
 
-        tables = ", ".join(regulation.publication_tables)
+        tables = ", ".join(relation("postgresql", *pair) for pair in regulation.publication_tables)
         with psycopg.connect(self.admin_conninfo(regulation.source.database), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (regulation.publication_name,)).fetchone():
                 conn.execute(f"ALTER PUBLICATION {regulation.publication_name} SET TABLE {tables}")

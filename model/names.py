@@ -9,7 +9,12 @@ migration, not an edit. Names derived from a provider take its `provider` key an
 """
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
+from collections import Counter
+
+from anyascii import anyascii
 
 # --- Kafka topics Qoima owns (per-provider topics are the functions further down) ---------------
 QUARANTINE_TOPIC = "qoima.quarantine"          # events the processor could not route, with the reason
@@ -84,7 +89,11 @@ def raw_topic_prefix(provider: str) -> str:
 
 
 def raw_topic(provider: str, table: str) -> str:
-    return f"{raw_topic_prefix(provider)}.{table}"
+    """As Debezium's default topic naming writes it for the source's `schema.table`: every UTF-16
+    unit outside [A-Za-z0-9._-] becomes '_' (a name that needs no quoting is unchanged)."""
+    topic = f"{raw_topic_prefix(provider)}.{table}"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" * (len(c.encode("utf-16-le")) // 2)
+                   for c in topic)
 
 
 def clean_topic(provider: str, table: str) -> str:
@@ -129,3 +138,39 @@ def slot_name(provider: str) -> str:
 
 def publication_name(provider: str) -> str:
     return f"qoima_{provider}_pub"
+
+
+# --- warehouse names for source names that need quoting -------------------------------------------
+WAREHOUSE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def warehouse_name(source: str) -> str:
+    """The warehouse's spelling of one source identifier: itself when it needs no quoting, else
+    transliterated to ASCII (anyascii: Cyrillic and Kazakh letters as their Latin readings), lower
+    case, every run of other characters one '_', never starting with a digit, at most 63 characters.
+    Not injective on its own ('Name' and 'name', 'a.b' and 'a b'): `warehouse_names` settles that."""
+    if WAREHOUSE_NAME.match(source):
+        return source
+    slug = re.sub(r"[^a-z0-9]+", "_", anyascii(source).lower()).strip("_")
+    if not slug:
+        return f"n_{_name_digest(source)}"
+    return (slug if slug[0].isalpha() else f"n_{slug}")[:63]
+
+
+def warehouse_names(sources: list[str]) -> dict[str, str]:
+    """Warehouse names for the identifiers of one scope (a table's columns, a schema's tables),
+    collision-free: a derived name that two sources share, or that a source's own name already
+    is, takes '_' and 6 hex digits of the source name's BLAKE2b digest. A name that needs no
+    quoting is always kept. The result is written into the regulation (`qoima regulation draft`),
+    so a table or column added later never renames one that exists."""
+    derived = {source: warehouse_name(source) for source in sources}
+    taken = Counter(derived.values())
+    kept = {source for source in sources if derived[source] == source}
+    for source, name in derived.items():
+        if source not in kept and (taken[name] > 1 or name in kept):
+            derived[source] = f"{name[:56]}_{_name_digest(source)}"
+    return derived
+
+
+def _name_digest(source: str) -> str:
+    return hashlib.blake2b(source.encode(), digest_size=3).hexdigest()

@@ -26,6 +26,21 @@ from model.types import ColumnType, is_date_type, is_text_type, parse_type
 from model.types.postgresql import parse_pg_type
 
 _IDENT = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+def _source_identifier(value: str | None, what: str) -> str | None:
+    """A name as the source spells it (any case, script, spaces, dots, quotes), or None."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{what} is empty; give the name exactly as the source spells it, or remove the field")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what} {value!r} holds a control character; no database names a table or column so")
+    if "," in value:
+        # Debezium's include lists are comma-separated regular expressions.
+        raise ValueError(f"{what} {value!r} holds a comma, which Debezium's table include list cannot carry; "
+                         "rename it at the source or capture a view of it under another name")
+    return value
 _INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -180,7 +195,10 @@ _GENERALIZED = {
 }
 _DATE_GENERALIZATIONS = {Generalization.year, Generalization.age_band}
 class Column(_Model):
+    # The warehouse's name for the column; the source's own when that needs quoting (upper case,
+    # Cyrillic, spaces, dots, quotes) is `source_name` (docs/regulation.md, "Names").
     name: str = Field(pattern=_IDENT)
+    source_name: str | None = None
     # The dbms whose language `type` is written in. Not written in YAML: the regulation copies
     # source.dbms into every column (Regulation._columns_take_source_dbms) before they are read.
     dbms: Dbms = Field(default="postgresql", exclude=True, repr=False)
@@ -194,6 +212,16 @@ class Column(_Model):
     to: Generalization | None = None
     quasi_identifier: bool = False   # with the table's other quasi-identifiers, defines k-anonymity classes
     sensitive: bool = False          # the attribute whose diversity within a class l-diversity measures
+
+    @field_validator("source_name")
+    @classmethod
+    def _source_name(cls, value: str | None) -> str | None:
+        return _source_identifier(value, "source_name")
+
+    @property
+    def source_column(self) -> str:
+        """The column's name at the source, exactly."""
+        return self.source_name or self.name
 
     @field_validator("type")
     @classmethod
@@ -287,7 +315,11 @@ def marker_kind(declared: str) -> str | None:
 
 
 class Table(_Model):
+    # The warehouse's schema.table; the source's own names, when they need quoting, are
+    # `source_schema` and `source_table` (docs/regulation.md, "Names").
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="schema.table")
+    source_schema: str | None = None
+    source_table: str | None = None
     description: str = ""
     primary_key: list[str] = Field(min_length=1)
     retention_days: int | None = Field(default=None, ge=1)
@@ -326,12 +358,24 @@ class Table(_Model):
                 raise ValueError(f"table {self.name}: deleted_flag cannot be a primary key column or the marker")
         return self
 
+    @field_validator("source_schema", "source_table")
+    @classmethod
+    def _source_names(cls, value: str | None, info) -> str | None:
+        return _source_identifier(value, info.field_name)
+
     @model_validator(mode="after")
     def _consistent(self) -> "Table":
-        names = [c.name for c in self.columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"table {self.name}: columns declared twice: {', '.join(duplicates)}")
+        for names, what in (([c.name for c in self.columns], "columns declared twice"),
+                            ([c.source_column for c in self.columns], "source columns declared twice")):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"table {self.name}: {what}: {', '.join(duplicates)}")
+        folded = [c.source_column.casefold() for c in self.columns]
+        alike = sorted(c.source_column for c in self.columns if folded.count(c.source_column.casefold()) > 1)
+        if alike:
+            # Debezium's table model looks columns up without regard to case and keeps one of them.
+            raise ValueError(f"table {self.name}: source columns {', '.join(alike)} differ only in case, and Debezium "
+                             "captures one of them; rename one at the source, or declare only one")
         by_name = {c.name: c for c in self.columns}
         for key in self.primary_key:
             column = by_name.get(key)
@@ -355,11 +399,18 @@ class Table(_Model):
 
     @property
     def schema_name(self) -> str:
-        return self.name.split(".", 1)[0]
+        """The schema (MariaDB: the database) as the source spells it."""
+        return self.source_schema or self.name.split(".", 1)[0]
 
     @property
     def table_name(self) -> str:
-        return self.name.split(".", 1)[1]
+        """The table as the source spells it."""
+        return self.source_table or self.name.split(".", 1)[1]
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Source column name -> warehouse column name, for the columns whose names differ."""
+        return {c.source_name: c.name for c in self.columns if c.source_name not in (None, c.name)}
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -398,10 +449,12 @@ class Regulation(_Model):
 
     @model_validator(mode="after")
     def _unique_tables(self) -> "Regulation":
-        names = [t.name for t in self.tables]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"tables declared twice: {', '.join(duplicates)}")
+        for names, what in (([t.name for t in self.tables], "tables declared twice"),
+                            ([f"{t.schema_name}.{t.table_name}" for t in self.tables],
+                             "source tables declared twice")):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{what}: {', '.join(duplicates)}")
         return self
 
     @field_validator("tables")
@@ -419,6 +472,15 @@ class Regulation(_Model):
             if source.capture is Capture.marker and table.marker is None:
                 raise ValueError(f"table {table.name}: capture 'marker' needs 'marker: <column>' on every table, "
                                  "a non-null column that increases with every change (e.g. updated_at timestamptz)")
+            beyond_ascii = [n for n in (table.schema_name, table.table_name, *(c.source_column for c in table.columns))
+                            if not n.isascii()]
+            if source.capture is Capture.cdc and beyond_ascii:
+                raise ValueError(
+                    f"table {table.name}: {', '.join(beyond_ascii)}: a name beyond ASCII (Cyrillic, Kazakh) cannot be "
+                    "captured by CDC with Debezium 3.0: its PostgreSQL decoder reads the names in the WAL byte by "
+                    "byte, so such a table's changes stream under a garbled name and are lost (its MariaDB "
+                    "connector is not verified with them either); rename it at the source, or capture the "
+                    "table with 'capture: marker' (docs/regulation.md, 'Names')")
             if source.capture is Capture.cdc and (table.marker or table.deleted_flag):
                 raise ValueError(f"table {table.name}: 'marker' and 'deleted_flag' apply to capture 'marker' only; "
                                  "remove them (CDC sees every change, hard deletes included)")
@@ -439,7 +501,9 @@ class Regulation(_Model):
         return names.raw_topic_prefix(self.provider)
 
     def raw_topic(self, table: Table) -> str:
-        return names.raw_topic(self.provider, table.name)
+        """Debezium's topic for the table; two tables whose source names differ only in characters
+        a topic cannot hold share one (streams/router.py tells them apart)."""
+        return names.raw_topic(self.provider, f"{table.schema_name}.{table.table_name}")
 
     def clean_topic(self, table: Table) -> str:
         return names.clean_topic(self.provider, table.name)
@@ -468,9 +532,10 @@ class Regulation(_Model):
         return names.publication_name(self.provider)
 
     @property
-    def publication_tables(self) -> list[str]:
-        """What the PostgreSQL publication holds: the regulated tables, then the signal table."""
-        return [*(t.name for t in self.tables), names.SIGNAL_TABLE]
+    def publication_tables(self) -> list[tuple[str, str]]:
+        """What the PostgreSQL publication holds, as (schema, table) at the source: the regulated
+        tables, then the signal table."""
+        return [*((t.schema_name, t.table_name) for t in self.tables), tuple(names.SIGNAL_TABLE.split("."))]
 
     def table(self, name: str) -> Table:
         for table in self.tables:

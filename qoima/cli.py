@@ -315,7 +315,7 @@ def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its 
                             lambda line: print(line, flush=True))
     try:
         signal_id = request_snapshot(regulation, tables, settings.regulation_env())
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:   # an undeclared table; a name a signal cannot carry
         raise SystemExit(str(exc.args[0])) from None
     print(f"incremental snapshot of {', '.join(tables)} requested (signal {signal_id}); streaming continues. "
           "Progress: the connector's log and qoima status.")

@@ -88,7 +88,7 @@ class BatchProcessor:
         self.partitions = partitions
         self._expire_every_s = expire_every_s
         self._last_expiry = 0.0
-        self._table_of = {topic: topic.split(".", 3)[-1] for topic in router.raw_topics}
+        self._table_of = {topic: router.topic_label(topic) for topic in router.raw_topics}
 
     def process(self, events: Iterable[RawEvent], now: float | None = None) -> Effects:
         now = time.time() if now is None else now

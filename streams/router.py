@@ -99,25 +99,31 @@ class Router:
         self._codec = codec
         self._keys = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
         self.claims = claims
-        self._tables: dict[str, tuple[Regulation, Table]] = {}
-        self._plans: dict[tuple[str, str], TablePlan] = {}   # (raw topic, key id) -> plan, built on first use
-        self._types: dict[str, dict[str, ColumnType]] = {}
-        self._rules: dict[str, RuleSet] = {}
-        self._unchanged: dict[str, UnchangedColumns] = {}
+        # Raw topic -> the tables Debezium writes to it: one, unless their source names differ
+        # only in characters a topic cannot hold (model/names.py raw_topic); then the event's
+        # own source schema and table say which.
+        self._tables: dict[str, list[tuple[Regulation, Table]]] = {}
+        # Per table, by (provider, schema.table):
+        self._plans: dict[tuple[str, str, str], TablePlan] = {}   # (+ key id) -> plan, built on first use
+        self._types: dict[tuple[str, str], dict[str, ColumnType]] = {}
+        self._rules: dict[tuple[str, str], RuleSet] = {}
+        self._unchanged: dict[tuple[str, str], UnchangedColumns] = {}
+        self._renamed: dict[tuple[str, str], dict[str, str]] = {}   # source column -> warehouse column
         for regulation in regulations:
             for table in regulation.tables:
-                self._tables[regulation.raw_topic(table)] = (regulation, table)
-                self._rules[regulation.raw_topic(table)] = RuleSet.for_table(table)
-                self._unchanged[regulation.raw_topic(table)] = UnchangedColumns(table)
+                key = (regulation.provider, table.name)
+                self._tables.setdefault(regulation.raw_topic(table), []).append((regulation, table))
+                self._rules[key] = RuleSet.for_table(table)
+                self._unchanged[key] = UnchangedColumns(table)
+                self._renamed[key] = table.renamed
                 # Dropped columns are never decoded, here as in `route`: only their presence counts.
-                self._types[regulation.raw_topic(table)] = {c.name: c.source_type for c in table.columns
-                                                            if c.output_name is not None}
+                self._types[key] = {c.name: c.source_type for c in table.columns if c.output_name is not None}
 
-    def _plan(self, topic: str, ts_ms: int) -> TablePlan:
+    def _plan(self, regulation: Regulation, table: Table, ts_ms: int) -> TablePlan:
         ring = self._keys.for_time(ts_ms)
-        plan = self._plans.get((topic, ring.key_id))
+        plan = self._plans.get((regulation.provider, table.name, ring.key_id))
         if plan is None:
-            plan = self._plans[(topic, ring.key_id)] = TablePlan(self._tables[topic][1], ring)
+            plan = self._plans[(regulation.provider, table.name, ring.key_id)] = TablePlan(table, ring)
         return plan
 
     @property
@@ -127,7 +133,21 @@ class Router:
     @property
     def tables(self) -> list[str]:
         """The `schema.table` names of every regulated table (metric labels)."""
-        return sorted({table.name for _, table in self._tables.values()})
+        return sorted({table.name for entries in self._tables.values() for _, table in entries})
+
+    def topic_label(self, topic: str) -> str:
+        """The regulated table(s) a raw topic carries, for a metric label."""
+        entries = self._tables.get(topic)
+        return "|".join(sorted(table.name for _, table in entries)) if entries else topic
+
+    def _entry(self, topic: str, change: envelope.Change | None) -> tuple[Regulation, Table] | None:
+        entries = self._tables.get(topic)
+        if not entries:
+            return None
+        if len(entries) == 1 or change is None:
+            return entries[0]
+        return next(((r, t) for r, t in entries if (t.schema_name, t.table_name) == (change.schema, change.table)),
+                    None)
 
     def route(self, topic: str, partition: int, offset: int, value: bytes | None, shard: int = 0) -> Output | None:
         """The record to send for one raw event; None for a tombstone (nothing to load).
@@ -136,17 +156,26 @@ class Router:
         if entry is None:
             return self._quarantine(topic, partition, offset, value, None, None, "unknown_table",
                                     "no regulation declares this raw topic")
-        regulation, table = entry
+        regulation, table = entry[0]
         try:
             change = envelope.decode(value)
         except envelope.EnvelopeError as exc:
             return self._quarantine(topic, partition, offset, value, regulation, table, exc.kind, str(exc))
         if change is None:
             return None
+        if len(entry) > 1:
+            found = self._entry(topic, change)
+            if found is None:
+                return self._quarantine(topic, partition, offset, value, None, None, "unknown_table",
+                                        "no regulation declares the source table this event names")
+            regulation, table = found
+        renamed = self._renamed[(regulation.provider, table.name)]
+        if renamed:  # from here on a column goes by its warehouse name
+            change = replace(change, row={renamed.get(name, name): v for name, v in change.row.items()})
         if change.op == "t":
             return self._truncate(regulation, table, change, raw_event_version(offset), shard)
         out = self._decide(topic, partition, offset, lambda: value, regulation, table,
-                           self._plan(topic, change.source_ts_ms), change, raw_event_version(offset),
+                           self._plan(regulation, table, change.source_ts_ms), change, raw_event_version(offset),
                            check_drift=True)
         if self.claims is not None and out.outcome != "quarantined":
             # Only a loaded row claims anything: a quarantined one never brought its values in.
@@ -166,13 +195,13 @@ class Router:
         Undeclared columns are noted in `_defects` by name. Quarantine records name `origin` (e.g. 'history:persons.csv') as
         their source topic, partition 0 and `offset` (the row's number in the file).
         """
-        topic = regulation.raw_topic(table)
-        entry = self._tables.get(topic)
-        if entry is None:
+        types = self._types.get((regulation.provider, table.name))
+        if types is None:
             raise ValueError(f"this router was not built with the regulation of {regulation.provider} {table.name}")
-        regulation, table = entry
-        plan = self._plan(topic, source_ts_ms)
-        types = self._types[topic]
+        plan = self._plan(regulation, table, source_ts_ms)
+        renamed = self._renamed[(regulation.provider, table.name)]
+        if renamed:
+            row = {renamed.get(name, name): value for name, value in row.items()}
         debezium: dict[str, Any] = {}
         refused: list[tuple[str, str]] = []
         for name, value in row.items():
@@ -222,7 +251,7 @@ class Router:
         drift = schema_drift(table, row) if check_drift and not change.is_delete else ()
         # Columns whose value the update left as it was and Debezium did not send: never read
         # below, loaded by the sink from the row's latest version (streams/unchanged.py).
-        unchanged = self._unchanged[regulation.raw_topic(table)].of(change.op, row) if check_drift else frozenset()
+        unchanged = self._unchanged[(regulation.provider, table.name)].of(change.op, row) if check_drift else frozenset()
         absent_mandatory = [n for n in (drift[0].columns if drift and drift[0].rule == DRIFT_ABSENT else ())
                             if not table.column(n).nullable]
         if absent_mandatory:
@@ -241,7 +270,7 @@ class Router:
         # Age bands and rules are relative to the change's own commit date, so a replay gives
         # the same band and the same verdict.
         commit_date = datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc).date()
-        rules = self._rules.get(regulation.raw_topic(table))
+        rules = self._rules.get((regulation.provider, table.name))
         violations: list[Violation] = []
         if rules and not change.is_delete:
             try:
@@ -339,7 +368,8 @@ class Router:
 
     def internal_error(self, topic: str, partition: int, offset: int, value: bytes | None, error: str) -> Output:
         entry = self._tables.get(topic)
-        regulation, table = (entry[0], entry[1]) if entry else (None, None)
+        # Several tables on one topic: the event is not decoded again to say which.
+        regulation, table = entry[0] if entry and len(entry) == 1 else (None, None)
         return self._quarantine(topic, partition, offset, value, regulation, table, "internal_error",
                                 f"processor error {error}; report it with the source offset")
 

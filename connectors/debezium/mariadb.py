@@ -26,7 +26,7 @@ representation is the same.
 """
 from __future__ import annotations
 
-from connectors.debezium.shared import shared_settings, table_regex
+from connectors.debezium.shared import include_list, shared_settings
 from model import names
 from model.regulation import Regulation
 
@@ -61,8 +61,7 @@ def connector_config(regulation: Regulation, bootstrap: str | None) -> dict[str,
         "database.ssl.mode": "disabled" if source.host in _LOOPBACK else "required",
         "database.server.id": str(source.server_id),
         "database.include.list": source.database,
-        "table.include.list": ",".join(table_regex(t) for t in [*(t.name for t in regulation.tables),
-                                                                 signal_table(regulation)]),
+        "table.include.list": include_list(regulation, signal_table(regulation)),
         "schema.history.internal.kafka.bootstrap.servers": bootstrap,
         "schema.history.internal.kafka.topic": schema_history_topic(regulation),
         "schema.history.internal.store.only.captured.databases.ddl": "true",

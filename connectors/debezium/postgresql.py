@@ -15,7 +15,7 @@ The settings every connector shares are in connectors/debezium/shared.py.
 """
 from __future__ import annotations
 
-from connectors.debezium.shared import shared_settings, table_regex
+from connectors.debezium.shared import include_list, shared_settings
 from model.names import SIGNAL_TABLE
 from model.regulation import Regulation
 
@@ -31,7 +31,7 @@ def connector_config(regulation: Regulation) -> dict[str, str]:
         "slot.name": regulation.slot_name,
         "publication.name": regulation.publication_name,
         "publication.autocreate.mode": "disabled",
-        "table.include.list": ",".join(table_regex(t) for t in [*(t.name for t in regulation.tables), SIGNAL_TABLE]),
+        "table.include.list": include_list(regulation, SIGNAL_TABLE),
         "signal.data.collection": SIGNAL_TABLE,
         "interval.handling.mode": "string",
         **shared_settings(regulation),

@@ -4,6 +4,7 @@ reference and the include-list spelling.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from model.names import HEARTBEAT_PREFIX
@@ -58,6 +59,36 @@ def shared_settings(regulation: Regulation) -> dict[str, str]:
     }
 
 
-def table_regex(table: str) -> str:
-    # Debezium matches the include list as anchored regular expressions.
-    return table.replace(".", r"\.")
+def table_regex(schema: str, table: str) -> str:
+    """One table in an include list or a snapshot signal, by its names at the source: Debezium
+    matches each as an anchored Java regular expression against `schema.table` written without
+    quotes. re.escape only puts a backslash before punctuation and spaces, which Java reads as
+    the literal character too."""
+    return rf"{re.escape(schema)}\.{re.escape(table)}"
+
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def snapshot_collection(schema: str, table: str) -> str:
+    """One table in an incremental-snapshot signal's data-collections. Debezium matches each
+    entry as a regular expression against `schema.table` and then parses the matched name back
+    into a table id, which fails for a name that needs quoting ("Unable to parse table
+    identifier", and the table is skipped). Such a table goes as a double-quoted identifier
+    instead: as a regular expression it matches nothing (no captured name holds the quotes),
+    and Debezium then parses the entry itself, quotes and all."""
+    if _PLAIN.match(schema) and _PLAIN.match(table):
+        return table_regex(schema, table)
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+    try:
+        re.compile(quoted)
+    except re.error:
+        raise ValueError(f"{schema}.{table}: Debezium reads a snapshot signal's table names as regular expressions, "
+                         "and this one is not a valid one; rename the table at the source to snapshot it") from None
+    return quoted
+
+
+def include_list(regulation: Regulation, signal: str) -> str:
+    """table.include.list: every regulated table, then the signal table (`schema.table`)."""
+    return ",".join([*(table_regex(t.schema_name, t.table_name) for t in regulation.tables),
+                     table_regex(*signal.split(".", 1))])

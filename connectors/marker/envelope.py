@@ -41,6 +41,9 @@ class EnvelopeEncoder:
                                         "cannot be polled yet (it has no Debezium form in "
                                         "connectors/debezium_encode.py)") from None
             self._encoders[column.name] = encode
+        # Rows are read and kept by warehouse name; the envelope names columns as the source does,
+        # as Debezium's would, and the processor maps them back (streams/router.py).
+        self._source_names = {column.name: column.source_column for column in table.table.columns}
 
     def _encode(self, name: str, value: Any) -> Any:
         if value is None:
@@ -55,10 +58,10 @@ class EnvelopeEncoder:
             return value if isinstance(value, (str, int, float)) else str(value)
 
     def _image(self, row: dict[str, Any], source_columns: Iterable[str]) -> dict[str, Any]:
-        image = {name: self._encode(name, row.get(name)) for name in self._encoders}
+        image = {self._source_names[name]: self._encode(name, row.get(name)) for name in self._encoders}
         # Undeclared source columns travel by name only, as null: the processor notes them in
         # `_defects` exactly as for CDC, and their values are never read.
-        image.update({name: None for name in source_columns if name not in self._encoders})
+        image.update({name: None for name in source_columns if name not in image})
         return image
 
     def event(self, op: str, row: dict[str, Any], *, version: int, ts_ms: int, now_ms: int,
@@ -69,7 +72,7 @@ class EnvelopeEncoder:
         """
         table, regulation = self.table, self.table.regulation
         if op == "d":
-            before, after = {k: self._encode(k, row[k]) for k in table.key}, None
+            before, after = {self._source_names[k]: self._encode(k, row[k]) for k in table.key}, None
         else:
             before, after = None, self._image(row, source_columns)
         image = before if after is None else after
@@ -80,7 +83,7 @@ class EnvelopeEncoder:
             "txId": None, "lsn": version, "xmin": None,
         }
         value = {"before": before, "after": after, "source": source, "op": op, "ts_ms": now_ms, "transaction": None}
-        key = {k: image[k] for k in table.key}
+        key = {self._source_names[k]: image[self._source_names[k]] for k in table.key}
         return (json.dumps(key, ensure_ascii=False, separators=(",", ":")).encode(),
                 json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 

@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable
 
 from connectors.marker.envelope import EnvelopeEncoder
+from connectors.source_reader import relation
 from connectors.marker.errors import PollerConfigError
 from connectors.marker.producer import Output
 from connectors.marker.source import MarkerSource
@@ -57,8 +58,9 @@ class MarkerPoller:
                                         "its schema")
             if not allowed:
                 raise PollerConfigError(f"{where}: the account {regulation.source.user} may not read it; "
-                                        f"GRANT SELECT ON {table.name} TO {regulation.source.user}")
-            absent = [c.name for c in table.table.columns if c.name not in columns]
+                                        f"GRANT SELECT ON {relation('postgresql', table.table.schema_name, table.table.table_name)} "
+                                        f"TO {regulation.source.user}")
+            absent = [c.source_column for c in table.table.columns if c.source_column not in columns]
             if absent:
                 raise PollerConfigError(f"{where}: declared column(s) {', '.join(absent)} not in the source table; "
                                         "fix the regulation or the source")

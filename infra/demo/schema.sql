@@ -142,6 +142,12 @@ ALTER TABLE catalog.type_samples
     ADD COLUMN IF NOT EXISTS v_numrange          numrange                    NULL,
     ADD COLUMN IF NOT EXISTS v_daterange         daterange                   NULL,
     ADD COLUMN IF NOT EXISTS v_numeric_any_array numeric[]                   NULL;
+-- A domain (a type with a constraint, common in state-body schemas): captured as its base type.
+DO $$ BEGIN
+    CREATE DOMAIN catalog.positive_amount AS numeric(12,2) CHECK (VALUE > 0);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+ALTER TABLE catalog.type_samples ADD COLUMN IF NOT EXISTS v_domain catalog.positive_amount NULL;
 
 -- Citizens' appeals: free text and attachments large enough for PostgreSQL to store out of line
 -- (TOAST), under REPLICA IDENTITY DEFAULT as most sources run; tests/e2e/test_unchanged_values.py
@@ -157,3 +163,42 @@ CREATE TABLE IF NOT EXISTS social.appeals (
     status      text        NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- A register kept under names that need quoting, as after a migration from Oracle: upper case,
+-- spaces, a dot and a quote. The addresses were left in a table whose name differs from the
+-- persons' only in a slash for the space, so both reach Kafka as one topic (Debezium writes every
+-- character a topic cannot hold as '_'). Not an underscore: Debezium 3.0 looks a streamed table's
+-- columns up with its name as a LIKE pattern, and "Persons_Main" would also match "Persons Main"
+-- and stop the connector (connectors/source_check.py reports such a pair). The regulation maps
+-- each name to a warehouse name (docs/regulation.md, "Names"). tests/e2e/test_quoted_names.py.
+CREATE SCHEMA IF NOT EXISTS "Registry Office";
+CREATE TABLE IF NOT EXISTS "Registry Office"."Persons Main" (
+    "ID"             bigint PRIMARY KEY,
+    "IIN"            char(12)    NOT NULL,
+    "Last Name"      text        NULL,
+    "Birth Date"     date        NULL,
+    "Status.Code"    text        NULL,
+    "say ""hi"""     text        NULL,
+    "Name"           text        NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS "Registry Office"."Persons/Main" (
+    "ID"             bigint PRIMARY KEY,
+    "Person ID"      bigint      NOT NULL,
+    "Address"        text        NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- A register whose schema, table and columns are named in Russian, polled by the registry's
+-- marker-mode regulation (connectors/regulations/demo_marker.yaml): Debezium 3.0's PostgreSQL
+-- decoder garbles names beyond ASCII in the WAL stream, so CDC refuses them and marker mode,
+-- which reads through SQL, captures them (docs/regulation.md, "Names").
+CREATE SCHEMA IF NOT EXISTS "Реестр";
+CREATE TABLE IF NOT EXISTS "Реестр"."Жители" (
+    "ИД"             bigint PRIMARY KEY,
+    "ИИН"            char(12)    NOT NULL,
+    "Фамилия"        text        NULL,
+    "Дата рождения"  date        NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS "Жители_updated_at_idx" ON "Реестр"."Жители" (updated_at, "ИД");

@@ -61,6 +61,7 @@ ROWS = {
         "v_xml": '<appeal id="1"><text>Әлем &amp; "q"</text></appeal>', "v_citext": "Алматы",
         "v_ltree": "kz.almaty.medeu", "v_int4range": "[1,10)", "v_numrange": "(1.5,2.25]",
         "v_daterange": "[2024-01-01,2024-02-01)", "v_numeric_any_array": "{1.5,NULL,-0.000000000000000000001}",
+        "v_domain": "9999999999.99",
     },
     2: {},
     3: {
@@ -78,7 +79,7 @@ ROWS = {
         "v_date_array": "{}", "v_timestamptz_array": '{"2038-01-19 03:14:08+00"}', "v_bool_array": "{}",
         "v_numeric_any": "NaN", "v_numeric5": "0", "v_tstz3": "1900-01-01 00:00:00+00", "v_xml": "plain text",
         "v_citext": "", "v_ltree": "", "v_int4range": "empty", "v_numrange": "(,)", "v_daterange": "[2024-01-01,)",
-        "v_numeric_any_array": "{}",
+        "v_numeric_any_array": "{}", "v_domain": "0.01",
     },
     5: {"v_text": "deleted before the check", "v_int_array": "{5}"},
 }

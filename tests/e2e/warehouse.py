@@ -29,6 +29,22 @@ COMPARED = {
         "SELECT payment_id, payment_type, amount, period, status, paid_at, kato_code_region, updated_at "
         "FROM udw.demo__social__payments FINAL",
     ),
+    # Names that need quoting at the source (infra/demo/schema.sql), warehouse names in ClickHouse.
+    "registry_office.persons_main": (
+        'SELECT "ID", extract(year FROM "Birth Date")::int, "Status.Code", "say ""hi""", "Name", updated_at '
+        'FROM "Registry Office"."Persons Main"',
+        "SELECT id, birth_date_year, status_code, say_hi, name, updated_at "
+        "FROM udw.demo__registry_office__persons_main FINAL",
+    ),
+    "registry_office.person_addresses": (
+        'SELECT "ID", "Person ID", updated_at FROM "Registry Office"."Persons/Main"',
+        "SELECT id, person_id, updated_at FROM udw.demo__registry_office__person_addresses FINAL",
+    ),
+    # Named in Russian, polled in marker mode by the registry provider.
+    "reestr.zhiteli": (
+        'SELECT "ИД", extract(year FROM "Дата рождения")::int, updated_at FROM "Реестр"."Жители"',
+        "SELECT id, data_rozhdeniya_year, updated_at FROM udw.registry__reestr__zhiteli FINAL",
+    ),
 }
 
 

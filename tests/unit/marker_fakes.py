@@ -29,9 +29,12 @@ def micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def marker_regulation(settings: Settings, regulation_env: dict[str, str]) -> Regulation:
-    """The demo marker regulation (connectors/regulations/demo_marker.yaml)."""
-    return load_regulation(settings.regulations_dir / "demo_marker.yaml", regulation_env)
+def marker_regulation(settings: Settings, regulation_env: dict[str, str],
+                      tables: tuple[str, ...] = ("registry.licenses",)) -> Regulation:
+    """The demo marker regulation (connectors/regulations/demo_marker.yaml), with `tables` only:
+    the fakes here hold licences."""
+    regulation = load_regulation(settings.regulations_dir / "demo_marker.yaml", regulation_env)
+    return regulation.model_copy(update={"tables": [regulation.table(name) for name in tables]})
 
 
 class FakeSource:
@@ -46,7 +49,7 @@ class FakeSource:
         self.fail: Exception | None = None
 
     def catalog(self, table: MarkerTable):
-        columns = [c.name for c in table.table.columns if c.name not in self.missing] + self.extra
+        columns = [c.source_column for c in table.table.columns if c.name not in self.missing] + self.extra
         return columns, self.allowed, True
 
     def clock(self):

@@ -55,13 +55,26 @@ def test_heartbeat_from_regulation(config, demo) -> None:
 def test_table_include_list_escapes_dots(config) -> None:
     entries = config["table.include.list"].split(",")
     # The signal table is captured too: Debezium reads incremental-snapshot signals from the WAL.
+    # Tables go by their names at the source, quoted names included, each escaped as a regex.
     assert entries == [r"population\.persons", r"social\.organizations", r"social\.payments",
-                       r"catalog\.type_samples", r"social\.appeals", r"public\.qoima_signal"]
+                       r"catalog\.type_samples", r"social\.appeals", r"Registry\ Office\.Persons\ Main",
+                       r"Registry\ Office\.Persons/Main",
+                       r"public\.qoima_signal"]
     assert config["signal.data.collection"] == "public.qoima_signal"
     # As anchored regexes they match the table and nothing that merely looks like it.
     for entry, name in zip(entries, ["population.persons", "social.organizations", "social.payments"]):
         assert re.fullmatch(entry, name)
         assert not re.fullmatch(entry, name.replace(".", "x"))
+
+
+def test_an_include_entry_matches_its_exact_source_name_only() -> None:
+    from connectors.debezium.shared import table_regex
+
+    for schema, table in [("Реестр", "Persons Main"), ("a.b", 'say "hi" (v2)+'), ("s", "x*y?[z]")]:
+        entry = table_regex(schema, table)
+        assert re.fullmatch(entry, f"{schema}.{table}")
+        assert not re.fullmatch(entry, f"{schema}x{table}")
+        assert "," not in entry   # the include list is comma-separated
 
 
 def test_lossless_encodings(config) -> None:

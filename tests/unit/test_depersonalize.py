@@ -50,7 +50,8 @@ def persons(plans) -> TablePlan:
 
 def test_plans_for_every_table(plans, ring) -> None:
     assert set(plans) == {"population.persons", "social.organizations", "social.payments",
-                          "catalog.type_samples", "social.appeals"}
+                          "catalog.type_samples", "social.appeals", "registry_office.persons_main",
+                          "registry_office.person_addresses"}
     assert all(plan.key_id == ring.key_id for plan in plans.values())
 
 

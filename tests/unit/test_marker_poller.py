@@ -219,7 +219,7 @@ def test_missing_column_stops_with_what_to_fix(registry) -> None:
 def test_unreadable_table_says_which_grant(registry) -> None:
     source = FakeSource()
     source.allowed = False
-    with pytest.raises(PollerConfigError, match="GRANT SELECT ON registry.licenses TO qoima_capture"):
+    with pytest.raises(PollerConfigError, match="GRANT SELECT ON \"registry\".\"licenses\" TO qoima_capture"):
         poller_for(registry, source, FakeKafka()).poll(registry)
 
 

@@ -58,7 +58,8 @@ def error_of(tmp_path: Path, document, environ: dict[str, str] | None = None) ->
 def test_demo_regulation_loads(demo, unit_settings) -> None:
     assert demo.provider == "demo"
     assert [t.name for t in demo.tables] == ["population.persons", "social.organizations", "social.payments",
-                                                  "catalog.type_samples", "social.appeals"]
+                                                  "catalog.type_samples", "social.appeals", "registry_office.persons_main",
+                                                  "registry_office.person_addresses"]
     # Interpolated from the local stack's settings.
     assert demo.source.host == unit_settings.host
     assert demo.source.port == unit_settings.ports.postgres

@@ -69,13 +69,13 @@ def test_bytea_under_replica_identity_default_is_a_warning(demo) -> None:
 
 
 def test_the_publication_must_cover_exactly_the_regulated_tables(demo) -> None:
-    everything = {t.name for t in demo.tables} | {names.SIGNAL_TABLE}
+    everything = {(t.schema_name, t.table_name) for t in demo.tables} | {tuple(names.SIGNAL_TABLE.split("."))}
     assert compare_publication(demo, everything).status == OK
-    missing = compare_publication(demo, everything - {"social.appeals"})
-    assert missing.status == ERROR and "missing social.appeals" in missing.what
-    assert missing.fix.startswith(f"ALTER PUBLICATION {demo.publication_name} SET TABLE ")
-    extra = compare_publication(demo, everything | {"public.audit"})
-    assert "not regulated public.audit" in extra.what
+    missing = compare_publication(demo, everything - {("social", "appeals")})
+    assert missing.status == ERROR and 'missing "social"."appeals"' in missing.what
+    assert missing.fix.startswith(f'ALTER PUBLICATION {demo.publication_name} SET TABLE "population"."persons", ')
+    extra = compare_publication(demo, everything | {("public", "audit")})
+    assert 'not regulated "public"."audit"' in extra.what
     absent = compare_publication(demo, None)
     assert absent.fix.startswith(f"CREATE PUBLICATION {demo.publication_name} FOR TABLE ")
 
@@ -84,11 +84,13 @@ def test_the_owners_script_names_every_table_and_no_secret(demo) -> None:
     from connectors.source_script import owner_script
 
     script = owner_script(demo)
-    for table in demo.tables:
-        assert f"GRANT SELECT ON {table.name} TO qoima_capture;" in script
-    assert f"SET TABLE {', '.join(t.name for t in demo.tables)}, {names.SIGNAL_TABLE}" in script
+    for table in demo.tables:   # by their names at the source, quoted
+        assert f'GRANT SELECT ON "{table.schema_name}"."{table.table_name}" TO qoima_capture;' in script
+    assert 'GRANT SELECT ON "Registry Office"."Persons Main" TO qoima_capture;' in script
+    quoted = ", ".join(f'"{t.schema_name}"."{t.table_name}"' for t in demo.tables)
+    assert f'SET TABLE {quoted}, "public"."qoima_signal"' in script
     assert ":'capture_password'" in script and "PASSWORD '" not in script
-    assert "ALTER TABLE catalog.type_samples REPLICA IDENTITY FULL;" in script   # it has a bytea column
+    assert 'ALTER TABLE "catalog"."type_samples" REPLICA IDENTITY FULL;' in script   # it has a bytea column
     assert "ALTER TABLE population.persons REPLICA IDENTITY" not in script
 
 

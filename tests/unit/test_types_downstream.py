@@ -135,6 +135,7 @@ SAMPLE_ROW = {
     "v_numeric_any": "1E+40", "v_numeric5": "12345", "v_tstz3": "2024-02-29T23:59:59.999Z",
     "v_xml": "<a>b</a>", "v_citext": "Алматы", "v_ltree": "kz.almaty", "v_int4range": "[1,10)",
     "v_numrange": "(1.5,2.25]", "v_daterange": "[2024-01-01,2024-02-01)", "v_numeric_any_array": ["NAN", "0.10"],
+    "v_domain": "42.50",
 }
 
 
@@ -158,7 +159,7 @@ SAMPLE_IN_CLICKHOUSE = {
     "v_numeric_any": "10000000000000000000000000000000000000000", "v_numeric5": "12345",
     "v_tstz3": "2024-02-29 23:59:59.999000", "v_xml": "<a>b</a>", "v_citext": "Алматы", "v_ltree": "kz.almaty",
     "v_int4range": "[1,10)", "v_numrange": "(1.5,2.25]", "v_daterange": "[2024-01-01,2024-02-01)",
-    "v_numeric_any_array": "['NaN','0.10']",
+    "v_numeric_any_array": "['NaN','0.10']", "v_domain": "42.5",
 }
 
 
