@@ -80,6 +80,10 @@ class ConnectClient:
     def config(self, name: str) -> dict[str, str]:
         return self._request("GET", f"/connectors/{name}/config")
 
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        """The source offsets the connector last committed (KIP-875): [{partition, offset}]."""
+        return self._request("GET", f"/connectors/{name}/offsets").get("offsets", [])
+
     def status(self, name: str) -> dict[str, Any]:
         return self._request("GET", f"/connectors/{name}/status")
 

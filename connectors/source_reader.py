@@ -145,6 +145,13 @@ class SourceReader:
                           "FROM pg_replication_slots WHERE slot_name = %s", (slot_name,))
         return (bool(rows[0][0]), int(rows[0][1])) if rows else None
 
+    def binlog_files(self) -> list[tuple[str, int]]:
+        """(name, bytes) of each binary log the server keeps, oldest first. MariaDB only; the
+        capture account's BINLOG MONITOR allows it."""
+        if self.dbms != "mariadb":
+            raise NotImplementedError("binary logs are MariaDB's")
+        return [(str(row[0]), int(row[1])) for row in self._rows("SHOW BINARY LOGS")]
+
     def count_rows(self, table: Table) -> int:
         """Rows of `table`; in marker mode without the soft-deleted ones (deletes in the warehouse)."""
         query = f"SELECT count(*) FROM {self.relation(table)}"

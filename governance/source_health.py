@@ -6,13 +6,16 @@ production database stops. So a thread of the assessor asks, every `INTERVAL_S`:
 
 - each PostgreSQL source, as its capture account: is the provider's slot active (someone reads
   it) and how many bytes of WAL it holds back (`pg_replication_slots`, readable by any role);
+- each MariaDB source: how much binary log the server has written past the position the
+  connector last committed (`SHOW BINARY LOGS` against Connect's offsets). MariaDB keeps its
+  binlog by its own retention whatever Qoima reads, so its disk is not at risk; the changes are:
+  a connector further behind than the retention loses them;
 - Kafka Connect: is the provider's connector, and each of its tasks, not FAILED (and there).
 
 The answers are gauges per provider, never a value of the data, and the alert rules
-QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive and QoimaConnectorFailed act on them
-(monitoring/alerts.yml; docs/operations.md says what to do). MariaDB keeps its binlog by its own
-retention whatever Qoima reads, so there is no slot to watch there; marker-mode sources have no
-connector. A source that does not answer leaves its gauges as they were and logs why: the
+QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive, QoimaBinlogLagHigh and
+QoimaConnectorFailed act on them (monitoring/alerts.yml; docs/operations.md says what to do).
+Marker-mode sources have no connector. A source that does not answer leaves its gauges as they were and logs why: the
 check runs again in `INTERVAL_S`, and a source that is down is the provider's own alarm.
 """
 from __future__ import annotations
@@ -43,6 +46,32 @@ def connector_failed(client: ConnectClient, name: str) -> bool:
     return "FAILED" in states
 
 
+def binlog_lag(files: list[tuple[str, int]], file: str, position: int) -> int:
+    """Bytes of binary log after (`file`, `position`), given the server's logs (name, size) oldest
+    first. A file the server no longer has counts as all of them: at least that far behind."""
+    names = [name for name, _ in files]
+    if file not in names:
+        return sum(size for _, size in files)
+    at = names.index(file)
+    return max(0, files[at][1] - position) + sum(size for _, size in files[at + 1:])
+
+
+def _binlog_position(client: ConnectClient, name: str) -> tuple[str, int] | None:
+    for entry in client.offsets(name):
+        offset = entry.get("offset") or {}
+        if "file" in offset and "pos" in offset:
+            return str(offset["file"]), int(offset["pos"])
+    return None   # nothing committed yet
+
+
+def _clear(provider: str, *gauges) -> None:
+    for gauge in gauges:
+        try:
+            gauge.remove(provider)
+        except KeyError:
+            pass
+
+
 def check(regulations: list[Regulation], readers: dict[str, SourceReader], client: ConnectClient) -> None:
     """One round over every change-data-capture provider."""
     for regulation in regulations:
@@ -52,7 +81,10 @@ def check(regulations: list[Regulation], readers: dict[str, SourceReader], clien
         metrics.CONNECTOR_FAILED.labels(provider).set(1 if connector_failed(client, regulation.connector_name) else 0)
         reader = readers.get(provider)
         if reader is None:
-            continue  # not PostgreSQL
+            continue
+        if regulation.source.dbms == "mariadb":
+            _mariadb(regulation, reader, client)
+            continue
         try:
             slot = reader.slot(regulation.slot_name)
         except Exception as exc:  # the source may be down or restarting: the next round asks again
@@ -62,15 +94,31 @@ def check(regulations: list[Regulation], readers: dict[str, SourceReader], clien
         if slot is None:
             # No slot keeps no WAL: nothing to watch (the connector creates it; a connector
             # that cannot is QoimaConnectorFailed's business).
-            for gauge in (metrics.SLOT_ACTIVE, metrics.SLOT_RETAINED_BYTES):
-                try:
-                    gauge.remove(provider)
-                except KeyError:
-                    pass
+            _clear(provider, metrics.SLOT_ACTIVE, metrics.SLOT_RETAINED_BYTES)
             continue
         active, retained = slot
         metrics.SLOT_ACTIVE.labels(provider).set(1 if active else 0)
         metrics.SLOT_RETAINED_BYTES.labels(provider).set(retained)
+
+
+def _mariadb(regulation: Regulation, reader: SourceReader, client: ConnectClient) -> None:
+    provider = regulation.provider
+    try:
+        position = _binlog_position(client, regulation.connector_name)
+        files = reader.binlog_files() if position is not None else []
+    except ConnectError as exc:
+        log.warning("provider %s: connector offsets not read (%s)", provider, exc)
+        return
+    except Exception as exc:  # the source may be down or restarting: the next round asks again
+        log.warning("provider %s: binary logs not read (%s)", provider, type(exc).__name__)
+        reader.close()
+        return
+    if position is None:
+        _clear(provider, metrics.BINLOG_LAG_BYTES)   # no position committed yet: no lag to speak of
+        return
+    if position[0] not in {name for name, _ in files}:
+        log.warning("provider %s: the connector's binary log %s is no longer on the server", provider, position[0])
+    metrics.BINLOG_LAG_BYTES.labels(provider).set(binlog_lag(files, *position))
 
 
 def run(settings: Settings, regulations: list[Regulation], stop: threading.Event, interval: float) -> None:
@@ -78,7 +126,7 @@ def run(settings: Settings, regulations: list[Regulation], stop: threading.Event
     # Autocommit: a monitoring session must never sit idle in a transaction at the provider.
     readers = {r.provider: SourceReader(r, environ, timeout_ms=10_000, application="qoima-source-health",
                                         autocommit=True)
-               for r in regulations if not r.polled and r.source.dbms == "postgresql"}
+               for r in regulations if not r.polled}
     client = ConnectClient(settings.connect_url)
     try:
         while not stop.is_set():

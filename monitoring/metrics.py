@@ -112,6 +112,10 @@ SLOT_RETAINED_BYTES = Gauge("qoima_source_slot_retained_bytes",
                             ["provider"])
 SLOT_ACTIVE = Gauge("qoima_source_slot_active", "1 while a connector reads the provider's replication slot",
                     ["provider"])
+BINLOG_LAG_BYTES = Gauge("qoima_source_binlog_lag_bytes",
+                         "MariaDB: binary log the provider's server has written past the position its connector last "
+                         "committed; the server purges logs by its own retention, so a lag that outgrows it loses changes",
+                         ["provider"])
 CONNECTOR_FAILED = Gauge("qoima_connector_failed",
                          "1 when the provider's connector or one of its tasks has failed, or Connect does not have it",
                          ["provider"])

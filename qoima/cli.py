@@ -45,7 +45,8 @@ dq_app = _group("data-quality assessment (DM385 §53-55): the seven indicators p
 quarantine_app = _group("the quarantine topic", no_args_is_help=True)
 sink_app = _group("run the ClickHouse sink in the foreground (or act on it)", invoke_without_command=True)
 demo_app = _group("the demo source", no_args_is_help=True)
-provider_app = _group("a provider's source: what capture needs from it", no_args_is_help=True)
+provider_app = _group("a provider: what capture needs from its source; bringing it into the stack and out",
+                      no_args_is_help=True)
 incidents_app = _group("the incident journal (DM385 §49): list, show, and move incidents "
                        "through open -> acknowledged -> resolved -> closed", no_args_is_help=True)
 # The help lists the commands in panels along the data flow.
@@ -213,6 +214,54 @@ def provider_sql(provider: Annotated[str, typer.Argument(help="provider id from 
 
     settings = _settings()
     print(owner_script(_regulation_of({r.provider: r for r in _regulations(settings)}, provider)), end="")
+
+
+@provider_app.command("apply", help="bring a new or changed regulation into the running stack (topics, warehouse "
+                                    "tables, processes one at a time, the connector, a snapshot of new tables) "
+                                    "while the other providers keep flowing")
+def provider_apply(provider: Annotated[str, typer.Argument(help="provider id from its regulation")],
+                   now: Annotated[bool, typer.Option("--now", help="snapshot new tables even outside the "
+                                                                   "provider's minimum-load window")] = False) -> None:
+    from infra.processes import StackError
+    from infra.provider_lifecycle import LifecycleError, apply_provider
+    from infra.stack import LocalStack
+
+    settings = _settings()
+    regulations = _regulations(settings)
+    stack = LocalStack(settings)
+    try:
+        snapshotted = apply_provider(stack, regulations, provider,
+                                     lambda regulation: _source_findings(settings, regulation, quiet_ok=True), now=now)
+    except (LifecycleError, StackError) as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"{provider}: applied" + (f"; loading {', '.join(snapshotted)}: qoima status shows it" if snapshotted else ""))
+
+
+@provider_app.command("remove", help="stop capturing a provider: delete its connector, drop its replication slot "
+                                     "(releasing WAL) and publication, move its regulation to removed/")
+def provider_remove(provider: Annotated[str, typer.Argument(help="provider id from its regulation")],
+                    drop_data: Annotated[bool, typer.Option("--drop-data", help="also drop its warehouse "
+                                                                                "tables")] = False,
+                    yes: Annotated[bool, typer.Option("--yes", help="do it (without: say what it would do)")] = False
+                    ) -> None:
+    from infra.processes import StackError
+    from infra.provider_lifecycle import LifecycleError, remove_provider
+    from infra.stack import LocalStack
+
+    settings = _settings()
+    regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
+    if not yes:
+        what = ("its poller stops reading the source" if regulation.polled else
+                f"connector {regulation.connector_name} is deleted"
+                + (f", slot {regulation.slot_name} and publication {regulation.publication_name} dropped"
+                   if regulation.source.dbms == "postgresql" else ""))
+        raise SystemExit(f"{provider}: {what}; its regulation moves to {settings.regulations_dir / 'removed'}/; "
+                         f"its warehouse tables {'are dropped' if drop_data else 'stay'}. Add --yes to do it.")
+    try:
+        remove_provider(LocalStack(settings), settings.regulations_dir, provider, drop_data=drop_data)
+    except (LifecycleError, StackError) as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"{provider}: removed")
 
 
 @regulation_app.command("draft", help="write a starting regulation from a live source's catalog: every table "
@@ -567,16 +616,27 @@ def _usage_error(exc: typer.TyperException) -> str:
 
 # A component that does not answer is an operator's situation, not a bug: one line naming it and
 # the fix, never a traceback (issue 14). Matched by class, so no driver is imported for it.
+_CHECK = "`qoima provider check <provider>` names what is missing (a table, the signal table, a grant) and the fix"
 _UNREACHABLE = {
-    ("psycopg", "OperationalError"): ("the PostgreSQL database", "is it running, and are the regulation's host, port "
-                                      "and password reference right? `qoima provider check <provider>` says more"),
-    ("pymysql.err", "OperationalError"): ("the MariaDB database", "is it running, and are the regulation's host, port "
-                                          "and password reference right? `qoima provider check <provider>` says more"),
-    ("clickhouse_connect.driver.exceptions", "OperationalError"): ("ClickHouse", "start the stack with `qoima up`, or "
-                                                                   "check QOIMA_HOME and QOIMA_PORT_SHIFT"),
-    ("cimpl", "KafkaException"): ("Kafka", "start the stack with `qoima up`, or check QOIMA_HOME and QOIMA_PORT_SHIFT"),
-    ("requests.exceptions", "ConnectionError"): ("a service of the stack", "start the stack with `qoima up`, or check "
-                                                 "QOIMA_HOME and QOIMA_PORT_SHIFT"),
+    ("psycopg", "OperationalError"): ("the PostgreSQL database did not answer", "is it running, and are the "
+                                      "regulation's host, port and password reference right? `qoima provider check "
+                                      "<provider>` says more"),
+    ("pymysql.err", "OperationalError"): ("the MariaDB database did not answer", "is it running, and are the "
+                                          "regulation's host, port and password reference right? `qoima provider "
+                                          "check <provider>` says more"),
+    # A statement the source refused: an object or a grant capture needs is not there.
+    ("psycopg.errors", "UndefinedTable"): ("the PostgreSQL source refused a statement", _CHECK),
+    ("psycopg.errors", "InvalidSchemaName"): ("the PostgreSQL source refused a statement", _CHECK),
+    ("psycopg.errors", "UndefinedColumn"): ("the PostgreSQL source refused a statement", _CHECK),
+    ("psycopg.errors", "InsufficientPrivilege"): ("the PostgreSQL source refused a statement", _CHECK),
+    ("pymysql.err", "ProgrammingError"): ("the MariaDB source refused a statement", _CHECK),
+    ("clickhouse_connect.driver.exceptions", "OperationalError"): ("ClickHouse did not answer", "start the stack with "
+                                                                   "`qoima up`, or check QOIMA_HOME and "
+                                                                   "QOIMA_PORT_SHIFT"),
+    ("cimpl", "KafkaException"): ("Kafka did not answer", "start the stack with `qoima up`, or check QOIMA_HOME and "
+                                  "QOIMA_PORT_SHIFT"),
+    ("requests.exceptions", "ConnectionError"): ("a service of the stack did not answer", "start the stack with "
+                                                 "`qoima up`, or check QOIMA_HOME and QOIMA_PORT_SHIFT"),
 }
 
 
@@ -586,7 +646,7 @@ def _unreachable(exc: BaseException) -> str | None:
         if found:
             what, fix = found
             detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-            return f"qoima: {what} did not answer ({detail}); {fix}"
+            return f"qoima: {what} ({detail}); {fix}"
     return None
 
 

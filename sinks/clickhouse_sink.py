@@ -111,6 +111,9 @@ class ClickHouseSink:
             for table in regulation.tables:
                 self.targets[regulation.clean_topic(table)] = _clean_target(regulation, table)
                 self.targets[regulation.held_topic(table)] = _held_target(regulation, table)
+                # A series per table from the start (count 0), not from its first row after a
+                # restart: a dashboard and a scrape see every table the sink loads.
+                metrics.FRESHNESS.labels(table.name)
         self.held: set[str] = set()
         # Exactly once whatever the batch boundaries (a retried batch with the same ones is
         # dropped by its deduplication token): a row a rebalance delivered twice into one batch

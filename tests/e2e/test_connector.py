@@ -101,3 +101,27 @@ def test_the_slot_and_the_connector_are_watched_for_the_sources_sake(stack, conn
         connect.resume(name)
     connect.wait_running(name, timeout=60)
     poll_until(lambda: _assessor_gauge(stack, "qoima_source_slot_active", provider) == 1, 90, "the slot read again")
+
+
+def test_a_mariadb_connectors_binlog_lag_is_watched(stack):
+    """MariaDB has no slot: the assessor exports how much binary log the server wrote past the
+    position the shop connector last committed, which can never exceed what the server keeps."""
+    from tests.e2e.warehouse import poll_until
+
+    lag = poll_until(lambda: _assessor_gauge(stack, "qoima_source_binlog_lag_bytes", "shop") is not None and
+                     [_assessor_gauge(stack, "qoima_source_binlog_lag_bytes", "shop")], 90, "the shop's binlog lag")[0]
+    import pymysql
+
+    from model.regulation import load_all
+
+    source = next(r for r in load_all(stack.s.regulations_dir, stack.s.regulation_env()) if r.provider == "shop").source
+    # As the capture account, whose BINLOG MONITOR (REPLICATION CLIENT) the owner's script grants.
+    shop = pymysql.connect(host=source.host, port=source.port, user=source.user,
+                           password=source.password.read(stack.s.regulation_env()), database=source.database)
+    try:
+        with shop.cursor() as cursor:
+            cursor.execute("SHOW BINARY LOGS")
+            kept = sum(int(row[1]) for row in cursor.fetchall())
+    finally:
+        shop.close()
+    assert 0 <= lag <= kept

@@ -4,20 +4,11 @@ key or replica identity, and a MariaDB row image other than FULL each fail with 
 `qoima connector register` refuses a source that fails."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 
 from model.regulation import load_all
-
-
-def _qoima(stack, *args: str, regulations=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QOIMA_HOME": str(stack.s.home)}
-    if regulations is not None:
-        env["QOIMA_REGULATIONS_DIR"] = str(regulations)
-    return subprocess.run([sys.executable, "-m", "qoima", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+from tests.e2e.cli import qoima
 
 
 def _demo(stack):
@@ -26,11 +17,11 @@ def _demo(stack):
 
 def test_the_stacks_sources_are_ready(stack):
     for provider in ("demo", "shop"):
-        result = _qoima(stack, "provider", "check", provider)
+        result = qoima(stack, "provider", "check", provider)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"{provider}: the source is ready for capture" in result.stdout
         assert "Traceback" not in result.stdout + result.stderr
-    demo = _qoima(stack, "provider", "check", "demo").stdout
+    demo = qoima(stack, "provider", "check", "demo").stdout
     assert "ok   server: wal_level = logical" in demo
     assert "publication qoima_demo" in demo or "covers exactly" in demo
 
@@ -39,16 +30,16 @@ def test_a_publication_missing_a_table_fails_with_the_fix_and_blocks_register(st
     demo = _demo(stack)
     pg.execute(f"ALTER PUBLICATION {demo.publication_name} DROP TABLE social.appeals")
     try:
-        result = _qoima(stack, "provider", "check", "demo")
+        result = qoima(stack, "provider", "check", "demo")
         assert result.returncode == 1, result.stdout
         assert "FAIL publication:" in result.stdout and 'missing "social"."appeals"' in result.stdout
         assert f"fix: ALTER PUBLICATION {demo.publication_name} SET TABLE " in result.stdout
         assert "run the fixes above as its data owner" in result.stderr
-        refused = _qoima(stack, "connector", "register", "demo")
+        refused = qoima(stack, "connector", "register", "demo")
         assert refused.returncode != 0 and "not registered" in refused.stderr, refused.stdout + refused.stderr
     finally:
         stack.postgres.ensure_publication(demo)
-    assert _qoima(stack, "provider", "check", "demo").returncode == 0
+    assert qoima(stack, "provider", "check", "demo").returncode == 0
 
 
 def test_a_table_without_key_or_replica_identity_fails(stack, pg, tmp_path):
@@ -59,7 +50,7 @@ def test_a_table_without_key_or_replica_identity_fails(stack, pg, tmp_path):
         demo.write("\n  - name: catalog.no_key\n    primary_key: [id]\n    columns:\n"
                    "      - {name: id, type: bigint, nullable: false}\n      - {name: note, type: text}\n")
     try:
-        result = _qoima(stack, "provider", "check", "demo", regulations=regulations)
+        result = qoima(stack, "provider", "check", "demo", regulations=regulations)
         assert result.returncode == 1, result.stdout
         assert "FAIL catalog.no_key: no primary key and no replica identity" in result.stdout
         assert 'fix: ALTER TABLE "catalog"."no_key" ADD PRIMARY KEY ("id"); or ALTER TABLE "catalog"."no_key" ' \
@@ -73,20 +64,20 @@ def test_a_relation_an_underscore_in_a_captured_name_also_matches_fails(stack, p
     'typexsamples' beside 'type_samples' would stop the connector at type_samples' next change."""
     pg.execute("CREATE TABLE IF NOT EXISTS catalog.typexsamples (id bigint PRIMARY KEY)")
     try:
-        result = _qoima(stack, "provider", "check", "demo")
+        result = qoima(stack, "provider", "check", "demo")
         assert result.returncode == 1, result.stdout
         assert ('FAIL catalog.type_samples: Debezium reads its columns with "catalog"."type_samples" as a LIKE '
                 "pattern, which also matches catalog.typexsamples") in result.stdout
         assert "fix: rename catalog.typexsamples (or this table) at the source" in result.stdout
     finally:
         pg.execute("DROP TABLE IF EXISTS catalog.typexsamples")
-    assert _qoima(stack, "provider", "check", "demo").returncode == 0
+    assert qoima(stack, "provider", "check", "demo").returncode == 0
 
 
 def test_a_mariadb_row_image_other_than_full_fails_with_the_fix(stack):
     stack.mariadb._client("SET GLOBAL binlog_row_image = 'MINIMAL';")
     try:
-        result = _qoima(stack, "provider", "check", "shop")
+        result = qoima(stack, "provider", "check", "shop")
     finally:
         stack.mariadb._client("SET GLOBAL binlog_row_image = 'FULL';")
     assert result.returncode == 1, result.stdout
@@ -102,7 +93,7 @@ def test_an_unreachable_source_is_a_message_not_a_traceback(stack, tmp_path):
     # could not be shown failing here.
     (regulations / "demo.yaml").write_text(
         text.replace('port: "${QOIMA_LOCAL_PG_PORT:-25432}"', "port: 1"), encoding="utf-8")
-    result = _qoima(stack, "provider", "check", "demo", regulations=regulations)
+    result = qoima(stack, "provider", "check", "demo", regulations=regulations)
     assert result.returncode == 1, result.stdout
     assert "FAIL connection: cannot connect to postgresql 127.0.0.1:1/gosdata as qoima_capture" in result.stdout
     assert "fix: check host, port and database in the regulation" in result.stdout
@@ -115,7 +106,7 @@ def test_the_owners_script_runs_as_printed_and_leaves_a_ready_source(stack):
     from infra.postgres import PG_BIN
 
     for _ in range(2):
-        script = _qoima(stack, "provider", "sql", "demo")
+        script = qoima(stack, "provider", "sql", "demo")
         assert script.returncode == 0 and "\\gexec" in script.stdout
         password = (stack.s.secrets_dir / "demo-source-password").read_text().strip()
         assert password not in script.stdout
@@ -123,17 +114,17 @@ def test_the_owners_script_runs_as_printed_and_leaves_a_ready_source(stack):
                                   f"capture_password={password}", stack.pg_admin_conninfo("gosdata")],
                                  input=script.stdout, capture_output=True, text=True, timeout=60)
         assert applied.returncode == 0, applied.stderr
-        shop = _qoima(stack, "provider", "sql", "shop")
+        shop = qoima(stack, "provider", "sql", "shop")
         assert shop.returncode == 0
         applied = subprocess.run([str(CLIENT), "--no-defaults", f"--socket={stack.mariadb.socket}",
                                   f"--user={_os_user()}", "--init-command=SET @capture_password = 'a-new-one'"],
                                  input=shop.stdout, capture_output=True, text=True, timeout=60)
         assert applied.returncode == 0, applied.stderr
-    demo = _qoima(stack, "provider", "check", "demo")
+    demo = qoima(stack, "provider", "check", "demo")
     assert demo.returncode == 0, demo.stdout
     assert "bytea" not in demo.stdout                      # REPLICA IDENTITY FULL where bytea is
     assert "max_slot_wal_keep_size = 20GB" in demo.stdout   # bounded now
-    assert _qoima(stack, "provider", "check", "shop").returncode == 0
+    assert qoima(stack, "provider", "check", "shop").returncode == 0
 
 
 def test_a_draft_from_each_live_catalog_matches_its_regulation_once_decided(stack, tmp_path):
@@ -148,14 +139,14 @@ def test_a_draft_from_each_live_catalog_matches_its_regulation_once_decided(stac
              ("shop", "mariadb", stack.s.ports.mariadb, "shop", ["shop"], stack.s.secrets_dir / "shop-source-password")]
     for provider, dbms, port, database, schemas, secret in cases:
         draft = tmp_path / f"{provider}-draft.yaml"
-        made = _qoima(stack, "regulation", "draft", f"{provider}2", "--dbms", dbms, "--host", stack.s.host,
+        made = qoima(stack, "regulation", "draft", f"{provider}2", "--dbms", dbms, "--host", stack.s.host,
                       "--port", str(port), "--database", database, "--user", regulations[provider].source.user,
                       "--password-file", str(secret), *[arg for s in schemas for arg in ("--schema", s)],
                       "-o", str(draft))
         assert made.returncode == 0, made.stderr
         text = draft.read_text(encoding="utf-8")
         assert secret.read_text().strip() not in text
-        refused = _qoima(stack, "regulation", "check", str(draft))
+        refused = qoima(stack, "regulation", "check", str(draft))
         assert refused.returncode == 1 and "].action: Input should be 'keep'" in refused.stderr, refused.stderr
         if provider == "demo":
             assert "# iin: likely iin by its name" in text and "sampled values are valid iins" in text
@@ -174,3 +165,18 @@ def test_a_draft_from_each_live_catalog_matches_its_regulation_once_decided(stac
             assert table.primary_key == hand.primary_key, table.name
             if table.name != hand.name:
                 assert table.name.startswith(hand.name.split(".")[0] + ".persons_main_"), table.name
+
+
+def test_a_missing_signal_table_is_a_message_not_a_traceback(stack, tmp_path):
+    """`qoima snapshot` against a database without the signal table (the demo regulation pointed
+    at the server's `postgres` database): one line naming the refusal and the check, exit 1."""
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    demo = regulations / "demo.yaml"
+    demo.write_text(demo.read_text(encoding="utf-8").replace("database: gosdata", "database: postgres", 1),
+                    encoding="utf-8")
+    result = qoima(stack, "snapshot", "demo", "population.persons", "--now", regulations=regulations)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "qoima: the PostgreSQL source refused a statement" in result.stderr
+    assert 'relation "public.qoima_signal" does not exist' in result.stderr and "qoima provider check" in result.stderr

@@ -93,7 +93,8 @@ def test_status_command_reports_connector_and_tables(stack, pg, ch):
     assert report["connectors"] == {"qoima-demo": "RUNNING", "qoima-shop": "RUNNING"}
     assert report["pollers"] == {"registry": "RUNNING"}
     assert {"demo.population.persons", "demo.social.organizations", "demo.social.payments",
-            "demo.catalog.type_samples", "demo.social.appeals", "registry.registry.licenses", "shop.shop.customers",
-            "shop.shop.orders"} == set(report["tables"])
+            "demo.catalog.type_samples", "demo.social.appeals", "demo.registry_office.persons_main",
+            "demo.registry_office.person_addresses", "registry.registry.licenses", "registry.reestr.zhiteli",
+            "shop.shop.customers", "shop.shop.orders"} == set(report["tables"])
     assert report["tables"]["demo.social.payments"]["rows_in_warehouse"] == source_rows
     assert report["problems"] == []

@@ -32,6 +32,8 @@ SURFACE = {
     "provider": [],
     "provider check": ["PROVIDER"],
     "provider sql": ["PROVIDER"],
+    "provider apply": ["PROVIDER", "--now FLAG"],
+    "provider remove": ["PROVIDER", "--drop-data FLAG", "--yes FLAG"],
     "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG"],
     "poller": [],
     "load-history": ["PROVIDER", "TABLE", "PATH", "--no-progress FLAG"],
@@ -211,7 +213,11 @@ def test_an_unreachable_component_is_named_with_the_fix_not_a_traceback():
     assert cli._unreachable(OperationalError("refused")).startswith("qoima: ClickHouse did not answer (refused)")
     assert "qoima up" in cli._unreachable(KafkaException("transport"))
     assert cli._unreachable(requests.ConnectionError("no")).startswith("qoima: a service of the stack")
-    assert cli._unreachable(ValueError("a bug")) is None   # a bug keeps its traceback
+    assert cli._unreachable(ValueError("a bug")) is None
+    # An object or grant capture needs, missing at the source: a message pointing at the check.
+    missing = cli._unreachable(psycopg.errors.UndefinedTable('relation "public.qoima_signal" does not exist'))
+    assert missing.startswith("qoima: the PostgreSQL source refused a statement (relation") and "provider check" in missing
+    assert cli._unreachable(psycopg.errors.SyntaxError("a bug of ours")) is None   # keeps its traceback   # a bug keeps its traceback
 
 
 def test_commands_against_a_stack_that_is_not_running_exit_1_with_a_message(tmp_path):

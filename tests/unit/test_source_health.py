@@ -71,3 +71,48 @@ def test_a_source_that_does_not_answer_keeps_its_last_figures_and_is_asked_again
     source_health.check([demo], {"demo": broken}, client)
     assert broken.closed   # reconnects next round
     assert _gauge("qoima_source_slot_retained_bytes", "demo") == 42
+
+
+def test_binlog_lag_counts_what_the_server_wrote_past_the_connectors_position() -> None:
+    files = [("mariadb-bin.000001", 1_000), ("mariadb-bin.000002", 5_000), ("mariadb-bin.000003", 300)]
+    assert source_health.binlog_lag(files, "mariadb-bin.000003", 300) == 0
+    assert source_health.binlog_lag(files, "mariadb-bin.000002", 4_000) == 1_000 + 300
+    assert source_health.binlog_lag(files, "mariadb-bin.000001", 0) == 6_300
+    # Purged already: at least everything the server still has.
+    assert source_health.binlog_lag(files[1:], "mariadb-bin.000001", 10) == 5_300
+
+
+class _MariaDbConnect(_Connect):
+    def __init__(self, offsets) -> None:
+        super().__init__({})
+        self._offsets = offsets
+
+    def status(self, name: str) -> dict:
+        return _running("RUNNING")
+
+    def offsets(self, name: str) -> list:
+        return self._offsets
+
+
+class _BinlogReader(_Reader):
+    def __init__(self, files) -> None:
+        super().__init__(None)
+        self._files = files
+
+    def binlog_files(self):
+        return self._files
+
+
+def test_a_round_exports_a_mariadb_providers_binlog_lag() -> None:
+    from tests.unit.test_mariadb_regulation import doc
+    from model.regulation import Regulation
+
+    shop = Regulation.model_validate(doc())
+    files = [("mariadb-bin.000001", 9_000)]
+    committed = [{"partition": {"server": "qoima.raw.shop"}, "offset": {"file": "mariadb-bin.000001", "pos": 4_682}}]
+    source_health.check([shop], {"shop": _BinlogReader(files)}, _MariaDbConnect(committed))
+    assert _gauge("qoima_source_binlog_lag_bytes", "shop") == 9_000 - 4_682
+    assert _gauge("qoima_source_slot_active", "shop") is None   # no slot in MariaDB
+    # Nothing committed yet (a connector that just started): no series.
+    source_health.check([shop], {"shop": _BinlogReader(files)}, _MariaDbConnect([]))
+    assert _gauge("qoima_source_binlog_lag_bytes", "shop") is None
