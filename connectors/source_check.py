@@ -223,6 +223,32 @@ def _like_twins(source: _Source, table: Table, quoted: str) -> list[Finding]:
                                        "the connector", f"rename {', '.join(twins)} (or this table) at the source")]
 
 
+def binlog_retention(variables: dict[str, str]) -> Finding:
+    """Pure: how long the server keeps its binary log, which bounds how long a connector may stop
+    (or lag, qoima_source_binlog_lag_bytes) before changes are lost: less than a day is a warning."""
+    seconds = int(variables.get("binlog_expire_logs_seconds") or 0) or \
+        int(float(variables.get("expire_logs_days") or 0) * 86400)
+    if seconds == 0:
+        return Finding(OK, "server", "the binary log is kept until purged by hand: a stopped connector loses nothing, "
+                                     "the server's disk holds it all")
+    if seconds < 86400:
+        return Finding(WARNING, "server", f"the binary log is kept {seconds / 3600:.1f} h: a connector stopped or "
+                                          "behind for longer loses changes and needs a new snapshot",
+                       "SET GLOBAL binlog_expire_logs_seconds = 604800; -- a week, and in the configuration")
+    return Finding(OK, "server", f"the binary log is kept {seconds / 86400:.1f} days")
+
+
+def _selectable(source: _Source, quoted: str) -> bool:
+    """Whether the capture account may read the table (MariaDB grants SELECT per table too)."""
+    import pymysql
+
+    try:
+        source.rows(f"SELECT 1 FROM {quoted} LIMIT 0")
+        return True
+    except (pymysql.err.OperationalError, pymysql.err.ProgrammingError):
+        return False
+
+
 def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
     found: list[Finding] = []
     database, user = regulation.source.database, regulation.source.user
@@ -241,6 +267,7 @@ def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
     if regulation.source.server_id is not None and server_id == str(regulation.source.server_id):
         found.append(Finding(ERROR, "server", f"the regulation's server_id {server_id} is the server's own",
                              "choose another source.server_id in the regulation"))
+    found.append(binlog_retention(variables))
     grants = " ".join(row[0] for row in source.rows("SHOW GRANTS")).upper()
     for privilege in ("REPLICATION SLAVE", "BINLOG MONITOR"):
         alias = {"REPLICATION SLAVE": "REPLICATION REPLICA", "BINLOG MONITOR": "REPLICATION CLIENT"}[privilege]
@@ -253,6 +280,9 @@ def _mariadb(regulation: Regulation, source: _Source) -> list[Finding]:
                                    (table.schema_name, table.table_name)))
         key = primary_key(source.conn, "mariadb", table.schema_name, table.table_name)
         found += compare_table(table, "mariadb", columns or None, key, "", quoted)
+        if columns and not _selectable(source, quoted):
+            found.append(Finding(ERROR, table.name, f"{user} cannot SELECT it (snapshots read it)",
+                                 f"GRANT SELECT ON {quoted} TO '{user}'@'%';"))
     signal = source.one("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                         (database, names.SIGNAL_TABLE_NAME))
     if not signal:

@@ -60,6 +60,10 @@ class _Target:
     truncates: list[tuple[int, int]] = field(default_factory=list)  # (version, source commit ms)
     key_fields: list[str] = field(default_factory=list)              # the table's key, as output fields
     lookups: list[tuple[str, str]] = field(default_factory=list)     # where a row's earlier versions are
+    # Where every (key, version) ever loaded is, for _drop_loaded: the history table, which keeps
+    # each version. Not the analysts' table: its merges drop older versions, and a redelivered
+    # older version was not found there and loaded twice (seen after a sink kill -9 in CI).
+    loaded_in: str = ""
     unchanged: dict[int, list[str]] = field(default_factory=dict)    # row index -> fields to fill (sinks/unchanged.py)
 
     def clear(self) -> None:
@@ -79,12 +83,14 @@ def _clean_target(regulation: Regulation, table: Table) -> _Target:
                    zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
                    provider=regulation.provider, guarded=True, held_table=regulation.held_table(table),
                    key_fields=[table.column(k).output_name for k in table.primary_key],
-                   lookups=[(WAREHOUSE_DB, regulation.warehouse_table(table)), (META_DB, regulation.held_table(table))])
+                   lookups=[(WAREHOUSE_DB, regulation.warehouse_table(table)), (META_DB, regulation.held_table(table))],
+                   loaded_in=f"{WAREHOUSE_DB}.`{regulation.history_table(table)}`")
 
 
 def _held_target(regulation: Regulation, table: Table) -> _Target:
     target = _clean_target(regulation, table)
     target.database, target.ch_table = META_DB, regulation.held_table(table)
+    target.loaded_in = f"{META_DB}.`{target.ch_table}`"
     target.label = f"held:{table.name}"
     target.column_names = target.column_names + [HELD_COLUMN[0]]
     target.fields = target.fields + [HELD_COLUMN[0]]
@@ -240,7 +246,7 @@ class ClickHouseSink:
         index = {name: i for i, name in enumerate(target.fields)}
         keys = [index[name] for name in target.key_fields]
         version = index["_version"]
-        table = f"{target.database}.`{target.ch_table}`"
+        table = target.loaded_in or f"{target.database}.`{target.ch_table}`"
         if topic not in self.high:
             found: list[int] = []
             self._retrying(target, "read of the highest version in", lambda: found.append(

@@ -4,11 +4,13 @@ row stays out of the analysts' table until its incident is resolved."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 from sinks.clickhouse_users import writer_client
+from tests.e2e.cli import qoima
 from tests.e2e.warehouse import incident_events, loaded_twice, poll_until, sink_metric, wait_converged
 
 PERSONS = "udw.demo__population__persons"
@@ -72,13 +74,14 @@ def test_flag_reject_and_hold(stack, pg, ch):
     wait_converged(pg, ch, timeout=60)
 
 
-def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch):
-    from model.regulation import load_all
-    from schemas.avro_codec import codec_for
-    from streams.keys import KeyRing
-    from streams.replay import replay
-    from streams.router import Router
+def _replayed_clean(result) -> int:
+    """The `clean` count `qoima quarantine replay` prints."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = dict(line.strip().rsplit(maxsplit=1) for line in result.stdout.splitlines()[1:] if line.strip())
+    return int(counts.get("clean", 0))
 
+
+def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch, tmp_path):
     writer = writer_client(stack.s)
     started = time.time()
     person = _person(pg, "880808400123", "pending_review")
@@ -87,26 +90,26 @@ def test_quarantine_replay_after_the_rule_is_changed(stack, pg, ch):
     assert ch.query(f"SELECT count() FROM {PERSONS} WHERE person_id = {{id:Int64}}",
                     parameters={"id": person}).result_rows == [(0,)]
 
-    # The fix: the provider's status list gains 'pending_review'.
-    regulation = load_all(stack.s.regulations_dir, stack.s.regulation_env())[0]
-    persons = regulation.table("population.persons")
-    rules = [r.model_copy(update={"values": [*r.values, "pending_review"]}) if r.name == "status_known" else r
-             for r in persons.rules]
-    fixed = regulation.model_copy(update={"tables": [
-        t.model_copy(update={"rules": rules}) if t.name == persons.name else t for t in regulation.tables]})
+    # The fix, as an operator makes it: the provider's status list gains 'pending_review'.
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    demo = regulations / "demo.yaml"
+    before = "values: [active, deceased, emigrated]"
+    assert before in demo.read_text(encoding="utf-8")
+    demo.write_text(demo.read_text(encoding="utf-8").replace(before, "values: [active, deceased, emigrated, "
+                                                                     "pending_review]"), encoding="utf-8")
+    persons = "population.persons"
     try:
-        ring = KeyRing.load(stack.s.key_id, {}, stack.s.master_key_file)
-        codec = codec_for([fixed])
-        first = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
-        assert first.replayed["clean"] >= 1
+        first = _replayed_clean(qoima(stack, "quarantine", "replay", "--table", persons, regulations=regulations))
+        assert first >= 1
         poll_until(lambda: ch.query(f"SELECT count() FROM {PERSONS} FINAL WHERE person_id = {{id:Int64}}",
                                 parameters={"id": person}).result_rows == [(1,)], 30, "replayed row not loaded")
-        left_out = sink_metric(stack, "qoima_sink_already_loaded_total", persons.name)
-        second = replay(stack.s.kafka_bootstrap, Router([fixed], ring, codec), codec, table=persons.name)
-        assert second.replayed["clean"] == first.replayed["clean"]
+        left_out = sink_metric(stack, "qoima_sink_already_loaded_total", persons)
+        second = _replayed_clean(qoima(stack, "quarantine", "replay", "--table", persons, regulations=regulations))
+        assert second == first
         # The second replay's records reach the sink, which already holds their key and version.
-        poll_until(lambda: sink_metric(stack, "qoima_sink_already_loaded_total", persons.name)
-                   >= left_out + second.replayed["clean"], 30, "the sink to leave the second replay out")
+        poll_until(lambda: sink_metric(stack, "qoima_sink_already_loaded_total", persons)
+                   >= left_out + second, 30, "the sink to leave the second replay out")
         assert [r for r in loaded_twice(ch, "demo__population__persons", "person_id") if r[0] == person] == [], \
             "a replay never loads a version twice"
     finally:  # a failure above must not leave the person for later tests

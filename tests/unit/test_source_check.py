@@ -113,3 +113,13 @@ def test_a_draft_flags_identifiers_by_name_and_by_values_and_decides_nothing() -
     assert "primary_key: []  # TODO" in text and "# foreign key: fk_dept" in text
     assert "# shape: column type 'point' is not captured" in text
     assert 'file: "/run/secrets/hr"' in text
+
+
+def test_binlog_retention_under_a_day_is_a_warning() -> None:
+    from connectors.source_check import binlog_retention
+
+    assert binlog_retention({"binlog_expire_logs_seconds": "3600"}).status == WARNING
+    assert "1.0 h" in binlog_retention({"binlog_expire_logs_seconds": "3600"}).what
+    assert binlog_retention({"binlog_expire_logs_seconds": "0", "expire_logs_days": "7"}).status == OK
+    assert "7.0 days" in binlog_retention({"binlog_expire_logs_seconds": "0", "expire_logs_days": "7"}).what
+    assert binlog_retention({"binlog_expire_logs_seconds": "0", "expire_logs_days": "0"}).status == OK
