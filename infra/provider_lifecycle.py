@@ -39,13 +39,6 @@ class LifecycleError(RuntimeError):
     """What stops an apply or a remove, with the fix; nothing after the failed step was done."""
 
 
-def _owned_by_stack(stack: LocalStack, regulation: Regulation) -> bool:
-    """The source is the stack's own demo server, whose data owner the stack is."""
-    source, ports = regulation.source, stack.s.ports
-    port = ports.postgres if source.dbms == "postgresql" else ports.mariadb
-    return source.host in (stack.s.host, "127.0.0.1", "localhost") and source.port == port
-
-
 def new_tables(regulation: Regulation, include_list: str | None) -> list[Table]:
     """The regulation's tables a connector with `include_list` (None: no connector yet) does not capture."""
     if include_list is None:
@@ -60,7 +53,7 @@ def apply_provider(stack: LocalStack, regulations: list[Regulation], provider: s
     load) into the running stack; the names of the tables an incremental snapshot was requested for."""
     regulation = _one(regulations, provider)
     progress = stack.progress
-    if _owned_by_stack(stack, regulation):
+    if stack.owns(regulation):
         if regulation.source.dbms == "postgresql":
             stack.postgres.prepare_source()   # grants on every regulated schema, new ones included
             if not regulation.polled:
@@ -190,7 +183,7 @@ def _drop_slot(stack: LocalStack, regulation: Regulation) -> None:
 
 def _drop_publication(stack: LocalStack, regulation: Regulation) -> None:
     statement = f"DROP PUBLICATION IF EXISTS {regulation.publication_name}"
-    if not _owned_by_stack(stack, regulation):
+    if not stack.owns(regulation):
         stack.progress(f"publication {regulation.publication_name}: its owner drops it: {statement};")
         return
     import psycopg

@@ -82,10 +82,10 @@ class LocalStack:
         source.seed(self.pg_admin_conninfo(SOURCE_DB))
         source.seed_licenses(self.pg_admin_conninfo(SOURCE_DB))  # the marker-mode demo table
         for regulation in regulations:
-            if regulation.polled or regulation.source.dbms != "postgresql":
-                continue  # publications are PostgreSQL's; marker sources need no replication at all
+            if regulation.polled or regulation.source.dbms != "postgresql" or not self.owns(regulation):
+                continue  # publications are PostgreSQL's, and other sources' owners make theirs
             self.postgres.ensure_publication(regulation)
-        mariadb_regulations = [r for r in regulations if r.source.dbms == "mariadb"]
+        mariadb_regulations = [r for r in regulations if r.source.dbms == "mariadb" and self.owns(r)]
         if mariadb_regulations:
             self.mariadb.start()
             for regulation in mariadb_regulations:
@@ -103,12 +103,35 @@ class LocalStack:
         self.qoima.start("assessor", ["assessor"], self.s.ports.assessor_metrics)
         if any(r.polled for r in regulations):
             self.qoima.start("poller", ["poller"], self.s.ports.poller_metrics)
-        self.connect.register(regulations)
+        self.connect.register([r for r in regulations if r.polled or self._source_ready(r)])
         if demo_rate:
             self.qoima.start_without_metrics("demo-webhook", ["demo", "webhook"], self.s.ports.demo_webhook)
             self.qoima.start("demo-load", ["demo", "load", "--rate", str(demo_rate), "--metrics"],
                              self.s.ports.demo_metrics)
         self.progress(f"stack ready in {time.monotonic() - started:.0f}s")
+
+    def owns(self, regulation) -> bool:
+        """The regulation's source is one of this stack's own servers (the demo PostgreSQL or
+        MariaDB), whose data owner the stack is: it makes their publications, grants and accounts.
+        Any other source's owner runs `qoima provider sql` instead."""
+        source, ports = regulation.source, self.s.ports
+        port = ports.postgres if source.dbms == "postgresql" else ports.mariadb
+        return source.host in (self.s.host, "127.0.0.1", "localhost") and source.port == port
+
+    def _source_ready(self, regulation) -> bool:
+        """The source check (connectors/source_check.py) before a connector is registered: a
+        provider whose source capture would break, or cannot reach, is left out with the reason
+        and the fix, and the others start."""
+        from connectors.source_check import ERROR, check_source
+
+        failures = [f for f in check_source(regulation, self.s.regulation_env()) if f.status == ERROR]
+        for finding in failures:
+            self.progress(f"provider {regulation.provider}: {finding.subject}: {finding.what}"
+                          + (f" (fix: {finding.fix})" if finding.fix else ""))
+        if failures:
+            self.progress(f"provider {regulation.provider}: connector not registered: the source is not ready for "
+                          f"capture; fix it, then `qoima provider apply {regulation.provider}`")
+        return not failures
 
     def _running_order(self) -> list[str]:
         """ORDER, with every processor worker running in place of `processor` (workers 1 and

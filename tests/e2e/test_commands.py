@@ -7,8 +7,10 @@ refuses to move the sink back over rows it already loaded."""
 from __future__ import annotations
 
 import random
+import shutil
 import uuid
 
+from connectors.connect_client import ConnectClient
 from infra.demo import generator
 from infra.qoima_processes import processor_process
 from model.regulation import load_all
@@ -19,12 +21,41 @@ from tests.e2e.warehouse import poll_until, wait_converged
 PROCESSES = ("sink", processor_process(0), "assessor", "poller")
 
 
-def test_up_on_a_running_stack_leaves_it_running(stack):
+BROKEN_PROVIDER = """
+provider: broken
+organization: "Демо"
+information_system: "A source that does not answer"
+source:
+  dbms: postgresql
+  host: "127.0.0.1"
+  port: {port}
+  database: gosdata
+  user: qoima_capture
+  password:
+    file: "${{QOIMA_SECRETS_DIR}}/demo-source-password"
+tables:
+  - name: catalog.nothing
+    primary_key: [id]
+    columns:
+      - {{name: id, type: bigint, nullable: false}}
+"""
+
+
+def test_up_on_a_running_stack_leaves_it_running_and_skips_a_source_not_ready(stack, tmp_path):
+    """Run again, `qoima up` restarts nothing; a provider whose source does not answer gets no
+    connector, with the reason and the fix, and the others keep theirs."""
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    (regulations / "broken.yaml").write_text(BROKEN_PROVIDER.format(port=stack.s.ports.postgres + 7), encoding="utf-8")
     pids = {name: stack.managed(name).pid() for name in PROCESSES}
-    result = qoima(stack, "up", "--no-demo", timeout=600)
+    result = qoima(stack, "up", "--no-demo", regulations=regulations, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Qoima is running." in result.stdout and "Traceback" not in result.stderr
+    assert "provider broken: connector not registered: the source is not ready for capture" in result.stdout
     assert {name: stack.managed(name).pid() for name in PROCESSES} == pids   # nothing restarted
+    connect = ConnectClient(stack.s.connect_url)
+    assert not connect.exists("qoima-broken")
+    assert connect.state("qoima-demo") == "RUNNING" and connect.state("qoima-shop") == "RUNNING"
 
 
 def test_demo_load_changes_the_source_and_the_warehouse_follows(stack, pg, ch):
