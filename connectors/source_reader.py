@@ -126,9 +126,12 @@ class SourceReader:
     def _quote(self, name: str) -> str:
         return quote_identifier(self.dbms, name)
 
-    def relation(self, table: Table) -> str:
-        """The table as SQL names it at the source, quoted."""
+    def _relation(self, table: Table) -> str:
         return relation(self.dbms, table.schema_name, table.table_name)
+
+    def _columns(self, table: Table) -> dict[str, str]:
+        """Each column's warehouse name -> its source name, quoted for SQL."""
+        return {column.name: self._quote(column.source_column) for column in table.columns}
 
     def _rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return catalog_rows(self.connect()._conn, query, params)
@@ -154,13 +157,13 @@ class SourceReader:
 
     def count_rows(self, table: Table) -> int:
         """Rows of `table`; in marker mode without the soft-deleted ones (deletes in the warehouse)."""
-        query = f"SELECT count(*) FROM {self.relation(table)}"
+        query = f"SELECT count(*) FROM {self._relation(table)}"
         if table.deleted_flag:
-            query += f" WHERE {self._quote(table.column(table.deleted_flag).source_column)} IS NOT TRUE"
+            query += f" WHERE {self._columns(table)[table.deleted_flag]} IS NOT TRUE"
         return int(self._rows(query)[0][0])
 
     def distinct_values(self, table: Table, column: str, limit: int) -> Iterator[Any]:
-        query = f"SELECT DISTINCT {self._quote(column)} FROM {self.relation(table)} LIMIT {int(limit)}"
+        query = f"SELECT DISTINCT {self._quote(column)} FROM {self._relation(table)} LIMIT {int(limit)}"
         for (value,) in self._rows(query):
             yield value
 
@@ -169,7 +172,7 @@ class SourceReader:
         self._postgresql_only("the catalog")
         import psycopg
 
-        quoted = self.relation(table)
+        quoted = self._relation(table)
         try:
             found = self._rows("SELECT to_regclass(%s) IS NOT NULL", (quoted,))[0][0]
         except psycopg.errors.InsufficientPrivilege:  # no USAGE on the schema
@@ -199,7 +202,7 @@ class SourceReader:
         value `upper`. Ties on the marker are split by the key, never skipped. Columns in
         `as_text` are read in the source's text form."""
         names = [column.name for column in table.columns]   # the rows' keys; the source's own in SQL
-        source = {column.name: self._quote(column.source_column) for column in table.columns}
+        source = self._columns(table)
         order = ", ".join(source[c] for c in (table.marker, *table.primary_key))
         marker = source[table.marker]
         where, params = [], []
@@ -213,7 +216,7 @@ class SourceReader:
             where.append(f"{marker} <= %s")
             params.append(upper)
         select = ", ".join(self._as_text(source[name]) if name in as_text else source[name] for name in names)
-        query = (f"SELECT {select} FROM {self.relation(table)} WHERE {' AND '.join(where) or 'TRUE'} "
+        query = (f"SELECT {select} FROM {self._relation(table)} WHERE {' AND '.join(where) or 'TRUE'} "
                  f"ORDER BY {order} LIMIT %s")
         return [dict(zip(names, row)) for row in self._rows(query, [*params, limit])]
 
@@ -225,8 +228,8 @@ class SourceReader:
     def marker_keys(self, table: Table) -> list[tuple[tuple, Any, bool]]:
         """(primary key, marker value, flagged deleted) of every row."""
         width = len(table.primary_key)
-        source = {column.name: self._quote(column.source_column) for column in table.columns}
+        source = self._columns(table)
         keys = ", ".join(source[k] for k in table.primary_key)
         flag = f"{source[table.deleted_flag]} IS TRUE" if table.deleted_flag else "FALSE"
-        query = f"SELECT {keys}, {source[table.marker]}, {flag} FROM {self.relation(table)}"
+        query = f"SELECT {keys}, {source[table.marker]}, {flag} FROM {self._relation(table)}"
         return [(tuple(row[:width]), row[width], row[width + 1]) for row in self._rows(query)]

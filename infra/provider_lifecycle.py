@@ -27,7 +27,7 @@ from connectors.connect_client import ConnectClient
 from connectors.debezium.shared import table_regex
 from infra.local_secrets import secret_file
 from infra.qoima_processes import processor_process
-from infra.stack import LocalStack
+from infra.stack import QOIMA_PROCESSES, LocalStack
 from model.names import HISTORY_VIEW_SUFFIX, PROCESSOR_GROUP, WAREHOUSE_DB, processor_instance
 from model.regulation import Regulation, Table, load_regulation
 
@@ -91,21 +91,18 @@ def apply_provider(stack: LocalStack, regulations: list[Regulation], provider: s
 def restart_processes(stack: LocalStack, polled: bool) -> None:
     """Qoima's processes one at a time, each healthy again before the next stops; the poller
     only while some regulation is polled."""
-    s, qoima = stack.s, stack.qoima
-    steps: list[tuple[str, Callable[[], None]]] = [("sink", lambda: qoima.start("sink", ["sink"], s.ports.sink_metrics))]
-    for worker in range(s.processor_workers):
-        steps.append((processor_process(worker), lambda worker=worker: _restart_worker(stack, worker)))
-    steps.append(("assessor", lambda: qoima.start("assessor", ["assessor"], s.ports.assessor_metrics)))
-    if polled:
-        steps.append(("poller", lambda: qoima.start("poller", ["poller"], s.ports.poller_metrics)))
-    else:
-        stack.managed("poller").stop()
-    for name, start in steps:
+    for name in QOIMA_PROCESSES:
+        if name == "processor":
+            for worker in range(stack.s.processor_workers):
+                stack.managed(processor_process(worker)).stop()
+                _start_worker_anew(stack, worker)
+            continue
         stack.managed(name).stop()
-        start()
+        if name != "poller" or polled:
+            stack.start_qoima_process(name)
 
 
-def _restart_worker(stack: LocalStack, worker: int) -> None:
+def _start_worker_anew(stack: LocalStack, worker: int) -> None:
     """A processor worker that subscribes to other topics than before must rejoin its group as a
     new member: a static member (group.instance.id) that rejoins within its session gets its
     previous assignment back without a rebalance, and a new raw topic stayed unassigned (seen in
@@ -125,7 +122,7 @@ def _restart_worker(stack: LocalStack, worker: int) -> None:
     else:
         raise LifecycleError(f"processor worker {worker} is still a member of {PROCESSOR_GROUP} "
                              f"{_SESSION_EXPIRY_S:.0f} s after it stopped; see its log")
-    stack.qoima.start_processor(worker)
+    stack.start_qoima_process("processor", worker)
 
 
 def remove_provider(stack: LocalStack, regulations_dir: Path, provider: str, *, drop_data: bool = False) -> Path:

@@ -25,8 +25,10 @@ from infra.prometheus import LocalPrometheus
 from infra.qoima_processes import QoimaProcesses, processor_process
 from model.settings import Settings
 
-__all__ = ["CAPTURE_USER", "ORDER", "SOURCE_DB", "LocalStack"]
+__all__ = ["CAPTURE_USER", "ORDER", "QOIMA_PROCESSES", "SOURCE_DB", "LocalStack"]
 
+# Qoima's own processes, in the order `qoima up` starts them (the poller only for marker mode).
+QOIMA_PROCESSES = ("sink", "processor", "assessor", "poller")
 ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "alertmanager", "prometheus", "processor", "sink", "assessor",
          "poller", "demo-webhook", "demo-load"]
 
@@ -67,6 +69,15 @@ class LocalStack:
     def start_qoima(self, name: str, argv: list[str], metrics_port: int) -> None:
         self.qoima.start(name, argv, metrics_port)
 
+    def start_qoima_process(self, name: str, worker: int | None = None) -> None:
+        """One of QOIMA_PROCESSES as `qoima up` starts it (the processor: every worker, or `worker`)."""
+        if name == "processor":
+            self.qoima.start_processor(worker)
+        else:
+            ports = self.s.ports
+            metrics = {"sink": ports.sink_metrics, "assessor": ports.assessor_metrics, "poller": ports.poller_metrics}
+            self.qoima.start(name, [name], metrics[name])
+
     # ---------------------------------------------------------------- all
     def up(self, demo_rate: float | None) -> None:
         from model.regulation import load_all
@@ -98,11 +109,9 @@ class LocalStack:
         self.connect.start()
         self.alertmanager.start()
         self.prometheus.start()
-        self.qoima.start("sink", ["sink"], self.s.ports.sink_metrics)
-        self.qoima.start_processor()
-        self.qoima.start("assessor", ["assessor"], self.s.ports.assessor_metrics)
-        if any(r.polled for r in regulations):
-            self.qoima.start("poller", ["poller"], self.s.ports.poller_metrics)
+        for name in QOIMA_PROCESSES:
+            if name != "poller" or any(r.polled for r in regulations):
+                self.start_qoima_process(name)
         self.connect.register([r for r in regulations if r.polled or self._source_ready(r)])
         if demo_rate:
             self.qoima.start_without_metrics("demo-webhook", ["demo", "webhook"], self.s.ports.demo_webhook)

@@ -41,6 +41,8 @@ def _source_identifier(value: str | None, what: str) -> str | None:
         raise ValueError(f"{what} {value!r} holds a comma, which Debezium's table include list cannot carry; "
                          "rename it at the source or capture a view of it under another name")
     return value
+
+
 _INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -246,7 +246,7 @@ class ClickHouseSink:
         index = {name: i for i, name in enumerate(target.fields)}
         keys = [index[name] for name in target.key_fields]
         version = index["_version"]
-        table = target.loaded_in or f"{target.database}.`{target.ch_table}`"
+        table = target.loaded_in
         if topic not in self.high:
             found: list[int] = []
             self._retrying(target, "read of the highest version in", lambda: found.append(

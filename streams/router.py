@@ -140,14 +140,11 @@ class Router:
         entries = self._tables.get(topic)
         return "|".join(sorted(table.name for _, table in entries)) if entries else topic
 
-    def _entry(self, topic: str, change: envelope.Change | None) -> tuple[Regulation, Table] | None:
-        entries = self._tables.get(topic)
-        if not entries:
-            return None
-        if len(entries) == 1 or change is None:
-            return entries[0]
-        return next(((r, t) for r, t in entries if (t.schema_name, t.table_name) == (change.schema, change.table)),
-                    None)
+    def _by_warehouse_name(self, regulation: Regulation, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+        """`row` with each column under its warehouse name (a source name that needs quoting is
+        mapped by the regulation's source_name)."""
+        renamed = self._renamed[(regulation.provider, table.name)]
+        return {renamed.get(name, name): value for name, value in row.items()} if renamed else row
 
     def route(self, topic: str, partition: int, offset: int, value: bytes | None, shard: int = 0) -> Output | None:
         """The record to send for one raw event; None for a tombstone (nothing to load).
@@ -163,15 +160,15 @@ class Router:
             return self._quarantine(topic, partition, offset, value, regulation, table, exc.kind, str(exc))
         if change is None:
             return None
-        if len(entry) > 1:
-            found = self._entry(topic, change)
+        if len(entry) > 1:  # several tables on this topic: the event's own source says which
+            found = next(((r, t) for r, t in entry if (t.schema_name, t.table_name) == (change.schema, change.table)),
+                         None)
             if found is None:
                 return self._quarantine(topic, partition, offset, value, None, None, "unknown_table",
                                         "no regulation declares the source table this event names")
             regulation, table = found
-        renamed = self._renamed[(regulation.provider, table.name)]
-        if renamed:  # from here on a column goes by its warehouse name
-            change = replace(change, row={renamed.get(name, name): v for name, v in change.row.items()})
+        if self._renamed[(regulation.provider, table.name)]:  # from here on a column goes by its warehouse name
+            change = replace(change, row=self._by_warehouse_name(regulation, table, change.row))
         if change.op == "t":
             return self._truncate(regulation, table, change, raw_event_version(offset), shard)
         out = self._decide(topic, partition, offset, lambda: value, regulation, table,
@@ -199,9 +196,7 @@ class Router:
         if types is None:
             raise ValueError(f"this router was not built with the regulation of {regulation.provider} {table.name}")
         plan = self._plan(regulation, table, source_ts_ms)
-        renamed = self._renamed[(regulation.provider, table.name)]
-        if renamed:
-            row = {renamed.get(name, name): value for name, value in row.items()}
+        row = self._by_warehouse_name(regulation, table, row)
         debezium: dict[str, Any] = {}
         refused: list[tuple[str, str]] = []
         for name, value in row.items():
