@@ -9,7 +9,8 @@ Every `QOIMA_ASSESS_INTERVAL_S` it measures, per regulated table:
 - coverage, source rows against warehouse rows (governance/coverage.py); a gap beyond the
   table's tolerance on two consecutive rounds opens a coverage incident.
 Threads of this process also deliver incident notifications (governance/notifier.py) and
-watch what capture costs the sources (governance/source_health.py), every few seconds.
+PD236 access events (governance/pd236/reporter.py), and watch what capture costs the sources
+(governance/source_health.py), every few seconds.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import threading
 
 from model.regulation import Regulation, load_all
 from governance import coverage, notifier, quality_assessment, source_health
+from governance.pd236 import reporter
 from monitoring import metrics
 from governance.reidentification import Risk, assess, detection
 from governance.silence import SilenceWatch, last_commit
@@ -95,6 +97,8 @@ def run(settings: Settings) -> None:
     notifier.start(settings, regulations, stop)
     # Replication slots and connectors every 15 s: a stopped connector fills the source's disk.
     source_health.start(settings, regulations, stop)
+    # PD236 access events to the state service (docs/pd236.md), through their outbox.
+    reporter.start(settings, stop)
     below: set[str] = set()
     watch = coverage.CoverageWatch()
     silence = SilenceWatch()

@@ -14,7 +14,7 @@ from infra.java import java_command
 from infra.ports import port_open
 from infra.processes import Managed, Progress, StackError, wait_until
 from infra.templates import LOCAL_TEMPLATES, render
-from model.names import (DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, PROCESSOR_STATE_TOPIC,
+from model.names import (ACCESS_TOPIC, DEAD_LETTER_TOPIC, INCIDENT_TOPIC, MARKER_STATE_TOPIC, PROCESSOR_STATE_TOPIC,
                          QUARANTINE_TOPIC, RULES_TOPIC, SCHEMA_TOPIC, WORK_TOPIC, heartbeat_topic)
 from model.settings import Settings
 from schemas.kafka_clients import admin_config
@@ -69,7 +69,7 @@ class LocalKafka:
         from confluent_kafka.admin import AdminClient, NewTopic
 
         day, week = str(24 * 3600 * 1000), str(7 * 24 * 3600 * 1000)
-        wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week}
+        wanted = {QUARANTINE_TOPIC: week, DEAD_LETTER_TOPIC: week, INCIDENT_TOPIC: week, ACCESS_TOPIC: week}
         for regulation in regulations:
             for table in regulation.tables:
                 wanted[regulation.raw_topic(table)] = day

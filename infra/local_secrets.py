@@ -32,3 +32,8 @@ def ensure_secrets(settings: Settings) -> None:
     secret_file(settings.secrets_dir / "mariadb-owner-password")
     for user in (ADMIN_USER, WRITER_USER, ANALYST_USER):
         secret_file(password_file(settings, user))
+    # The operator's PD236 signing key (docs/pd236.md): the stand-in verifies with its public half.
+    if not settings.pd236_private_key_file and not settings.pd236_signing_key.exists():
+        from governance.pd236.token import generate_key
+
+        generate_key(settings.pd236_signing_key, settings.pd236_verifying_key)

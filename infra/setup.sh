@@ -17,6 +17,8 @@ packages=()
 command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+# The PD236 testing act's font (Cyrillic and Kazakh letters): governance/pd236/test_act.py.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || packages+=(fonts-dejavu-core)
 if [ ${#packages[@]} -gt 0 ]; then
   step "Debian packages: ${packages[*]}"
   # Keep the packages' own services from starting: the stack runs its own instances.

@@ -29,8 +29,8 @@ __all__ = ["CAPTURE_USER", "ORDER", "QOIMA_PROCESSES", "SOURCE_DB", "LocalStack"
 
 # Qoima's own processes, in the order `qoima up` starts them (the poller only for marker mode).
 QOIMA_PROCESSES = ("sink", "processor", "assessor", "poller")
-ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "alertmanager", "prometheus", "processor", "sink", "assessor",
-         "poller", "demo-webhook", "demo-load"]
+ORDER = ["postgres", "mariadb", "kafka", "connect", "clickhouse", "alertmanager", "prometheus", "pd236-standin",
+         "processor", "sink", "assessor", "poller", "demo-webhook", "demo-load"]
 
 
 class LocalStack:
@@ -65,6 +65,10 @@ class LocalStack:
 
     def start_processor(self) -> None:
         self.qoima.start_processor()
+
+    def start_pd236_standin(self) -> None:
+        """The local stand-in of the PD236 state service (infra/pd236_standin.py)."""
+        self.qoima.start_without_metrics("pd236-standin", ["pd236", "standin"], self.s.ports.pd236_standin)
 
     def start_qoima(self, name: str, argv: list[str], metrics_port: int) -> None:
         self.qoima.start(name, argv, metrics_port)
@@ -109,6 +113,7 @@ class LocalStack:
         self.connect.start()
         self.alertmanager.start()
         self.prometheus.start()
+        self.start_pd236_standin()
         for name in QOIMA_PROCESSES:
             if name != "poller" or any(r.polled for r in regulations):
                 self.start_qoima_process(name)

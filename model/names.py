@@ -19,6 +19,7 @@ from anyascii import anyascii
 # --- Kafka topics Qoima owns (per-provider topics are the functions further down) ---------------
 QUARANTINE_TOPIC = "qoima.quarantine"          # events the processor could not route, with the reason
 INCIDENT_TOPIC = "qoima.incidents"             # incident detections (DM385 §49), read by the sink
+ACCESS_TOPIC = "qoima.pd-access"               # PD236 access events (counts, never values), read by the sink
 DEAD_LETTER_TOPIC = "qoima.deadletter.sink"    # clean records ClickHouse refused for good
 SCHEMA_TOPIC = "qoima.schemas"                 # compacted: every Avro schema a clean record was written with
 MARKER_STATE_TOPIC = "qoima.marker-state"      # compacted: the marker poller's watermarks
@@ -76,6 +77,7 @@ INCIDENT_TRANSITIONS_TABLE = f"{META_DB}.incident_transitions"
 INCIDENT_EVENTS_TABLE = f"{META_DB}.incident_events"
 INCIDENTS_VIEW = f"{META_DB}.incidents"
 NOTIFICATIONS_TABLE = f"{META_DB}.notifications"
+ACCESS_EVENTS_TABLE = f"{META_DB}.pd236_access_events"   # PD236 access events and their delivery (outbox)
 
 
 # --- per provider and table -----------------------------------------------------------------------

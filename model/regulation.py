@@ -418,6 +418,14 @@ class Table(_Model):
         return next(c for c in self.columns if c.name == name)
 
 
+class PersonalData(_Model):
+    """Why Qoima reads this provider's personal data: what every PD236 access event reports
+    (docs/pd236.md). Free text, as the operator's legal department words it."""
+
+    legal_basis: str = Field(min_length=3)   # the act and article, e.g. the Personal Data Law art. 9
+    purpose: str = Field(min_length=3)       # what the warehouse does with the data
+
+
 class Regulation(_Model):
     provider: str = Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")
     organization: str
@@ -425,6 +433,10 @@ class Regulation(_Model):
     description: str = ""
     source: Source
     tables: list[Table] = Field(min_length=1)
+    # The PD236 access protocol's legal basis and purpose (docs/pd236.md); a provider whose tables
+    # hold personal data and that declares none is reported with an empty basis and listed by
+    # `qoima pd236 status` as one to fix.
+    personal_data: PersonalData | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -76,6 +76,7 @@ class Ports:
     demo_metrics: int = 29103
     assessor_metrics: int = 29104
     poller_metrics: int = 29105
+    pd236_standin: int = 29106
     demo_webhook: int = 29999
 
     def shifted(self, shift: int) -> "Ports":
@@ -111,6 +112,19 @@ class Settings(BaseSettings):
     # them: the most workers that can share the load. Fixed afterwards (docs/design.md, "Scale-out").
     processor_partitions: _Integer = Field(4, ge=1, le=64)
     processor_workers: _Integer = Field(1, ge=1, le=8)
+    # PD236 access protocol (docs/pd236.md). Access events are counted per table, path and this
+    # interval, so their number stays sane whatever the row rate.
+    pd236_interval_s: _Integer = Field(60, ge=1, le=86400)
+    # The state service's endpoints: empty means the local stand-in (infra/pd236_standin.py).
+    pd236_url: str = ""
+    pd236_test_url: str = ""
+    # What the security token (JWT) says: the operator's id as issuer, the service as audience.
+    pd236_issuer: str = "qoima-operator"
+    pd236_audience: str = "pd-access-control"
+    pd236_token_ttl_s: _Integer = Field(300, ge=10, le=3600)
+    # The operator's signing key (PEM, RS256), by reference: a file path. Empty: the local
+    # stack's generated key under QOIMA_HOME/secrets.
+    pd236_private_key_file: str = ""
 
     @model_validator(mode="after")
     def _workers_have_partitions(self) -> "Settings":
@@ -156,6 +170,30 @@ class Settings(BaseSettings):
     @property
     def master_key_file(self) -> Path:
         return self.secrets_dir / "master.key"
+
+    @property
+    def pd236_standin_url(self) -> str:
+        return f"http://{self.host}:{self.ports.pd236_standin}"
+
+    @property
+    def pd236_endpoint(self) -> str:
+        """Where access events go: QOIMA_PD236_URL, else the local stand-in."""
+        return self.pd236_url or f"{self.pd236_standin_url}/api/v1/access-events"
+
+    @property
+    def pd236_test_endpoint(self) -> str:
+        """Where `qoima pd236 test-act` sends its ten requests: QOIMA_PD236_TEST_URL, else the stand-in."""
+        return self.pd236_test_url or f"{self.pd236_standin_url}/api/v1/access-events"
+
+    @property
+    def pd236_signing_key(self) -> Path:
+        return Path(self.pd236_private_key_file) if self.pd236_private_key_file else \
+            self.secrets_dir / "pd236-signing-key.pem"
+
+    @property
+    def pd236_verifying_key(self) -> Path:
+        """The public half the stand-in verifies with (the real service gets it at integration, PD236 §10.2)."""
+        return self.secrets_dir / "pd236-signing-key.pub.pem"
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -17,6 +17,19 @@ DEFECTS = Counter("qoima_processor_defects_total", "Values that failed validatio
 QUALITY_VIOLATIONS = Counter("qoima_quality_violations_total", "Rows that broke a quality rule",
                              ["table", "rule", "action"])
 TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
+# PD236 access protocol (docs/pd236.md): what Qoima read of personal data, and its reporting.
+PD_ACCESS_ROWS = Counter("qoima_pd236_access_rows_total",
+                         "Rows of tables holding personal data read from a source (PD236 access protocol)",
+                         ["table", "path"])
+PD_ACCESS_EVENTS = Counter("qoima_pd236_access_events_total",
+                           "PD236 access events emitted (one per table, path and interval)", ["path"])
+PD_UNDELIVERED = Gauge("qoima_pd236_undelivered_events", "PD236 access events the state service has not accepted yet")
+PD_OLDEST_UNDELIVERED = Gauge("qoima_pd236_oldest_undelivered_seconds",
+                              "Age of the oldest PD236 access event not yet accepted by the state service (0: none)")
+PD_DELIVERED = Counter("qoima_pd236_delivered_total", "PD236 access events the state service accepted")
+PD_FAILURES = Counter("qoima_pd236_delivery_failures_total",
+                      "Failed PD236 deliveries (retried with back-off), by reason: http_401 is a refused token",
+                      ["reason"])
 PROCESSOR_READY = Gauge("qoima_processor_ready",
                         "1 once the worker has restored its state and joined its consumer group")
 PROCESS_SECONDS = Histogram("qoima_processor_event_seconds", "Time to decode, check, depersonalize and encode one "

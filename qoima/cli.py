@@ -47,6 +47,8 @@ sink_app = _group("run the ClickHouse sink in the foreground (or act on it)", in
 demo_app = _group("the demo source", no_args_is_help=True)
 provider_app = _group("a provider: what capture needs from its source; bringing it into the stack and out",
                       no_args_is_help=True)
+pd236_app = _group("PD236: the personal-data access protocol for the state access-control service "
+                   "(docs/pd236.md)", no_args_is_help=True)
 incidents_app = _group("the incident journal (DM385 §49): list, show, and move incidents "
                        "through open -> acknowledged -> resolved -> closed", no_args_is_help=True)
 # The help lists the commands in panels along the data flow.
@@ -58,6 +60,7 @@ app.add_typer(quarantine_app, name="quarantine", rich_help_panel=PROCESSING)
 app.add_typer(sink_app, name="sink", rich_help_panel=PROCESSING)
 app.add_typer(dq_app, name="dq", rich_help_panel=GOVERNANCE)
 app.add_typer(incidents_app, name="incidents", rich_help_panel=GOVERNANCE)
+app.add_typer(pd236_app, name="pd236", rich_help_panel=GOVERNANCE)
 
 
 def _settings() -> Settings:
@@ -602,6 +605,54 @@ def demo_webhook() -> None:
 
     settings = _settings()
     serve(settings.host, settings.ports.demo_webhook)
+
+
+@pd236_app.command("status", help="access events recorded per table and path, and what the state service has "
+                   "not accepted yet")
+def pd236_status(as_json: JsonFlag = False) -> None:
+    from governance.pd236.status import render, status
+    from sinks.clickhouse_users import writer_client
+
+    settings = _settings()
+    report = status(writer_client(settings), _regulations(settings))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render(report))
+
+
+@pd236_app.command("test-act", help="send ten requests with security tokens to the test endpoint, require ten "
+                   "successful responses, and write the testing act (PD236 §11) as a PDF")
+def pd236_test_act(out: Annotated[Path | None, typer.Option(help="where to write the PDF (default: "
+                                                                  "QOIMA_HOME/pd236/test-act-<time>.pdf)")] = None,
+                   url: Annotated[str | None, typer.Option(help="the test endpoint (default: QOIMA_PD236_TEST_URL, "
+                                                                "else the local stand-in)")] = None) -> None:
+    from datetime import datetime, timezone
+
+    from governance.pd236.reporter import issuer_for
+    from governance.pd236.test_act import REQUESTS, TestActError, test_act
+    from governance.pd236.token import TokenError
+
+    settings = _settings()
+    endpoint = url or settings.pd236_test_endpoint
+    path = out or settings.home / "pd236" / f"test-act-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.pdf"
+    try:
+        exchanges, written = test_act(endpoint, issuer_for(settings), path)
+    except (TokenError, TestActError) as exc:
+        raise SystemExit(f"qoima pd236 test-act: {exc}") from None
+    for e in exchanges:
+        print(f"{e.number:>2}  {e.request_id}  token {e.jti}  HTTP {e.status or '-'}  "
+              + (f"accepted, receipt {e.receipt}" if e.accepted else f"FAILED: {e.error or 'not accepted'}"))
+    ok = sum(e.accepted for e in exchanges)
+    if written is None:
+        raise SystemExit(f"qoima pd236 test-act: {ok} of {REQUESTS} requests succeeded; PD236 §11 needs "
+                         f"{REQUESTS}, so no act was written. Fix what the failures say and run it again.")
+    print(f"{ok} of {REQUESTS} successful responses; testing act written to {written}")
+
+
+@pd236_app.command("standin", help="run the local stand-in of the state service in the foreground "
+                   "(`qoima up` starts it)")
+def pd236_standin() -> None:
+    from infra.pd236_standin import serve
+
+    serve(_settings())
 
 
 # ----------------------------------------------------------------------------------- entry point

@@ -20,7 +20,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from model.regulation import Regulation, Table
-from model.names import INCIDENT_TOPIC, QUARANTINE_TOPIC  # noqa: F401 (the topics these schemas travel on)
+from model.names import ACCESS_TOPIC, INCIDENT_TOPIC, QUARANTINE_TOPIC  # noqa: F401 (the topics these schemas travel on)
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
 _MAGIC = b"\xc3\x01"
@@ -162,7 +162,8 @@ class AvroCodec:
 def codec_for(regulations: list[Regulation],
               history: Callable[[bytes], tuple[str, dict] | None] | None = None) -> AvroCodec:
     """Every topic Qoima writes Avro to: clean topics, quarantine, incidents."""
-    schemas = {QUARANTINE_TOPIC: load_avsc("quarantine"), INCIDENT_TOPIC: load_avsc("incident")}
+    schemas = {QUARANTINE_TOPIC: load_avsc("quarantine"), INCIDENT_TOPIC: load_avsc("incident"),
+               ACCESS_TOPIC: load_avsc("access_event")}
     for regulation in regulations:
         for table in regulation.tables:
             schemas[regulation.clean_topic(table)] = schema = clean_schema(regulation, table)

@@ -27,14 +27,14 @@ from model.settings import Settings
 from sinks.clickhouse_users import writer_client
 from sinks import schema_evolution, unchanged
 from sinks.truncate import truncate_statements
-from sinks.ddl import HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_FIELDS, create_table_sql, history_sql, meta_tables_sql, table_columns, warehouse_columns
+from sinks.ddl import ACCESS_COLUMNS, HELD_COLUMN, INCIDENT_COLUMNS, META_COLUMNS, META_FIELDS, create_table_sql, history_sql, meta_tables_sql, table_columns, warehouse_columns
 from model.names import HISTORY_VIEW_SUFFIX
 from model.names import META_DB
 from model.names import WAREHOUSE_DB
 from schemas.avro_codec import codec_for
 from schemas import retry
 from schemas.kafka_clients import consumer_config, producer_config
-from model.names import INCIDENT_TOPIC
+from model.names import ACCESS_EVENTS_TABLE, ACCESS_TOPIC, INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
 from model.leak_scan import structural_kinds_in
@@ -105,6 +105,12 @@ def _incident_target() -> _Target:
                    fields=INCIDENT_COLUMNS, zeros=[None] * len(INCIDENT_COLUMNS))
 
 
+def _access_target() -> _Target:
+    database, table = ACCESS_EVENTS_TABLE.split(".")
+    return _Target(database, table, ACCESS_EVENTS_TABLE, column_names=ACCESS_COLUMNS, fields=ACCESS_COLUMNS,
+                   zeros=[None] * len(ACCESS_COLUMNS))
+
+
 class ClickHouseSink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -112,7 +118,7 @@ class ClickHouseSink:
         # Messages written under an earlier regulation decode with their own schema.
         self.codec = codec_for(self.regulations, SchemaHistory(settings.kafka_bootstrap).lookup)
         self.client = writer_client(settings)
-        self.targets: dict[str, _Target] = {INCIDENT_TOPIC: _incident_target()}
+        self.targets: dict[str, _Target] = {INCIDENT_TOPIC: _incident_target(), ACCESS_TOPIC: _access_target()}
         for regulation in self.regulations:
             for table in regulation.tables:
                 self.targets[regulation.clean_topic(table)] = _clean_target(regulation, table)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from model.names import HISTORY_VIEW_SUFFIX, META_DB, WAREHOUSE_DB
+from model.names import ACCESS_EVENTS_TABLE, HISTORY_VIEW_SUFFIX, META_DB, WAREHOUSE_DB
 from model.regulation import Regulation, Table
 
 META_COLUMNS = [
@@ -209,6 +209,44 @@ ENGINE = ReplacingMergeTree(_version)
 ORDER BY id
 COMMENT 'Incident notifications to webhook targets (outbox, delivered at least once)'"""
 
+# PD236 access events (streams/access_log.py) and their delivery to the state service: one table
+# is the outbox (governance/pd236/reporter.py). The sink writes an event at version 0, the
+# reporter each attempt at a higher one, so FINAL shows the latest state and a redelivered
+# event (a sink restart) never undoes a delivery.
+ACCESS_EVENTS_SQL = f"""CREATE TABLE IF NOT EXISTS {ACCESS_EVENTS_TABLE} (
+    event_id String,
+    provider LowCardinality(String),
+    organization String,
+    information_system String,
+    `table` LowCardinality(String),
+    path LowCardinality(String),
+    categories Array(LowCardinality(String)),
+    `rows` UInt64,
+    subjects UInt64,
+    subjects_exact Bool,
+    legal_basis String,
+    purpose String,
+    key_id LowCardinality(String),
+    interval_start DateTime64(3, 'UTC'),
+    interval_end DateTime64(3, 'UTC'),
+    first_read DateTime64(3, 'UTC'),
+    last_read DateTime64(3, 'UTC'),
+    recorded_ts DateTime64(3, 'UTC') DEFAULT now64(3),
+    attempts UInt32 DEFAULT 0,
+    delivered_ts Nullable(DateTime64(3, 'UTC')),
+    receipt String DEFAULT '',
+    last_error String DEFAULT '',
+    next_attempt_ts DateTime64(3, 'UTC') DEFAULT now64(3),
+    _version UInt64 DEFAULT 0
+)
+ENGINE = ReplacingMergeTree(_version)
+ORDER BY event_id
+COMMENT 'PD236 access protocol: reads of personal data (counts, never values) and their delivery'"""
+
+ACCESS_COLUMNS = ["event_id", "provider", "organization", "information_system", "table", "path", "categories",
+                  "rows", "subjects", "subjects_exact", "legal_basis", "purpose", "key_id", "interval_start",
+                  "interval_end", "first_read", "last_read"]
+
 # Incidents with their current status. Status: the latest transition, else 'open'; a detection
 # newer than the latest transition of a resolved or closed incident reopens it (by 'qoima',
 # since that detection). opened_ts starts the current open episode (NULL once resolved or
@@ -287,6 +325,7 @@ COMMENT 'Every detection of a quality or depersonalization problem'""",
         "AFTER origin",
         INCIDENT_TRANSITIONS_SQL,
         NOTIFICATIONS_SQL,
+        ACCESS_EVENTS_SQL,
         INCIDENTS_VIEW_SQL,
         QUALITY_ASSESSMENTS_SQL,
     ]

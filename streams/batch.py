@@ -19,7 +19,11 @@ What a batch writes:
 - detections: rule violations summed per incident key (provider/table/rule) over the batch,
   one incident event each, with up to five depersonalized record keys as samples; verdicts of
   rows whose grace period ended (integrity, late consistency) join them;
-- state: the changelog records of the cross-row rules' stores (streams/state_store.py);
+- state: the changelog records of the cross-row rules' stores and of the access log's buckets
+  (streams/state_store.py);
+- access events (PD236): each routed row of a table holding personal data is counted in its
+  work partition's bucket for the interval (streams/access_log.py); a bucket whose interval has
+  ended becomes one event on the access topic, and leaves the state, in the same transaction;
 - metrics: counted per batch and label, then added to the Prometheus counters once.
 """
 from __future__ import annotations
@@ -32,11 +36,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC
+from model.names import ACCESS_TOPIC, INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from monitoring import metrics
 from schemas import envelope
 from schemas.avro_codec import AvroCodec
 from schemas.incidents import Detection
+from streams.access_log import AccessLog
 from streams.cross_row.claims import forget_claim
 from streams.cross_row.judge import Judge
 from streams.quality import Violation
@@ -54,7 +59,8 @@ RAW_ORIGIN = "qoima-raw"  # the work topic's header: "<raw topic>\x1f<partition>
 _MAX_SAMPLES = 5
 # What a batch counts, by the first element of its key; the rest are the metric's labels.
 _COUNTERS = {"in": metrics.EVENTS_IN, "out": metrics.EVENTS_OUT, "violation": metrics.QUALITY_VIOLATIONS,
-             "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES}
+             "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES,
+             "access": metrics.PD_ACCESS_ROWS}
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -83,8 +89,9 @@ class BatchProcessor:
     `expire_every_s` paces the grace checks."""
 
     def __init__(self, router: Router, codec: AvroCodec, judge: Judge | None = None,
-                 state: StateStores | None = None, partitions: int = 1, expire_every_s: float = 1.0) -> None:
-        self.router, self.codec, self.judge, self.state = router, codec, judge, state
+                 state: StateStores | None = None, partitions: int = 1, expire_every_s: float = 1.0,
+                 access: AccessLog | None = None) -> None:
+        self.router, self.codec, self.judge, self.state, self.access = router, codec, judge, state, access
         self.partitions = partitions
         self._expire_every_s = expire_every_s
         self._last_expiry = 0.0
@@ -92,6 +99,7 @@ class BatchProcessor:
 
     def process(self, events: Iterable[RawEvent], now: float | None = None) -> Effects:
         now = time.time() if now is None else now
+        self._now_ms = int(now * 1000)
         effects = Effects()
         incidents: dict[tuple[str, str, str], _Incident] = {}
         counts: Counter = Counter()
@@ -114,6 +122,11 @@ class BatchProcessor:
             self._last_expiry = now
             for regulation, table, violation, sample in self.judge.expire(int(now * 1000)):
                 self._note(regulation.provider, table.name, (violation,), sample, incidents)
+        if self.access is not None:
+            for event in self.access.closed(self._now_ms):
+                effects.records.append((ACCESS_TOPIC, event.event_id.encode(),
+                                        self.codec.encode(ACCESS_TOPIC, event.record()), None, None))
+                metrics.PD_ACCESS_EVENTS.labels(event.path).inc()
         for (provider, table, rule), incident in incidents.items():
             violation = incident.violation
             critical = violation.action == "hold" or violation.rule == LEAK_CHECK
@@ -156,6 +169,10 @@ class BatchProcessor:
             counts[("tombstone", self._table_of.get(topic, topic))] += 1
             return
         self._count(out, topic, counts)
+        if self.access is not None and out.table:
+            path = self.access.note(shard, out.provider, out.table, out.op, out.key, out.source_ts_ms, self._now_ms)
+            if path is not None:
+                counts[("access", out.table, path)] += 1
         self._note(out.provider, out.table, out.violations, out.key.decode("utf-8", "replace") if out.key else None,
                    incidents)
         effects.records.append((out.topic, out.key, out.value, None, None))

@@ -10,6 +10,10 @@ file loaded twice leaves one row per key (the same version: the last inserted wi
 `_source_ts` is the time of the load, which starts their retention period and keeps the freshness metrics
 honest (a 2015 timestamp would read as ten years of lag).
 
+Reading the file is an access to the personal data it holds (PD236, docs/pd236.md): its rows
+are counted like the processor's (streams/access_log.py), under the path `history` and a scope
+of their own per run, and the access events go to the access topic with the rows.
+
 The summary holds counts, error kinds, reasons and defect notes: column names and problems,
 never a value from the file.
 """
@@ -20,6 +24,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +34,13 @@ from tqdm import tqdm
 
 from connectors.history import HistoryError, HistoryFile, open_history
 from connectors.pg_text import text_parser
+from model.names import ACCESS_TOPIC
+from model.personal_data import AccessPath
 from model.regulation import Regulation, Table, load_all
 from model.settings import Settings
 from schemas.avro_codec import codec_for
 from schemas.kafka_clients import produce, producer_config
+from streams.access_log import AccessLog
 from streams.keys import load_schedule
 from streams.router import QUARANTINE_TOPIC, Output, Router
 
@@ -196,15 +204,25 @@ def load_history(settings: Settings, provider: str, table_name: str, path: Path 
     for warning in summary.warnings:
         log.warning("%s", warning)
     keys = load_schedule(settings.key_id, dict(os.environ), settings.master_key_file)
-    router = Router([regulation], keys, codec_for([regulation]))
+    codec = codec_for([regulation])
+    router = Router([regulation], keys, codec)
     if producer is None:
-        producer = _producer(settings, [regulation.clean_topic(table), QUARANTINE_TOPIC])
+        producer = _producer(settings, [regulation.clean_topic(table), QUARANTINE_TOPIC, ACCESS_TOPIC])
+    access = AccessLog([regulation], keys, {}, settings.pd236_interval_s)
+    scope = f"history-{uuid.uuid4().hex[:12]}"
 
     failures: list[str] = []
 
     def delivered(error, message) -> None:
         if error is not None:
             failures.append(str(error))
+
+    def report_access(everything: bool = False) -> int:
+        events = list(access.closed(int(time.time() * 1000), everything))
+        for event in events:
+            produce(producer, ACCESS_TOPIC, codec.encode(ACCESS_TOPIC, event.record()), event.event_id.encode(),
+                    delivered)
+        return len(events)
 
     origin = f"history:{path.name}"
     source_ts_ms = int(time.time() * 1000)
@@ -224,12 +242,16 @@ def load_history(settings: Settings, provider: str, table_name: str, path: Path 
                                        source_ts_ms=source_ts_ms, origin=origin, offset=number)
             summary.count(out)
             produce(producer, out.topic, out.value, out.key, delivered)
+            access.note(scope, regulation.provider, table.name, "r", out.key, None, int(time.time() * 1000),
+                        path=AccessPath.history.value)
             sent += 1
             if number % _PROGRESS_EVERY == 0:
+                sent += report_access()
                 producer.poll(0)
                 bar.update(history.position - bar.n)
                 bar.set_postfix(quarantined=summary.quarantined_rows, refresh=False)
         bar.update(history.position - bar.n)
+        sent += report_access(everything=True)
         deadline = time.monotonic() + _DELIVERY_TIMEOUT_MS / 1000 + 60
         remaining = producer.flush(5)
         while remaining and time.monotonic() < deadline:

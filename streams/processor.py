@@ -45,6 +45,7 @@ from monitoring import metrics
 from schemas import schema_history
 from schemas.avro_codec import AvroCodec, codec_for
 from schemas.kafka_clients import admin_config, consumer_config, produce, producer_config
+from streams.access_log import AccessLog
 from streams.batch import BatchProcessor, RawEvent
 from streams.cross_row.claims import Claims
 from streams.cross_row.judge import Judge
@@ -271,15 +272,16 @@ def partition_count(bootstrap: str, topic: str) -> int:
 
 
 def wire(regulations: list[Regulation], keys: KeySchedule, codec: AvroCodec,
-         partitions: int) -> tuple[BatchProcessor, StateStores, list[str]]:
+         partitions: int, access_interval_s: int = 60) -> tuple[BatchProcessor, StateStores, list[str]]:
     """A worker's batch logic over `partitions` work and rules partitions, its state stores and
-    the topics it reads."""
+    the topics it reads; PD236 access events per `access_interval_s`."""
     # Cross-row state must not change with key rotation: it is digested with the oldest key.
     plan = CrossRowPlan(regulations, keys.entries[0][1].subkey("quality-state"))
     state = StateStores()
     router = Router(regulations, keys, codec, Claims(plan, state["owners"]))
     judge = Judge(plan, state["values"], state["references"], state["pending"])
-    batch = BatchProcessor(router, codec, judge, state, partitions)
+    access = AccessLog(regulations, keys, state["access"], access_interval_s)
+    batch = BatchProcessor(router, codec, judge, state, partitions, access=access)
     return batch, state, [*router.raw_topics, WORK_TOPIC, RULES_TOPIC]
 
 
@@ -295,7 +297,7 @@ def build(settings: Settings) -> tuple[BatchProcessor, StateStores, list[str]]:
                              "creates both with processor_partitions")
     # Before the first record: a reader must be able to find every schema written with.
     schema_history.publish(settings.kafka_bootstrap, codec.schemas)
-    return wire(regulations, keys, codec, partitions)
+    return wire(regulations, keys, codec, partitions, settings.pd236_interval_s)
 
 
 def owned_partitions(assigned: dict[str, set[int]]) -> Callable[[str], set[int]]:

@@ -83,10 +83,11 @@ class ChangelogStore(MutableMapping):
 
 class StateStores:
     """The stores of streams/cross_row: `owners` (step 1, by work partition) and `values`,
-    `references`, `pending` (step 2, by rules partition), logged together."""
+    `references`, `pending` (step 2, by rules partition); and `access`, the PD236 access log's
+    open buckets (streams/access_log.py, by work partition); logged together."""
 
-    NAMES = ("owners", "values", "references", "pending")
-    BY_WORK_PARTITION = ("owners",)
+    NAMES = ("owners", "values", "references", "pending", "access")
+    BY_WORK_PARTITION = ("owners", "access")
 
     def __init__(self, data: dict[str, dict] | None = None) -> None:
         self.stores = {name: ChangelogStore(name, (data or {}).get(name)) for name in self.NAMES}

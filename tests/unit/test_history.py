@@ -508,7 +508,8 @@ def test_unknown_provider_or_table(tmp_path, unit_settings, provider, table, mes
 def test_failed_delivery_fails_loudly(tmp_path, unit_settings, master_key) -> None:
     path = tmp_path / "p.csv"
     path.write_text(csv_text(","), encoding="utf-8")
-    with pytest.raises(HistoryError, match="2 of 2 message.s. were not delivered"):
+    # The file's two rows and the access event of reading them (PD236).
+    with pytest.raises(HistoryError, match="3 of 3 message.s. were not delivered"):
         load_history(unit_settings, "demo", "population.persons", path, progress=False,
                      producer=FakeProducer(fail=True))
 

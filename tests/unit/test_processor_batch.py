@@ -60,7 +60,7 @@ def test_restore_keeps_the_partitions_the_worker_owns() -> None:
     stores = StateStores()
     records = [(b"owners\x1f0|t|a", b'"x"'), (b"owners\x1f1|t|b", b'"y"'), (b"values\x1f1|u|c", b"[1]"),
                (b"values\x1f3|u|d", b"[2]"), (b"pending\x1funpartitioned", b"[3]")]
-    owned = {"owners": {1}, "values": {3}, "references": set(), "pending": {0, 1, 2, 3}}
+    owned = {"owners": {1}, "values": {3}, "references": set(), "pending": {0, 1, 2, 3}, "access": {1}}
     assert stores.restore(records, owned.__getitem__) == 2
     assert dict(stores["owners"]) == {"1|t|b": "y"} and dict(stores["values"]) == {"3|u|d": [2]}
 
@@ -70,12 +70,12 @@ def test_a_snapshot_gives_back_the_owned_state_and_where_to_read_on(tmp_path) ->
     stores["owners"].update({"0|t|a": "x", "1|t|b": "y"})
     stores["values"].update({"2|u|c": ["0.r"], "3|u|d": ["1.s"]})
     snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0, 1}, "values": {2, 3}, "references": {2, 3}, "pending": {2, 3}}
+    owned = {"owners": {0, 1}, "values": {2, 3}, "references": {2, 3}, "pending": {2, 3}, "access": {0, 1}}
     snapshot.save(stores, owned.__getitem__, {0: 1234})
     again = StateStores()
     again["owners"]["stale"] = "z"
     # Fewer partitions than then (another worker took some): loaded, the rest left out.
-    fewer = {"owners": {1}, "values": {3}, "references": {3}, "pending": {3}}
+    fewer = {"owners": {1}, "values": {3}, "references": {3}, "pending": {3}, "access": {1}}
     assert snapshot.load(again, fewer.__getitem__) == {0: 1234}
     assert dict(again["owners"]) == {"1|t|b": "y"} and dict(again["values"]) == {"3|u|d": ["1.s"]}
 
@@ -86,7 +86,7 @@ def test_a_snapshot_saved_in_the_background_holds_the_state_of_the_moment_it_was
     stores = StateStores()
     stores["owners"]["0|t|a"] = "then"
     snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}}
+    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
     snapshot.save(stores, owned.__getitem__, {0: 7}, background=True)
     stores["owners"]["0|t|a"] = "now"   # the forked writer does not see this
     deadline = time.monotonic() + 10
@@ -101,7 +101,7 @@ def test_a_snapshot_not_covering_the_partitions_or_too_old_is_not_used(tmp_path,
     stores = StateStores()
     stores["owners"]["0|t|a"] = "x"
     snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}}
+    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
     assert snapshot.load(StateStores(), owned.__getitem__) is None   # none saved yet
     snapshot.save(stores, owned.__getitem__, {0: 10})
     more = {**owned, "values": {0, 1}}

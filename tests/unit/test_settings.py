@@ -11,6 +11,7 @@ DEFAULT_PORTS = {
     "postgres": 25432, "mariadb": 23306, "kafka": 29092, "kafka_controller": 29093, "connect": 28083,
     "clickhouse_http": 28123, "clickhouse_tcp": 29000, "prometheus": 29090, "alertmanager": 29094,
     "processor_metrics": 29101, "sink_metrics": 29102, "demo_metrics": 29103, "assessor_metrics": 29104, "poller_metrics": 29105,
+    "pd236_standin": 29106,
     "demo_webhook": 29999,
 }
 
