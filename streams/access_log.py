@@ -91,7 +91,8 @@ class AccessLog:
         each deleted from the store as it is given."""
         if not everything and now_ms < self._next_check:
             return
-        self._next_check = now_ms + _CHECK_EVERY_MS
+        # Looked at once a second, and at each interval's end (a bucket is due then, not later).
+        self._next_check = min(now_ms + _CHECK_EVERY_MS, now_ms - now_ms % self.interval_ms + self.interval_ms)
         for name in [n for n in self.store.keys()
                      if everything or int(n.rsplit("|", 1)[1]) + self.interval_ms <= now_ms]:
             bucket = self.store[name]

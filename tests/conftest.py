@@ -26,6 +26,8 @@ def settings():
     # Small batches and a short batch window: the tests look for rows within seconds.
     os.environ.setdefault("QOIMA_SINK_BATCH_MS", "200")
     os.environ.setdefault("QOIMA_ASSESS_INTERVAL_S", "5")
+    # PD236 access events close every 5 s, not every minute (tests/e2e/test_pd236.py).
+    os.environ.setdefault("QOIMA_PD236_INTERVAL_S", "5")
     from model.settings import Settings
 
     return Settings.from_env()

@@ -138,9 +138,10 @@ def write_pdf(path: Path, exchanges: list[Exchange], endpoint: str, issuer: Toke
     return path
 
 
-def test_act(endpoint: str, issuer: TokenIssuer, path: Path) -> tuple[list[Exchange], Path | None]:
+def test_act(endpoint: str, issuer: TokenIssuer, path: Path,
+             send: Callable[..., client.Reply] = client.send) -> tuple[list[Exchange], Path | None]:
     """The ten exchanges, and the act's path when all ten succeeded (no act otherwise)."""
-    exchanges = exchange(endpoint, issuer)
+    exchanges = exchange(endpoint, issuer, send=send)
     if sum(e.accepted for e in exchanges) < REQUESTS:
         return exchanges, None
     return exchanges, write_pdf(path, exchanges, endpoint, issuer)

@@ -21,7 +21,9 @@ from infra.demo.generator import KZ_TZ, make_person
 from sinks.clickhouse_users import ADMIN_USER, client
 from model.leak_scan import KnownValues, scan_text
 from streams.router import QUARANTINE_TOPIC
-from tests.e2e.warehouse import wait_converged
+from model.names import ACCESS_EVENTS_TABLE
+from sinks.clickhouse_users import writer_client
+from tests.e2e.warehouse import poll_until, wait_converged
 
 FIRST_ID = 900_000_000
 ROWS = 200
@@ -116,6 +118,7 @@ def test_history_file_loads_depersonalized_and_quarantines_bad_rows(stack, pg, c
     lines = [";".join(COLUMNS)] + [";".join(_field(p[c]) for c in COLUMNS) for p in persons]
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1251"))
 
+    started_ms = int(time.time() * 1000)
     summary = load_history(stack.s, "demo", "population.persons", path, progress=False)
 
     assert (summary.format, summary.encoding, summary.delimiter) == ("csv", "cp1251", ";")
@@ -131,6 +134,14 @@ def test_history_file_loads_depersonalized_and_quarantines_bad_rows(stack, pg, c
             break
         assert time.monotonic() < deadline, f"{count} of {ROWS - len(MISSING_SEX)} history rows in the warehouse after 30 s"
         time.sleep(0.5)
+
+    # Reading the file was an access to personal data (PD236): every row read, quarantined ones too.
+    writer = writer_client(stack.s)
+    read = poll_until(lambda: writer.query(
+        f"SELECT sum(`rows`), min(subjects_exact) FROM {ACCESS_EVENTS_TABLE} FINAL WHERE path = 'history' "
+        f"AND `table` = 'population.persons' AND first_read >= fromUnixTimestamp64Milli({started_ms}) "
+        f"HAVING sum(`rows`) = {ROWS}").result_rows, 30, "the access events of the history load")
+    assert read[0][0] == ROWS
 
     result = ch.query(f"SELECT * FROM {WAREHOUSE} FINAL WHERE person_id >= {FIRST_ID} ORDER BY person_id")
     rows = [dict(zip(result.column_names, row)) for row in result.result_rows]
