@@ -62,9 +62,11 @@ class Reporter:
     def __init__(self, outbox: Outbox, issuer: TokenIssuer, endpoint: str,
                  send: Callable[..., client.Reply] = client.send, clock: Callable[[], datetime] = now_ms) -> None:
         self.outbox, self.issuer, self.endpoint, self.send, self.clock = outbox, issuer, endpoint, send, clock
+        self._down = False        # the last attempt found nothing answering
+        self._recovered = False   # ... and then one was accepted: the backlog goes at once
 
-    def attempt(self, row: dict) -> dict:
-        """Send one event; its row as it is to be stored after the attempt."""
+    def attempt(self, row: dict) -> tuple[dict, client.Reply]:
+        """Send one event; its row as it is to be stored after the attempt, and the answer."""
         token = self.issuer.token(subject=row["information_system"])
         reply = self.send(self.endpoint, client.message(row["event_id"], row), token, row["event_id"])
         now = self.clock()
@@ -75,21 +77,32 @@ class Reporter:
             log.info("access event %s (%s, %s, %d rows) accepted by %s, receipt %s%s", row["event_id"], row["table"],
                      row["path"], int(row["rows"]), target_label(self.endpoint), reply.receipt,
                      " (a duplicate: delivered before)" if reply.duplicate else "")
-            return {**updated, "delivered_ts": now, "receipt": reply.receipt, "last_error": ""}
+            return {**updated, "delivered_ts": now, "receipt": reply.receipt, "last_error": ""}, reply
         metrics.PD_FAILURES.labels(reply.reason).inc()
         delay = backoff(updated["attempts"])
         log.warning("access event %s to %s not delivered: %s; attempt %d, next in %.0f s", row["event_id"],
                     target_label(self.endpoint), reply.error, updated["attempts"], delay)
-        return {**updated, "last_error": reply.error, "next_attempt_ts": now + timedelta(seconds=delay)}
+        return {**updated, "last_error": reply.error, "next_attempt_ts": now + timedelta(seconds=delay)}, reply
 
     def deliver(self, limit: int = BATCH) -> list[dict]:
+        now = self.clock()
+        # Once the service answers again, what waited for it goes now, not at each event's back-off
+        # (up to 5 minutes after a long outage).
+        horizon = now + timedelta(days=3650) if self._recovered else now
+        self._recovered = False
         done = []
-        for row in self.outbox.due(self.clock(), limit):
-            updated = self.attempt(row)
+        for row in self.outbox.due(horizon, limit):
+            updated, reply = self.attempt(row)
             self.outbox.save(updated)
             done.append(updated)
-            if not updated["delivered_ts"] and updated["last_error"].startswith("the service does not answer"):
-                break   # the service is down: the rest wait for the next round rather than time out one by one
+            if reply.status == 0:
+                # Nothing answers: one try a round (the oldest due event) until something does,
+                # rather than each event timing out in turn.
+                self._down = True
+                break
+            if reply.accepted and self._down:
+                self._down, self._recovered = False, True
+                log.info("the state service answers again; the events that waited for it go now")
         return done
 
     def backlog(self) -> Backlog:

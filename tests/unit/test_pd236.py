@@ -281,3 +281,23 @@ def test_no_act_without_ten_successes(issuer, tmp_path) -> None:
                                       send=lambda *args: next(replies))
     assert written is None and not (tmp_path / "act.pdf").exists()
     assert [e.accepted for e in exchanges] == [True] * 9 + [False] and exchanges[-1].error == "refused"
+
+
+def test_once_the_service_answers_again_the_backlog_goes_without_waiting_its_back_off(issuer) -> None:
+    now = datetime(2026, 12, 5, 12, 5, tzinfo=timezone.utc)
+    waited = {**_row("e1"), "attempts": 6, "next_attempt_ts": now + timedelta(minutes=5)}
+    outbox = _Outbox([waited, _row("e2")])
+    answers = [client.Reply(0, False, error="the service does not answer", reason="connection")]
+    sent: list[str] = []
+
+    def send(endpoint, body, token, request_id):
+        sent.append(request_id)
+        return answers[0]
+
+    reporter = Reporter(outbox, issuer, "http://service/api", send=send, clock=lambda: now)
+    reporter.step()                                # down: e2 tried, e1 waits its back-off
+    answers[0] = client.Reply(200, True, receipt="R")
+    now += timedelta(seconds=5)
+    reporter.step()                                # e2 again: accepted, the service is back
+    reporter.step()                                # e1 at once, not in five minutes
+    assert sent == ["e2", "e2", "e1"] and all(r["delivered_ts"] for r in outbox.rows.values())
