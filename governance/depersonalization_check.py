@@ -19,7 +19,7 @@ from connectors.source_reader import SourceReader
 from model.settings import Settings
 from model.names import WAREHOUSE_DB
 from schemas.avro_codec import codec_for
-from model.names import DEAD_LETTER_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC, RULES_TOPIC
+from model.names import ACCESS_TOPIC, DEAD_LETTER_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC, RULES_TOPIC
 from schemas.schema_history import SchemaHistory
 from model.leak_scan import KnownValues, scan_text
 from schemas.incidents import Detection, IncidentPublisher
@@ -105,8 +105,8 @@ def _strings(record: dict) -> list[tuple[str, str]]:
 
 
 def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownValues) -> ScanReport:
-    """Every message now in the clean, held, quarantine and dead-letter topics and the processor's
-    rules topic and state changelog, read with a throw-away group.
+    """Every message now in the clean, held, quarantine, dead-letter and PD236 access topics and
+    the processor's rules topic and state changelog, read with a throw-away group.
 
     Avro messages are decoded and their string fields scanned one by one: Avro's binary
     numbers, read as text, would otherwise spell out short words by chance. A message that does
@@ -116,7 +116,7 @@ def scan_topics(settings: Settings, regulations: list[Regulation], known: KnownV
     started = time.perf_counter()
     codec = codec_for(regulations, SchemaHistory(settings.kafka_bootstrap).lookup)  # older messages too
     topics = [name for r in regulations for t in r.tables for name in (r.clean_topic(t), r.held_topic(t))]
-    topics += [QUARANTINE_TOPIC, DEAD_LETTER_TOPIC, RULES_TOPIC, PROCESSOR_STATE_TOPIC]
+    topics += [QUARANTINE_TOPIC, DEAD_LETTER_TOPIC, ACCESS_TOPIC, RULES_TOPIC, PROCESSOR_STATE_TOPIC]
     consumer = throwaway_consumer(settings.kafka_bootstrap, "scan")
     try:
         for topic in topics:
