@@ -20,6 +20,7 @@ import threading
 
 from model.regulation import Regulation, load_all
 from governance import coverage, notifier, quality_assessment, source_health
+from governance.passport import rounds
 from governance.pd236 import reporter
 from monitoring import metrics
 from governance.reidentification import Risk, assess, detection
@@ -126,4 +127,6 @@ def run(settings: Settings) -> None:
         assess_quality(client, regulations)
         check_coverage(client, regulations, environ, watch, publisher)
         check_silence(client, regulations, silence, publisher)
+        # The catalog (DM385 §13, §17, §32): passports, usage statistics, lineage of the assessment.
+        rounds.assessor_round(client, settings, regulations)
         stop.wait(settings.assess_interval_s)

@@ -72,6 +72,10 @@ def apply_provider(stack: LocalStack, regulations: list[Regulation], provider: s
     restart_processes(stack, any(r.polled for r in regulations))
     if not regulation.polled:
         stack.connect.register([regulation])
+    # Its lineage, and a new version of its data passport if the regulation changed it (docs/passport.md).
+    from governance.passport.rounds import on_apply
+
+    on_apply(stack.s, [regulation])
     if not fresh:
         return []
     chosen = [t.name for t in fresh]

@@ -118,6 +118,10 @@ class LocalStack:
             if name != "poller" or any(r.polled for r in regulations):
                 self.start_qoima_process(name)
         self.connect.register([r for r in regulations if r.polled or self._source_ready(r)])
+        # Lineage of every regulation, and the passports' first (or next) versions (docs/passport.md).
+        from governance.passport.rounds import on_apply
+
+        on_apply(self.s, regulations)
         if demo_rate:
             self.qoima.start_without_metrics("demo-webhook", ["demo", "webhook"], self.s.ports.demo_webhook)
             self.qoima.start("demo-load", ["demo", "load", "--rate", str(demo_rate), "--metrics"],

@@ -78,6 +78,10 @@ INCIDENT_EVENTS_TABLE = f"{META_DB}.incident_events"
 INCIDENTS_VIEW = f"{META_DB}.incidents"
 NOTIFICATIONS_TABLE = f"{META_DB}.notifications"
 ACCESS_EVENTS_TABLE = f"{META_DB}.pd236_access_events"   # PD236 access events and their delivery (outbox)
+PASSPORTS_TABLE = f"{META_DB}.passports"                     # data passports, one row per version (DM385 App. 1)
+PASSPORT_STRUCTURE_TABLE = f"{META_DB}.passport_structure"   # their structure descriptions, per version
+PASSPORT_WAREHOUSE_TABLE = f"{META_DB}.passport_warehouse"   # what Qoima does to each column, per version
+TABLE_USAGE_TABLE = f"{META_DB}.table_usage"                 # analyst queries per warehouse table and day (DM385 §13)
 
 
 # --- per provider and table -----------------------------------------------------------------------

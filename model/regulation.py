@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.load_window import LoadWindow
+from model.passport import Accessibility, Passport, derived_frequency
 from model import names, rules
 from model.identifiers import IdentifierKind
 # RuleAction and RuleKind are read with the regulation by the stages that act on rules.
@@ -328,6 +329,9 @@ class Table(_Model):
     min_k: int = Field(default=5, ge=2, le=1000)   # k-anonymity threshold over the quasi-identifiers
     columns: list[Column] = Field(min_length=1)
     rules: list[Rule] = []   # data-quality rules (DM385 §35, §49), model/rules.py
+    # The data passport's table type (DM385 Appendix 1 `table_type`): a main table or a lookup
+    # (reference) table. The owner says which; nothing in a catalog tells them apart.
+    table_type: Literal["main", "lookup"] = "main"
     notify: list[Notify] = []   # webhooks for its incidents, governance/notifier.py
     marker: str | None = None         # capture: marker only: the column polled for changes
     deleted_flag: str | None = None   # capture: marker only: a boolean column; true = deleted
@@ -437,6 +441,24 @@ class Regulation(_Model):
     # hold personal data and that declares none is reported with an empty basis and listed by
     # `qoima pd236 status` as one to fix.
     personal_data: PersonalData | None = None
+    # The data passport's general part (DM385 Appendix 1, model/passport.py, docs/passport.md).
+    passport: Passport | None = None
+
+    @model_validator(mode="after")
+    def _passport_agrees(self) -> "Regulation":
+        passport = self.passport
+        if passport is None:
+            return self
+        derived = derived_frequency(self.source.capture.value, self.source.refresh)
+        if passport.update_frequency is not None and passport.update_frequency is not derived:
+            raise ValueError(f"passport.update_frequency {passport.update_frequency.value!r} contradicts the "
+                             f"capture: Qoima reads this source as {derived.value!r}; remove the field (it is "
+                             "derived) or change source.capture / source.refresh")
+        personal = any(c.kind is not None or c.quasi_identifier or c.sensitive for t in self.tables for c in t.columns)
+        if personal and passport.accessibility is Accessibility.unrestricted:
+            raise ValueError("passport.accessibility 'unrestricted' (open data), but the tables hold personal data; "
+                             "set it to 'restricted' or 'both' with restrictions [personal_data]")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -125,6 +125,17 @@ class Settings(BaseSettings):
     # The operator's signing key (PEM, RS256), by reference: a file path. Empty: the local
     # stack's generated key under QOIMA_HOME/secrets.
     pd236_private_key_file: str = ""
+    # Where OpenLineage events go (governance/passport/lineage.py): `file` (QOIMA_HOME/lineage/
+    # openlineage.jsonl), `file:<path>`, `kafka:<topic>` on the stack's broker, an http(s) URL, or `none`.
+    lineage_transport: str = "file"
+
+    @field_validator("lineage_transport")
+    @classmethod
+    def _lineage_transport(cls, spec: str) -> str:
+        if spec in ("file", "none") or spec.startswith(("http://", "https://")) or (
+                spec.startswith(("file:", "kafka:")) and len(spec.split(":", 1)[1]) > 0):
+            return spec
+        raise PydanticCustomError("lineage_transport", "must be file, file:<path>, kafka:<topic>, an http(s) URL or none")
 
     @model_validator(mode="after")
     def _workers_have_partitions(self) -> "Settings":
@@ -194,6 +205,11 @@ class Settings(BaseSettings):
     def pd236_verifying_key(self) -> Path:
         """The public half the stand-in verifies with (the real service gets it at integration, PD236 §10.2)."""
         return self.secrets_dir / "pd236-signing-key.pub.pem"
+
+    @property
+    def lineage_file(self) -> Path:
+        spec = self.lineage_transport
+        return Path(spec.split(":", 1)[1]) if spec.startswith("file:") else self.home / "lineage" / "openlineage.jsonl"
 
     @property
     def kafka_bootstrap(self) -> str:

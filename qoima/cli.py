@@ -607,6 +607,41 @@ def demo_webhook() -> None:
     serve(settings.host, settings.ports.demo_webhook)
 
 
+@app.command(rich_help_panel=GOVERNANCE, help="the provider's data passport (DM385 Appendix 1) from its regulation "
+             "and its source's live catalog; a changed one is kept as a new version in qoima_meta")
+def passport(provider: Annotated[str, typer.Argument(help="the provider, as its regulation names it")],
+             fmt: Annotated[Literal["csv", "json", "html"], typer.Option("--format", help="csv: the structure "
+                            "description with Appendix 1's columns; json and html: the whole passport")] = "html",
+             out: Annotated[Path | None, typer.Option(help="write to this file instead of printing")] = None) -> None:
+    from governance.passport import catalog, export
+    from governance.passport.document import build, read_sources
+    from sinks.clickhouse_users import writer_client
+
+    settings = _settings()
+    regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
+    sources = read_sources(regulation, settings.regulation_env())
+    document = build(regulation, sources, settings.key_id)
+    version = None
+    unseen = [name for name, source in sources.items() if source is None]
+    if unseen:
+        print(f"qoima passport: the capture account cannot see {', '.join(unseen)}; their structure is the "
+              "regulation's declaration, and no version is recorded (`qoima provider check` says why)", file=sys.stderr)
+    else:
+        recorded = catalog.record(writer_client(settings), regulation, document)
+        version = recorded.version
+        print(f"passport of {provider}: version {version}" + (f" (new: {recorded.reason})" if recorded.new else ""),
+              file=sys.stderr)
+    if not document.declared:
+        print(f"qoima passport: {provider}'s regulation declares no `passport:` block; only what Qoima derives is "
+              "shown (docs/passport.md)", file=sys.stderr)
+    text = export.render(document, fmt, version)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"written to {out}", file=sys.stderr)
+
+
 @pd236_app.command("status", help="access events recorded per table and path, and what the state service has "
                    "not accepted yet")
 def pd236_status(as_json: JsonFlag = False) -> None:

@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from model.names import ACCESS_EVENTS_TABLE, HISTORY_VIEW_SUFFIX, META_DB, WAREHOUSE_DB
+from model.names import (ACCESS_EVENTS_TABLE, HISTORY_VIEW_SUFFIX, META_DB, PASSPORT_STRUCTURE_TABLE,
+                         PASSPORT_WAREHOUSE_TABLE, PASSPORTS_TABLE, TABLE_USAGE_TABLE, WAREHOUSE_DB)
 from model.regulation import Regulation, Table
 
 META_COLUMNS = [
@@ -243,6 +244,70 @@ ENGINE = ReplacingMergeTree(_version)
 ORDER BY event_id
 COMMENT 'PD236 access protocol: reads of personal data (counts, never values) and their delivery'"""
 
+# The data passports' catalog (governance/passport/catalog.py): versions kept, readable by analysts.
+PASSPORT_SQL = [
+    f"""CREATE TABLE IF NOT EXISTS {PASSPORTS_TABLE} (
+    provider LowCardinality(String),
+    version UInt32,
+    digest String,
+    regulation_digest String,
+    structure_digest String,
+    reason String,
+    changes String,
+    document String,
+    created_ts DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (provider, version)
+COMMENT 'Data passports (DM385 Appendix 1), one row per version; document is the whole passport as JSON'""",
+    f"""CREATE TABLE IF NOT EXISTS {PASSPORT_STRUCTURE_TABLE} (
+    provider LowCardinality(String),
+    version UInt32,
+    id UInt32,
+    information_system_name String,
+    bd_name LowCardinality(String),
+    schema_name String,
+    table_name String,
+    table_description String,
+    table_type LowCardinality(String),
+    column_id UInt32,
+    column_name String,
+    column_type String,
+    column_description String,
+    reference_tbl_clmn String,
+    flk String,
+    clmn_key_type LowCardinality(String),
+    teg String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (provider, version, id)
+COMMENT 'Structure descriptions of the data passports (DM385 Appendix 1 columns), per version'""",
+    f"""CREATE TABLE IF NOT EXISTS {PASSPORT_WAREHOUSE_TABLE} (
+    provider LowCardinality(String),
+    version UInt32,
+    warehouse_table String,
+    warehouse_column String,
+    warehouse_type String,
+    source_table String,
+    source_column String,
+    treatment String,
+    quality_rules String,
+    retention_days UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (provider, version, source_table, source_column)
+COMMENT 'What Qoima does to each column of a passport version: kept, hashed, generalized, redacted, dropped'""",
+    f"""CREATE TABLE IF NOT EXISTS {TABLE_USAGE_TABLE} (
+    day Date,
+    `table` String,
+    queries UInt64,
+    updated_ts DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_ts)
+ORDER BY (day, `table`)
+COMMENT 'Analyst queries per warehouse table and day, from system.query_log (DM385 §13)'""",
+]
+
 ACCESS_COLUMNS = ["event_id", "provider", "organization", "information_system", "table", "path", "categories",
                   "rows", "subjects", "subjects_exact", "legal_basis", "purpose", "key_id", "interval_start",
                   "interval_end", "first_read", "last_read"]
@@ -326,6 +391,7 @@ COMMENT 'Every detection of a quality or depersonalization problem'""",
         INCIDENT_TRANSITIONS_SQL,
         NOTIFICATIONS_SQL,
         ACCESS_EVENTS_SQL,
+        *PASSPORT_SQL,
         INCIDENTS_VIEW_SQL,
         QUALITY_ASSESSMENTS_SQL,
     ]

@@ -52,6 +52,7 @@ SURFACE = {
     "incidents list": ["--status=None", "--table=None", "--json FLAG"],
     "incidents show": ["KEY"],
     **{f"incidents {verb}": ["KEY", "--by=None", "--note=None"] for verb in ("ack", "resolve", "close", "reopen")},
+    "passport": ["PROVIDER", "--format='html'", "--out=None"],
     "pd236": [],
     "pd236 status": ["--json FLAG"],
     "pd236 test-act": ["--out=None", "--url=None"],
