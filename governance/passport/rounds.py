@@ -28,9 +28,17 @@ def refresh_passport(client, settings: Settings, regulation: Regulation) -> cata
 def assessor_round(client, settings: Settings, regulations: list[Regulation]) -> None:
     """Passports refreshed from the live sources (a schema change makes a new version), usage
     counted, and the quality rules' assertions sent as lineage."""
+    from model.regulation import RegulationError, load_all
     from sinks.clickhouse_users import ANALYST_USER
 
-    for regulation in regulations:
+    # The passports from the regulation files as they are now, as `qoima passport` reads them:
+    # a process started before an edit would otherwise record the old one back as a new version.
+    try:
+        current = load_all(settings.regulations_dir, settings.regulation_env())
+    except RegulationError as exc:
+        _failed("passports (a regulation file does not load)", exc)
+        current = []
+    for regulation in current:
         try:
             refresh_passport(client, settings, regulation)
         except Exception as exc:  # a source that does not answer: its passport waits
