@@ -73,7 +73,8 @@ def _mariadb(conn: Any, schema: str, table: str) -> SourceTable | None:
                                "AND table_name = %s", (schema, table))
     if not found:
         return None
-    columns = [SourceColumn(int(position), name, declared, nullable == "NO", default,
+    # MariaDB writes a column without a default as the text NULL.
+    columns = [SourceColumn(int(position), name, declared, nullable == "NO", None if default == "NULL" else default,
                             int(length) if length is not None else None, column_comment or "")
                for position, name, declared, nullable, default, length, column_comment in catalog_rows(
         conn, "SELECT ordinal_position, column_name, column_type, is_nullable, column_default, "

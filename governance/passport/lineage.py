@@ -150,13 +150,19 @@ def transport(settings: Settings):
     return FileTransport(FileConfig(log_file_path=str(path), append=True))
 
 
+_clients: dict[str, OpenLineageClient | None] = {}
+
+
 def emit(settings: Settings, events: list[RunEvent]) -> int:
-    """Send the events; how many were sent (0 with transport `none`)."""
-    chosen = transport(settings)
-    if chosen is None or not events:
+    """Send the events; how many were sent (0 with transport `none`). One client per transport
+    and process, kept: the assessor emits every round."""
+    spec = settings.lineage_transport if settings.lineage_transport != "file" else f"file:{settings.lineage_file}"
+    if spec not in _clients:
+        chosen = transport(settings)
+        _clients[spec] = None if chosen is None else OpenLineageClient(transport=chosen)
+    client = _clients[spec]
+    if client is None or not events:
         return 0
-    client = OpenLineageClient(transport=chosen)
     for event in events:
         client.emit(event)
-    client.close()
     return len(events)
