@@ -6,6 +6,7 @@ The stack runs with QOIMA_PD236_INTERVAL_S=5 (tests/conftest.py): events close e
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -104,6 +105,13 @@ def test_events_reach_the_stand_in_once_even_when_it_was_down(stack, pg):
         assert receipts[event_id] == receipt
     # Nothing the stand-in accepted from the reporter is unknown to the outbox.
     assert {i for i in accepted if not i.startswith("test-act-")} <= set(_events_ids(writer))
+    # What the operator sees.
+    status = qoima(stack, "pd236", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert any(r["table"] == "population.persons" and r["path"] == "cdc" and r["delivered"] >= 1
+               for r in report["tables"])
+    assert report["providers_without_legal_basis"] == []
 
 
 def _events_ids(writer) -> list[str]:
