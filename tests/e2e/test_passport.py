@@ -47,7 +47,9 @@ def test_the_demo_passports_match_their_golden_files(stack, tmp_path, provider):
 def test_a_column_added_at_the_source_makes_a_new_version_and_notifies(stack, pg):
     writer = writer_client(stack.s)
     before = writer.query(f"SELECT max(version) FROM {PASSPORTS_TABLE} WHERE provider = 'demo'").result_rows[0][0]
-    pg.execute("ALTER TABLE catalog.type_samples ADD COLUMN passport_probe varchar(7)")
+    # A column with a foreign key: the structure description reads it from the source's catalog.
+    pg.execute("ALTER TABLE catalog.type_samples ADD COLUMN passport_probe bigint "
+               "REFERENCES social.organizations (org_id)")
     try:
         # The assessor notices it on its next round (5 s in the tests).
         version, reason, changes = poll_until(lambda: (writer.query(
@@ -55,7 +57,11 @@ def test_a_column_added_at_the_source_makes_a_new_version_and_notifies(stack, pg
             "AND position(changes, 'passport_probe') > 0 ORDER BY version LIMIT 1").result_rows or [None])[0], 60,
             "a passport version with the new column")
         assert version > (before or 0) and reason == "the source's schema changed"
-        assert changes == "column catalog.type_samples.passport_probe added at the source (character varying(7))"
+        assert changes == "column catalog.type_samples.passport_probe added at the source (bigint)"
+        probe = writer.query("SELECT reference_tbl_clmn, clmn_key_type, teg FROM qoima_meta.passport_structure "
+                             f"WHERE provider = 'demo' AND version = {version} AND column_name = 'passport_probe'"
+                             ).result_rows
+        assert probe == [("social.organizations.org_id", "FK", "not_captured")]
         # The old version is kept, without the column.
         old = json.loads(writer.query(f"SELECT document FROM {PASSPORTS_TABLE} FINAL WHERE provider = 'demo' AND "
                                       f"version = {version - 1}").result_rows[0][0])
