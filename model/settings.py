@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # openlineage.jsonl), `file:<path>`, `kafka:<topic>` on the stack's broker, an http(s) URL, or `none`.
     lineage_transport: str = "file"
 
+    @field_validator("pd236_url", "pd236_test_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise PydanticCustomError("http_url", "must be an http:// or https:// URL (empty: the local stand-in)")
+        return url
+
     @field_validator("lineage_transport")
     @classmethod
     def _lineage_transport(cls, spec: str) -> str:

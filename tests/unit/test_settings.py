@@ -129,3 +129,14 @@ def test_a_given_mapping_ignores_the_process_environment(monkeypatch) -> None:
     assert s.ports.kafka == DEFAULT_PORTS["kafka"]
     assert s.home == (REPO_ROOT / "var").resolve()
     assert Settings.from_env().ports.kafka == DEFAULT_PORTS["kafka"] + 1000
+
+
+@pytest.mark.parametrize(("name", "raw", "message"), [
+    ("QOIMA_PD236_URL", "ftp://service/x", "must be an http:// or https:// URL"),
+    ("QOIMA_PD236_TEST_URL", "service:8080", "must be an http:// or https:// URL"),
+    ("QOIMA_LINEAGE_TRANSPORT", "kafka:", "must be file, file:<path>, kafka:<topic>, an http(s) URL or none"),
+])
+def test_pd236_and_lineage_endpoints_are_checked_at_start(name, raw, message) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: raw})
+    assert Settings.from_env({name: ""}).pd236_endpoint.endswith("/api/v1/access-events")
