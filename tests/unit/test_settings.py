@@ -134,7 +134,7 @@ def test_a_given_mapping_ignores_the_process_environment(monkeypatch) -> None:
 @pytest.mark.parametrize(("name", "raw", "message"), [
     ("QOIMA_PD236_URL", "ftp://service/x", "must be an http:// or https:// URL"),
     ("QOIMA_PD236_TEST_URL", "service:8080", "must be an http:// or https:// URL"),
-    ("QOIMA_LINEAGE_TRANSPORT", "kafka:", "must be file, file:<path>, kafka:<topic>, an http(s) URL or none"),
+    ("QOIMA_LINEAGE_TRANSPORT", "kafka:", r"must be file, file:<path>, kafka:<topic>, an http\(s\) URL or none"),
 ])
 def test_pd236_and_lineage_endpoints_are_checked_at_start(name, raw, message) -> None:
     with pytest.raises(SettingsError, match=message):
