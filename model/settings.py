@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     pd236_private_key_file: str = ""
     # Where OpenLineage events go (governance/passport/lineage.py): `file` (QOIMA_HOME/lineage/
     # openlineage.jsonl), `file:<path>`, `kafka:<topic>` on the stack's broker, an http(s) URL, or `none`.
-    lineage_transport: str = "file"
+    lineage_transport: Annotated[str, BeforeValidator(_empty_means_default)] = "file"
 
     @field_validator("pd236_url", "pd236_test_url")
     @classmethod
