@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
+from infra.processes import StackError
 from model.settings import Settings
 
 
@@ -32,8 +33,16 @@ def ensure_secrets(settings: Settings) -> None:
     secret_file(settings.secrets_dir / "mariadb-owner-password")
     for user in (ADMIN_USER, WRITER_USER, ANALYST_USER):
         secret_file(password_file(settings, user))
-    # The operator's PD236 signing key (docs/pd236.md): the stand-in verifies with its public half.
-    if not settings.pd236_private_key_file and not settings.pd236_signing_key.exists():
-        from governance.pd236.token import generate_key
+    # The operator's PD236 signing key (docs/pd236.md): the stand-in verifies with its public half,
+    # which is also what the operator registers with the real service (PD236 §10.2).
+    from governance.pd236.token import generate_key, public_half
 
+    if not settings.pd236_private_key_file and not settings.pd236_signing_key.exists():
         generate_key(settings.pd236_signing_key, settings.pd236_verifying_key)
+    elif settings.pd236_signing_key.is_file() and not settings.pd236_verifying_key.exists():
+        try:
+            public_half(settings.pd236_signing_key, settings.pd236_verifying_key)
+        except (ValueError, TypeError) as exc:
+            raise StackError(f"QOIMA_PD236_PRIVATE_KEY_FILE={settings.pd236_signing_key} is not an unencrypted PEM "
+                             f"private key ({type(exc).__name__}); fix it, or unset it to use the local stack's "
+                             "own key") from None

@@ -454,7 +454,9 @@ class Regulation(_Model):
             raise ValueError(f"passport.update_frequency {passport.update_frequency.value!r} contradicts the "
                              f"capture: Qoima reads this source as {derived.value!r}; remove the field (it is "
                              "derived) or change source.capture / source.refresh")
-        personal = any(c.kind is not None or c.quasi_identifier or c.sensitive for t in self.tables for c in t.columns)
+        from model.personal_data import categories   # it reads the regulation's own classes
+
+        personal = any(categories(table) for table in self.tables)
         if personal and passport.accessibility is Accessibility.unrestricted:
             raise ValueError("passport.accessibility 'unrestricted' (open data), but the tables hold personal data; "
                              "set it to 'restricted' or 'both' with restrictions [personal_data]")

@@ -9,7 +9,7 @@ with the batch's transaction and moved with the partition: streams/state_store.p
 transaction, so an event is emitted once whatever crashes.
 
 Distinct subjects are distinct row keys (the depersonalized key the clean record carries),
-counted with a k-minimum-values sketch of their CRC-32s: exact up to `SUBJECTS_K` keys (but
+counted with a k-minimum-values sketch of their CRC-32s: exact below `SUBJECTS_K` keys (but
 for a CRC collision, about 1 in 10^5 at that size), an estimate with about 13% standard
 error above it. The sketch keeps the state small: 64 numbers per bucket, never a key.
 """
@@ -26,7 +26,10 @@ from streams.keys import KeySchedule
 SUBJECTS_K = 64
 _SPACE = 1 << 32
 _CHECK_EVERY_MS = 1000
-# rows, first read ms, last read ms, the sketch (the smallest distinct key CRCs, ascending)
+# rows, first read ms, last read ms, the sketch (the smallest distinct key CRCs, ascending), the
+# interval's end, and the facts in force when the rows were read: organization, information
+# system, categories, legal basis, purpose. An event reports what was read under them, even when
+# a regulation applied since changed the table or stopped capturing it.
 Bucket = list
 
 
@@ -78,7 +81,9 @@ class AccessLog:
         name = f"{scope}|{provider}|{table}|{path}|{key_id}|{start}"
         bucket = self.store.get(name)
         if bucket is None:
-            bucket = [0, now_ms, now_ms, []]
+            bucket = [0, now_ms, now_ms, [], start + self.interval_ms,
+                      [facts.organization, facts.information_system, list(facts.categories), facts.legal_basis,
+                       facts.purpose]]
         bucket[0] += 1
         bucket[2] = now_ms
         if key is not None:
@@ -93,17 +98,11 @@ class AccessLog:
             return
         # Looked at once a second, and at each interval's end (a bucket is due then, not later).
         self._next_check = min(now_ms + _CHECK_EVERY_MS, now_ms - now_ms % self.interval_ms + self.interval_ms)
-        for name in [n for n in self.store.keys()
-                     if everything or int(n.rsplit("|", 1)[1]) + self.interval_ms <= now_ms]:
-            bucket = self.store[name]
+        for name in [n for n, bucket in self.store.items() if everything or bucket[4] <= now_ms]:
+            rows, first, last, sketch, end, (organization, system, kinds, basis, purpose) = self.store.pop(name)
             scope, provider, table, path, key_id, start = name.split("|")
-            facts = self.tables.get((provider, table))
-            del self.store[name]
-            if facts is None:
-                continue   # a table no longer regulated as personal: its rows were counted before
-            subjects, exact = estimate(bucket[3])
+            subjects, exact = estimate(sketch)
             begin = int(start)
-            yield AccessEvent(event_id(provider, table, path, scope, key_id, begin), provider, facts.organization,
-                              facts.information_system, table, path, facts.categories, bucket[0], subjects, exact,
-                              facts.legal_basis, facts.purpose, key_id, begin, begin + self.interval_ms,
-                              bucket[1], bucket[2])
+            yield AccessEvent(event_id(provider, table, path, scope, key_id, begin), provider, organization, system,
+                              table, path, tuple(kinds), rows, subjects, exact, basis, purpose, key_id, begin, end,
+                              first, last)

@@ -232,24 +232,34 @@ def load_history(settings: Settings, provider: str, table_name: str, path: Path 
                unit_divisor=1024 if history.unit == "B" else 1000, desc=path.name, file=sys.stderr,
                disable=not progress or not sys.stderr.isatty(), dynamic_ncols=True)
     with bar:
-        for number, row, problem in history.records():
-            summary.rows_read += 1
-            if problem is not None:
-                out = router.quarantine_row(regulation, table, kind="undecodable", reason=problem,
-                                            origin=origin, offset=number)
-            else:
-                out = router.route_row(regulation, table, row, version=HISTORY_VERSION,
-                                       source_ts_ms=source_ts_ms, origin=origin, offset=number)
-            summary.count(out)
-            produce(producer, out.topic, out.value, out.key, delivered)
-            access.note(scope, regulation.provider, table.name, "r", out.key, None, int(time.time() * 1000),
-                        path=AccessPath.history.value)
-            sent += 1
-            if number % _PROGRESS_EVERY == 0:
-                sent += report_access()
-                producer.poll(0)
-                bar.update(history.position - bar.n)
-                bar.set_postfix(quarantined=summary.quarantined_rows, refresh=False)
+        try:
+            for number, row, problem in history.records():
+                summary.rows_read += 1
+                if problem is not None:
+                    out = router.quarantine_row(regulation, table, kind="undecodable", reason=problem,
+                                                origin=origin, offset=number)
+                else:
+                    out = router.route_row(regulation, table, row, version=HISTORY_VERSION,
+                                           source_ts_ms=source_ts_ms, origin=origin, offset=number)
+                summary.count(out)
+                produce(producer, out.topic, out.value, out.key, delivered)
+                access.note(scope, regulation.provider, table.name, "r",
+                            out.key if out.outcome != "quarantined" else None, None, int(time.time() * 1000),
+                            path=AccessPath.history.value)
+                sent += 1
+                if number % _PROGRESS_EVERY == 0:
+                    sent += report_access()
+                    producer.poll(0)
+                    bar.update(history.position - bar.n)
+                    bar.set_postfix(quarantined=summary.quarantined_rows, refresh=False)
+        except BaseException:
+            # A file that breaks part-way (or Ctrl-C): the rows read so far were an access all the same.
+            try:
+                report_access(everything=True)
+                producer.flush(10)
+            except Exception:  # noqa: BLE001 - the load's own error is the one to show
+                log.error("the access events of the rows read before the failure were not sent")
+            raise
         bar.update(history.position - bar.n)
         sent += report_access(everything=True)
         deadline = time.monotonic() + _DELIVERY_TIMEOUT_MS / 1000 + 60

@@ -23,6 +23,7 @@ from typing import Any
 
 from connectors.structure import SourceTable
 from model.identifiers import IdentifierKind
+from model.leak_scan import structural_kinds
 from model.passport import Passport, derived_frequency, derived_schedule
 from model.regulation import Action, Column, Regulation, Table
 
@@ -108,6 +109,15 @@ def general_part(regulation: Regulation) -> tuple[dict, dict, dict]:
     return general, life_cycle, questionnaire
 
 
+WITHHELD = "(withheld: looks like it holds an identifier)"
+
+
+def _safe(text: str | None) -> str:
+    """A comment, default or description as the catalog may keep it: analysts read the catalog,
+    and a source comment such as "IIN, e.g. 880101300123" must not carry its example there."""
+    return WITHHELD if text and structural_kinds(text) else (text or "")
+
+
 def _tags(column: Column | None) -> str:
     if column is None:
         return "not_captured"
@@ -126,12 +136,14 @@ def _tags(column: Column | None) -> str:
 def _references(regulation: Regulation, table: Table) -> dict[str, str]:
     """Column -> schema.table.column (source names) that an integrity rule says it refers to."""
     found = {}
+    mine = {t.name: t for t in regulation.tables}
     for rule in table.rules:
         target = getattr(rule, "references", None)
         if target:
             schema_table, _, column = target.rpartition(".")
-            referenced = regulation.table(schema_table)
-            found[table.column(rule.column).source_column] = (
+            referenced = mine.get(schema_table)
+            # Another provider's table (cross-row rules may reach it): named as the rule names it.
+            found[table.column(rule.column).source_column] = target if referenced is None else (
                 f"{referenced.schema_name}.{referenced.table_name}.{referenced.column(column).source_column}")
     return found
 
@@ -151,16 +163,16 @@ def structure_rows(regulation: Regulation, table: Table, source: SourceTable | N
         key, foreign, comment = [table.column(k).source_column for k in table.primary_key], {}, ""
     for position, name, declared_type, not_null, default, max_length, column_comment in columns:
         column = declared.get(name)
-        flk = [part for part in ("NOT NULL" if not_null else "", f"DEFAULT {default}" if default else "",
+        flk = [part for part in ("NOT NULL" if not_null else "", f"DEFAULT {_safe(default)}" if default else "",
                                  f"max length {max_length}" if max_length else "") if part]
         reference = foreign.get(name) or references.get(name, "")
         kinds = [kind for kind, yes in (("PK", name in key), ("FK", bool(reference))) if yes]
         rows.append({
             "id": start + len(rows), "information_system_name": regulation.information_system,
             "bd_name": DBMS_NAMES[regulation.source.dbms], "schema_name": table.schema_name,
-            "table_name": table.table_name, "table_description": table.description or comment,
+            "table_name": table.table_name, "table_description": _safe(table.description or comment),
             "table_type": table.table_type, "column_id": position, "column_name": name, "column_type": declared_type,
-            "column_description": (column.description if column and column.description else column_comment),
+            "column_description": _safe(column.description if column and column.description else column_comment),
             "reference_tbl_clmn": reference, "flk": "; ".join(flk), "clmn_key_type": ", ".join(kinds),
             "teg": _tags(column)})
     return rows

@@ -9,7 +9,7 @@ usage. The query log keeps 30 days (infra/local/clickhouse-config.xml); the cata
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from governance.incident_journal import now_ms
 from model.names import TABLE_USAGE_TABLE, WAREHOUSE_DB
@@ -38,9 +38,9 @@ def record(client, counts: dict[tuple[date, str], int], labels: dict[str, str]) 
         updated = now_ms()
         client.insert(TABLE_USAGE_TABLE, [[day, table, n, updated] for (day, table), n in sorted(counts.items())],
                       column_names=["day", "table", "queries", "updated_ts"])
-    today = max((day for day, _ in counts), default=None)
+    today = datetime.now(timezone.utc).date()   # the server's today(): the stack runs ClickHouse in UTC
     for warehouse, label in labels.items():
-        metrics.TABLE_QUERIES.labels(label).set(counts.get((today, warehouse), 0) if today else 0)
+        metrics.TABLE_QUERIES.labels(label).set(counts.get((today, warehouse), 0))
 
 
 def refresh(client, analyst: str, regulations: list[Regulation]) -> dict[tuple[date, str], int]:

@@ -36,6 +36,8 @@ from sinks.ddl import ACCESS_COLUMNS
 log = logging.getLogger("qoima.pd236")
 
 INTERVAL_S = 5.0
+# Nothing answers, or a gateway (ШЭП) in front of the service says it is unavailable.
+_DOWN = (0, 502, 503, 504)
 BATCH = 200
 COLUMNS = [*ACCESS_COLUMNS, "recorded_ts", "attempts", "delivered_ts", "receipt", "last_error", "next_attempt_ts",
            "_version"]
@@ -95,7 +97,7 @@ class Reporter:
             updated, reply = self.attempt(row)
             self.outbox.save(updated)
             done.append(updated)
-            if reply.status == 0:
+            if reply.status in _DOWN:
                 # Nothing answers: one try a round (the oldest due event) until something does,
                 # rather than each event timing out in turn.
                 self._down = True

@@ -56,6 +56,14 @@ def generate_key(private: Path, public: Path) -> None:
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
+def public_half(private: Path, public: Path) -> None:
+    """The public key of an existing private key, written beside it for a verifier to read."""
+    key = serialization.load_pem_private_key(private.read_bytes(), password=None)
+    public.parent.mkdir(parents=True, exist_ok=True)
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
 def key_id(public_pem: bytes) -> str:
     """The key's id in the token header: the first 16 hex digits of its public key's SHA-256."""
     public = serialization.load_pem_public_key(public_pem)

@@ -167,3 +167,26 @@ def test_lineage_goes_to_the_configured_file(demo, tmp_path) -> None:
     assert len(lines) == 3 * len(demo.tables) and json.loads(lines[0])["eventType"] == "COMPLETE"
     none = Settings.from_env({"QOIMA_HOME": str(tmp_path), "QOIMA_LINEAGE_TRANSPORT": "none"})
     assert lineage.emit(none, lineage.flow_events(none, demo)) == 0
+
+
+def test_a_source_comment_holding_an_identifier_is_withheld_from_the_catalog(demo) -> None:
+    sources = _catalog(demo)
+    persons = sources["population.persons"]
+    persons.columns[-1] = SourceColumn(99, "internal_note", "text", False, "'900101300126'::text", None,
+                                       "ИИН, например 900101300126")
+    rows = {r["column_name"]: r for r in build(demo, sources, "k1").structure if r["table_name"] == "persons"}
+    assert "900101300126" not in json.dumps(rows, ensure_ascii=False)
+    assert rows["internal_note"]["column_description"].startswith("(withheld")
+
+
+def test_a_reference_to_another_providers_table_is_named_as_the_rule_names_it(tmp_path, regulation_env,
+                                                                              unit_settings, demo_password_file) -> None:
+    raw = yaml.safe_load((unit_settings.regulations_dir / "demo.yaml").read_text(encoding="utf-8"))
+    raw["provider"] = "payments_only"   # population.persons is another provider's now
+    raw["tables"] = [t for t in raw["tables"] if t["name"] != "population.persons"]
+    path = tmp_path / "payments.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    regulation = load_regulation(path, regulation_env)
+    rows = build(regulation, _catalog(regulation), "k1").structure
+    payer = next(r for r in rows if r["column_name"] == "person_iin")
+    assert (payer["reference_tbl_clmn"], payer["clmn_key_type"]) == ("population.persons.iin", "FK")

@@ -301,3 +301,39 @@ def test_once_the_service_answers_again_the_backlog_goes_without_waiting_its_bac
     reporter.step()                                # e2 again: accepted, the service is back
     reporter.step()                                # e1 at once, not in five minutes
     assert sent == ["e2", "e2", "e1"] and all(r["delivered_ts"] for r in outbox.rows.values())
+
+
+def test_a_bucket_reports_what_was_read_under_the_regulation_in_force_then(demo, ring) -> None:
+    store: dict = {}
+    AccessLog([demo], KeySchedule.single(ring), store, interval_s=60).note(0, "demo", "population.persons", "c",
+                                                                          b"[1]", None, 1_000_500)
+    # Applied since: the table is no longer captured and the interval is shorter; the rows were read.
+    later = AccessLog([], KeySchedule.single(ring), store, interval_s=5)
+    assert list(later.closed(1_010_000)) == []      # its own interval (to 1,020 s) has not ended
+    (event,) = later.closed(1_020_000)
+    assert (event.rows, event.interval_end_ms, event.categories[0]) == (1, 1_020_000, "identifiers")
+    assert event.legal_basis.startswith("Закон РК") and store == {}
+
+
+def test_a_truncate_is_no_read_and_a_quarantined_row_names_no_subject(demo, ring) -> None:
+    worker = _Worker(demo, ring)
+    truncate = json.dumps({"op": "t", "before": None, "after": None,
+                           "source": {"ts_ms": 1, "schema": "population", "table": "persons"}}).encode()
+    broken = _person(2).replace(b'"status": "active"', b'"status": null')   # a mandatory column empty
+    worker.work([(1, truncate), (2, broken), (3, _person(3))], now=1000.0)
+    (access,) = [v for t, _, v, _, _ in worker.work([], now=1021.0) if t == ACCESS_TOPIC]
+    record = worker.codec.decode(access)[1]
+    assert (record["rows"], record["subjects"]) == (2, 1)
+
+
+def test_a_gateway_saying_the_service_is_unavailable_counts_as_down(issuer) -> None:
+    now = datetime(2026, 12, 5, 12, 5, tzinfo=timezone.utc)
+    outbox = _Outbox([_row("e1"), _row("e2"), _row("e3")])
+    sent: list[str] = []
+
+    def send(endpoint, body, token, request_id):
+        sent.append(request_id)
+        return client.Reply(503, False, error="HTTP 503", reason="http_503")
+
+    Reporter(outbox, issuer, "http://gateway/api", send=send, clock=lambda: now).step()
+    assert sent == ["e1"]      # one try a round, not every due event
