@@ -43,6 +43,24 @@ def _poller_state(settings: Settings, problems: list[str]) -> str:
         return "DOWN"
 
 
+def _catalog(settings: Settings, problems: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The PD236 backlog and each provider's latest passport version."""
+    from model.names import ACCESS_EVENTS_TABLE, PASSPORTS_TABLE
+    from sinks.clickhouse_users import writer_client
+
+    try:
+        client = writer_client(settings)
+        count, oldest = client.query(f"SELECT count(), min(recorded_ts) FROM {ACCESS_EVENTS_TABLE} FINAL "
+                                     "WHERE delivered_ts IS NULL").result_rows[0]
+        versions = dict(client.query(f"SELECT provider, max(version) FROM {PASSPORTS_TABLE} "
+                                     "GROUP BY provider ORDER BY provider").result_rows)
+    except Exception as exc:  # status must report, not crash; tables of a stack older than them
+        problems.append(f"the catalog in ClickHouse could not be read ({type(exc).__name__})")
+        return {}, {}
+    return {"undelivered": int(count), "oldest_undelivered": str(oldest) if count else None}, \
+        {provider: int(version) for provider, version in versions.items()}
+
+
 def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]:
     report: dict[str, Any] = {"connectors": {}, "pollers": {}, "tables": {}, "problems": []}
     client = ConnectClient(settings.connect_url, timeout=5)
@@ -63,6 +81,7 @@ def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]
     except requests.RequestException as exc:
         report["problems"].append(f"Prometheus at {settings.prometheus_url} did not answer ({type(exc).__name__})")
     report["waiting_snapshots"] = waiting(settings.run_dir / "snapshot-waits")
+    report["pd236"], report["passports"] = _catalog(settings, report["problems"])
     rows = _warehouse_rows(settings, regulations, report["problems"])
     for regulation in regulations:
         for table in regulation.tables:
@@ -93,6 +112,13 @@ def render(report: dict[str, Any]) -> str:
     for wait in report.get("waiting_snapshots", []):
         lines.append(f"Snapshot of {', '.join(wait['tables'])} ({wait['provider']}) waits for the minimum-load window "
                      f"{wait['window']}, opening {wait['opens_at']}")
+    pd236 = report.get("pd236") or {}
+    if pd236:
+        lines.append("PD236 access events: " + (f"{pd236['undelivered']} undelivered, the oldest recorded "
+                                                f"{pd236['oldest_undelivered']} (`qoima pd236 status`)"
+                                                if pd236["undelivered"] else "all delivered"))
+    if report.get("passports"):
+        lines.append("Data passports: " + ", ".join(f"{p} version {v}" for p, v in report["passports"].items()))
     for problem in report["problems"]:
         lines.append(f"! {problem}")
     return "\n".join(lines)

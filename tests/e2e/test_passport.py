@@ -110,3 +110,13 @@ def test_lineage_events_are_written_and_valid(stack):
     registry = _registry()
     for line in path.read_text().splitlines()[:200]:
         _valid(json.loads(line), registry)
+
+
+def test_qoima_status_shows_the_passports_and_the_pd236_backlog(stack):
+    result = qoima(stack, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passports"]["demo"] >= 1 and report["passports"]["shop"] >= 1
+    assert report["pd236"]["undelivered"] >= 0 and not [p for p in report["problems"] if "catalog" in p]
+    text = qoima(stack, "status").stdout
+    assert "Data passports: demo version" in text and "PD236 access events:" in text
