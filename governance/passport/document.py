@@ -71,41 +71,18 @@ class PassportDocument:
         return self.part_digest("structure")
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_value(v) for v in value]
-    if hasattr(value, "value"):
-        return value.value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "model_dump"):
-        return {k: _value(v) for k, v in value.model_dump().items()}
-    return value
-
-
 def general_part(regulation: Regulation) -> tuple[dict, dict, dict]:
     source = regulation.source
     passport: Passport | None = regulation.passport
-    frequency = derived_frequency(source.capture.value, source.refresh)
-    schedule = derived_schedule(source.capture.value, source.refresh, source.poll_seconds)
+    declared = passport.model_dump(mode="json") if passport is not None else {}   # enums and dates as text
+    life_cycle, asked = declared.pop("life_cycle", {}), declared.pop("questionnaire", {})
     general: dict[str, Any] = {"organization": regulation.organization,
-                               "information_system": regulation.information_system}
-    if passport is not None:
-        for name in ("use_level", "keeping_method", "data_form", "accessibility", "restrictions", "users_by_law",
-                     "sources_by_law", "actual_sources", "describes"):
-            general[name] = _value(getattr(passport, name))
-    general["update_frequency"] = frequency.value
-    general["update_schedule"] = (passport.update_schedule if passport and passport.update_schedule else schedule)
-    if passport is not None:
-        general["update_procedure"] = passport.update_procedure
-        general["legal_acts"] = _value(passport.legal_acts)
-        general["data_class"] = passport.data_class
-        general["created"] = passport.created.isoformat()
-    life_cycle = _value(passport.life_cycle) if passport is not None else {}
+                               "information_system": regulation.information_system, **declared}
+    general["update_frequency"] = derived_frequency(source.capture.value, source.refresh).value
+    general["update_schedule"] = declared.get("update_schedule") or derived_schedule(
+        source.capture.value, source.refresh, source.poll_seconds)
     questionnaire = {"dbms": DBMS_NAMES[source.dbms], "database": source.database, "dml": list(source.dml),
-                     "min_load_window": source.min_load_window or "", "capture": source.capture.value}
-    if passport is not None:
-        questionnaire.update({k: _value(v) for k, v in passport.questionnaire.model_dump().items()})
+                     "min_load_window": source.min_load_window or "", "capture": source.capture.value, **asked}
     return general, life_cycle, questionnaire
 
 
