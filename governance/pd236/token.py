@@ -45,6 +45,10 @@ class Token:
     expires: int
 
 
+def _public_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def generate_key(private: Path, public: Path) -> None:
     """A new RSA key pair (PEM), the private half readable by its owner only."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -52,16 +56,13 @@ def generate_key(private: Path, public: Path) -> None:
     private.touch(mode=0o600)
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(_public_pem(key))
 
 
 def public_half(private: Path, public: Path) -> None:
     """The public key of an existing private key, written beside it for a verifier to read."""
-    key = serialization.load_pem_private_key(private.read_bytes(), password=None)
     public.parent.mkdir(parents=True, exist_ok=True)
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(_public_pem(serialization.load_pem_private_key(private.read_bytes(), password=None)))
 
 
 def key_id(public_pem: bytes) -> str:
@@ -83,8 +84,7 @@ class TokenIssuer:
                              f"({type(exc).__name__}); export it with `openssl pkey -in KEY -out {key_file}`") from None
         if not isinstance(self._key, rsa.RSAPrivateKey):
             raise TokenError(f"PD236 signing key {key_file} is not an RSA key; {ALGORITHM} needs one")
-        self.kid = key_id(self._key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+        self.kid = key_id(_public_pem(self._key))
         self.issuer, self.audience, self.ttl_s = issuer, audience, ttl_s
 
     def token(self, subject: str, now: float | None = None, ttl_s: int | None = None) -> Token:
