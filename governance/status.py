@@ -45,19 +45,19 @@ def _poller_state(settings: Settings, problems: list[str]) -> str:
 
 def _catalog(settings: Settings, problems: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
     """The PD236 backlog and each provider's latest passport version."""
-    from model.names import ACCESS_EVENTS_TABLE, PASSPORTS_TABLE
+    from governance.pd236.reporter import ClickHouseOutbox
+    from model.names import PASSPORTS_TABLE
     from sinks.clickhouse_users import writer_client
 
     try:
         client = writer_client(settings)
-        count, oldest = client.query(f"SELECT count(), min(recorded_ts) FROM {ACCESS_EVENTS_TABLE} FINAL "
-                                     "WHERE delivered_ts IS NULL").result_rows[0]
+        count, oldest = ClickHouseOutbox(client).backlog()
         versions = dict(client.query(f"SELECT provider, max(version) FROM {PASSPORTS_TABLE} "
                                      "GROUP BY provider ORDER BY provider").result_rows)
     except Exception as exc:  # status must report, not crash; tables of a stack older than them
         problems.append(f"the catalog in ClickHouse could not be read ({type(exc).__name__})")
         return {}, {}
-    return {"undelivered": int(count), "oldest_undelivered": str(oldest) if count else None}, \
+    return {"undelivered": count, "oldest_undelivered": str(oldest) if count else None}, \
         {provider: int(version) for provider, version in versions.items()}
 
 

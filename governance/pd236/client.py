@@ -16,11 +16,11 @@ from typing import Any
 import requests
 
 from governance.pd236.token import MODE, Token
+from sinks.ddl import ACCESS_COLUMNS
 
 TIMEOUT_S = 5.0
-FIELDS = ("provider", "organization", "information_system", "table", "path", "categories", "rows", "subjects",
-          "subjects_exact", "legal_basis", "purpose", "key_id", "interval_start", "interval_end", "first_read",
-          "last_read")
+# What an access event says: the events table's columns but its id, which the message carries apart.
+FIELDS = tuple(column for column in ACCESS_COLUMNS if column != "event_id")
 _WORD = re.compile(r"^[a-z_]{1,32}$")
 
 

@@ -1,6 +1,7 @@
 """`qoima pd236 status`: what the access protocol recorded and what the state service has."""
 from __future__ import annotations
 
+from governance.pd236.reporter import ClickHouseOutbox
 from model.names import ACCESS_EVENTS_TABLE as TABLE
 from model.personal_data import table_access
 from model.regulation import Regulation
@@ -13,15 +14,14 @@ def status(client, regulations: list[Regulation]) -> dict:
         f"SELECT provider, `table`, path, count(), sum(`rows`), countIf(delivered_ts IS NOT NULL), "
         f"max(last_read) FROM {TABLE} FINAL WHERE interval_start > now() - INTERVAL 1 DAY "
         "GROUP BY provider, `table`, path ORDER BY provider, `table`, path").result_rows
-    count, oldest = client.query(f"SELECT count(), min(recorded_ts) FROM {TABLE} FINAL "
-                                 "WHERE delivered_ts IS NULL").result_rows[0]
+    count, oldest = ClickHouseOutbox(client).backlog()
     errors = client.query(f"SELECT last_error, count() FROM {TABLE} FINAL WHERE delivered_ts IS NULL "
                           "AND last_error != '' GROUP BY last_error ORDER BY count() DESC").result_rows
     undeclared = sorted({facts.provider for facts in table_access(regulations).values() if not facts.legal_basis})
     return {
         "tables": [{"provider": p, "table": t, "path": path, "events": int(n), "rows": int(rows),
                     "delivered": int(delivered), "last_read": str(last)} for p, t, path, n, rows, delivered, last in tables],
-        "undelivered": int(count), "oldest_undelivered": str(oldest) if count else None,
+        "undelivered": count, "oldest_undelivered": str(oldest) if count else None,
         "errors": [{"error": e, "events": int(n)} for e, n in errors],
         "providers_without_legal_basis": undeclared,
     }
