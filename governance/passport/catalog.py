@@ -89,6 +89,10 @@ def record(client, regulation: Regulation, document: PassportDocument) -> Record
                                           ("the source's schema", previous[2] != document.structure_digest)) if moved]
         reason, changed = " and ".join(parts) + " changed", changes(previous[3], document)
     created = now_ms()
+    if previous is not None:
+        # Before the version itself: a crash in between must not leave a version nobody was told
+        # of (the next round finds no difference); the ids are the version's, so a retry adds none twice.
+        notify(client, regulation, version, reason, changed, created)
     client.insert(PASSPORTS_TABLE, [[regulation.provider, version, document.digest(), document.regulation_digest,
                                      document.structure_digest, reason, "\n".join(changed),
                                      json.dumps(document.as_json(), ensure_ascii=False, default=str), created]],
@@ -102,8 +106,6 @@ def record(client, regulation: Regulation, document: PassportDocument) -> Record
                   column_names=["provider", "version", *WAREHOUSE_COLUMNS])
     log.info("passport of %s: version %d (%s)%s", regulation.provider, version, reason,
              "".join(f"; {c}" for c in changed))
-    if previous is not None:
-        notify(client, regulation, version, reason, changed, created)
     return Recorded(version, True, reason, changed)
 
 
@@ -115,10 +117,13 @@ def notify(client, regulation: Regulation, version: int, reason: str, changed: l
                        "information_system": regulation.information_system, "version": version, "reason": reason,
                        "changes": changed}, ensure_ascii=False, sort_keys=True)
     key = f"passport/{regulation.provider}"
-    ClickHouseOutbox(client).add([
-        Notification(hashlib.sha256(f"{key}\n{version}\n{url}".encode()).hexdigest()[:32], key, PASSPORT_CHANGED,
-                     url, body, created, next_attempt_ts=created) for url in urls])
-    return len(urls)
+    outbox = ClickHouseOutbox(client)
+    ids = {url: hashlib.sha256(f"{key}\n{version}\n{url}".encode()).hexdigest()[:32] for url in urls}
+    known = outbox.existing(list(ids.values()))
+    fresh = [Notification(ids[url], key, PASSPORT_CHANGED, url, body, created, next_attempt_ts=created)
+             for url in urls if ids[url] not in known]
+    outbox.add(fresh)
+    return len(fresh)
 
 
 def refresh(client, regulation: Regulation, environ: dict[str, str], key_id: str) -> Recorded | None:

@@ -67,12 +67,15 @@ def test_a_column_added_at_the_source_makes_a_new_version_and_notifies(stack, pg
                                       f"version = {version - 1}").result_rows[0][0])
         assert not any(row["column_name"] == "passport_probe" for row in old["structure"])
         # The users of the provider's tables are told (DM385 §32), through their notify targets.
-        notified = writer.query("SELECT url, payload FROM qoima_meta.notifications FINAL WHERE "
+        def told() -> list[tuple[str, dict]]:
+            rows = writer.query("SELECT url, payload FROM qoima_meta.notifications FINAL WHERE "
                                 "event = 'passport_changed' AND incident_key = 'passport/demo'").result_rows
-        payloads = [json.loads(payload) for _, payload in notified]
-        mine = [p for p in payloads if p["version"] == version]
-        assert mine and "passport_probe" in mine[0]["changes"][0]
-        assert {url for url, _ in notified} == {f"http://127.0.0.1:{stack.s.ports.demo_webhook}/hook"}
+            return [(url, json.loads(payload)) for url, payload in rows
+                    if json.loads(payload)["version"] == version]
+
+        mine = poll_until(told, 30, "a passport_changed notification of the new version")
+        assert "passport_probe" in mine[0][1]["changes"][0]
+        assert {url for url, _ in mine} == {f"http://127.0.0.1:{stack.s.ports.demo_webhook}/hook"}
     finally:
         pg.execute("ALTER TABLE catalog.type_samples DROP COLUMN IF EXISTS passport_probe")
 
