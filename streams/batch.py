@@ -28,13 +28,14 @@ What a batch writes:
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
+
+import orjson
 
 from model.names import ACCESS_TOPIC, INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from monitoring import metrics
@@ -61,7 +62,6 @@ _MAX_SAMPLES = 5
 _COUNTERS = {"in": metrics.EVENTS_IN, "out": metrics.EVENTS_OUT, "violation": metrics.QUALITY_VIOLATIONS,
              "defect": metrics.DEFECTS, "quarantined": metrics.QUARANTINED, "tombstone": metrics.TOMBSTONES,
              "access": metrics.PD_ACCESS_ROWS}
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -180,12 +180,12 @@ class BatchProcessor:
         effects.records.append((out.topic, out.key, out.value, None, None))
         for claim_key, message in out.claims:
             encoded = claim_key.encode()
-            claims.append((RULES_TOPIC, encoded, _encode_json(message).encode(),
+            claims.append((RULES_TOPIC, encoded, orjson.dumps(message),
                            partition_for(encoded, self.partitions), None))
         if out.outcome == "truncated" and self.judge is not None:
             # Not keyed: every rules partition drops what this shard's rows of the table claimed there.
             key, message = forget_claim(out.table, shard)
-            forget = _encode_json(message).encode()
+            forget = orjson.dumps(message)
             claims.extend((RULES_TOPIC, key.encode(), forget, rules_partition, None)
                           for rules_partition in range(self.partitions))
 
@@ -193,7 +193,7 @@ class BatchProcessor:
         if self.judge is None or value is None or key is None:
             return
         try:
-            verdicts = self.judge.apply(partition, key.decode(), json.loads(value))
+            verdicts = self.judge.apply(partition, key.decode(), orjson.loads(value))
         except Exception as exc:  # noqa: BLE001 - one bad claim must not stop the worker on every restart
             # Claims are Qoima's own; one it cannot read (a bug, or a regulation changed under it)
             # costs that claim's verdict, logged, never the worker.

@@ -21,7 +21,7 @@ from model.reference import kato_region
 from model.types.values import Beyond, fitter
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
-from model.leak_scan import structural_kinds_in
+from model.leak_scan import structural_kinds, structural_kinds_in
 from streams.redact import redact
 
 INVALID_PREFIX = "invalid:"
@@ -257,7 +257,11 @@ class TablePlan:
         """Output column -> kinds of clear identifier its text holds (the check in the processor)."""
         found: dict[str, tuple[str, ...]] = {}
         for name in self.checked_outputs:
-            kinds = structural_kinds_in((record.get(name),))
+            value = record.get(name)
+            if value is None:
+                continue
+            # A text (the usual case) straight to the cached scan; a list element by element.
+            kinds = structural_kinds(value) if value.__class__ is str else structural_kinds_in((value,))
             if kinds:
                 found[name] = tuple(sorted(kinds))
         return found

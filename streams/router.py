@@ -91,6 +91,21 @@ def _missing(table: Table, row: dict[str, Any]) -> list[str]:
     return [c.name for c in table.columns if not c.nullable and row.get(c.name) is None]
 
 
+@dataclass(frozen=True, slots=True)
+class _TableFacts:
+    """What `_decide` needs of a table for every row, computed once."""
+    declared: frozenset[str]                 # its declared source columns
+    key_outputs: tuple[str, ...]             # the primary key's output columns, in key order
+    outputs: dict[str, str | None]           # source column -> output column
+    mandatory: tuple[str, ...]               # the columns that may not be null
+
+    @classmethod
+    def of(cls, table: Table) -> "_TableFacts":
+        outputs = {c.name: c.output_name for c in table.columns}
+        return cls(frozenset(outputs), tuple(outputs[k] for k in table.primary_key), outputs,
+                   tuple(_missing(table, {})))
+
+
 class Router:
     def __init__(self, regulations: list[Regulation], keys: KeyRing | KeySchedule, codec: AvroCodec,
                  claims: Claims | None = None) -> None:
@@ -109,6 +124,7 @@ class Router:
         self._rules: dict[tuple[str, str], RuleSet] = {}
         self._unchanged: dict[tuple[str, str], UnchangedColumns] = {}
         self._renamed: dict[tuple[str, str], dict[str, str]] = {}   # source column -> warehouse column
+        self._facts: dict[tuple[str, str], _TableFacts] = {}
         for regulation in regulations:
             for table in regulation.tables:
                 key = (regulation.provider, table.name)
@@ -116,6 +132,7 @@ class Router:
                 self._rules[key] = RuleSet.for_table(table)
                 self._unchanged[key] = UnchangedColumns(table)
                 self._renamed[key] = table.renamed
+                self._facts[key] = _TableFacts.of(table)
                 # Dropped columns are never decoded, here as in `route`: only their presence counts.
                 self._types[key] = {c.name: c.source_type for c in table.columns if c.output_name is not None}
 
@@ -243,7 +260,10 @@ class Router:
         the row is a full image from the source (CDC), so a declared column it lacks was
         dropped or renamed there."""
         row = change.row
-        drift = schema_drift(table, row) if check_drift and not change.is_delete else ()
+        facts = self._facts[(regulation.provider, table.name)]
+        # A row with exactly the declared columns has drifted in neither direction.
+        drift = (schema_drift(table, row) if check_drift and not change.is_delete and row.keys() != facts.declared
+                 else ())
         # Columns whose value the update left as it was and Debezium did not send: never read
         # below, loaded by the sink from the row's latest version (streams/unchanged.py).
         unchanged = self._unchanged[(regulation.provider, table.name)].of(change.op, row) if check_drift else frozenset()
@@ -258,7 +278,7 @@ class Router:
                                    plan.salvage(row))
             return replace(out, violations=drift)
         if not change.is_delete:
-            missing = _missing(table, row)
+            missing = [name for name in facts.mandatory if row.get(name) is None]
             if missing:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "missing_value",
                                         f"mandatory column(s) empty: {', '.join(missing)}", plan.salvage(row))
@@ -295,24 +315,24 @@ class Router:
                 return self._quarantine(topic, partition, offset, payload(), regulation, table, "missing_value",
                                         f"delete without its key column(s) {', '.join(absent)}: check the "
                                         "table's REPLICA IDENTITY against the regulation's primary_key")
-        declared = {c.name for c in table.columns}
         notes = [f"{d.column}: {d.problem}" for d in defects]
-        notes += [f"{name}: not declared in the regulation, not loaded" for name in sorted(set(row) - declared)]
+        notes += [f"{name}: not declared in the regulation, not loaded" for name in sorted(row.keys() - facts.declared)]
         notes += [f"{name}: not sent by the source, loaded empty" for d in drift if d.rule == DRIFT_ABSENT
                   for name in d.columns]
         notes += [v.problem for v in violations]  # each names its columns and its rule
         held_by = [regulation.incident_key(table, v.rule) for v in RuleSet.holds(violations)]
-        now = datetime.now(timezone.utc)
         record.update(
             _op=change.op,
             _version=version,
             _is_deleted=1 if change.is_delete else 0,
-            _source_ts_ms=datetime.fromtimestamp(change.source_ts_ms / 1000, timezone.utc),
-            _processed_ts_ms=now,
+            # Milliseconds as Avro's timestamp-millis holds them: no datetime made here to be
+            # taken apart again by the encoder.
+            _source_ts_ms=change.source_ts_ms,
+            _processed_ts_ms=int(time.time() * 1000),
             _key_id=plan.key_id,
             _defects=notes,
             _held_by=held_by,
-            _unchanged=sorted(table.column(name).output_name for name in unchanged),
+            _unchanged=sorted(facts.outputs[name] for name in unchanged),
         )
         leaks = plan.clear_identifiers(record)
         if leaks:
@@ -326,8 +346,7 @@ class Router:
                                                       f"clear identifiers in {found}"), *violations))
         # A held record waits in qoima_meta until its incidents are resolved (DM385 §49).
         clean_topic = regulation.held_topic(table) if held_by else regulation.clean_topic(table)
-        key = json.dumps([record[plan.table.column(k).output_name] for k in table.primary_key],
-                         default=_json_default).encode()
+        key = envelope.key_json([record[name] for name in facts.key_outputs], _json_default).encode()
         try:
             encoded = self._codec.encode(clean_topic, record)
         except (ValueError, TypeError, OverflowError) as exc:

@@ -16,7 +16,6 @@ beginning (1,000,000 keys: about 11 s from the changelog alone; docs/benchmarks.
 """
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import time
@@ -24,9 +23,10 @@ from collections.abc import Callable, Container, Iterable, Iterator, MutableMapp
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _MISSING = object()
 _SEPARATOR = "\x1f"  # store name, then key; no state key holds a unit separator
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class ChangelogStore(MutableMapping):
@@ -76,7 +76,7 @@ class ChangelogStore(MutableMapping):
         for key in self._dirty:
             value = self._data.get(key, _MISSING)
             records.append(((self.name + _SEPARATOR + key).encode(),
-                            None if value is _MISSING else _encode(value).encode()))
+                            None if value is _MISSING else orjson.dumps(value)))
         self._dirty.clear()
         return records
 
@@ -121,7 +121,7 @@ class StateStores:
             if value is None:
                 store._data.pop(inner, None)
             else:
-                store._data[inner] = json.loads(value)
+                store._data[inner] = orjson.loads(value)
         return sum(len(store) for store in self.stores.values())
 
 

@@ -19,12 +19,11 @@ own rows made (streams/cross_row/judge.py).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import MutableMapping
 from typing import Any
 
 from model.regulation import Table
-from schemas.envelope import Change
+from schemas.envelope import Change, key_json
 from streams.cross_row.plan import CrossRowPlan
 from streams.quality import Violation
 
@@ -60,7 +59,7 @@ class Claims:
         if not plan.compares(name) or (unchanged and unchanged & plan.reads(name)):
             return []
         # The row's key as a digest too: a hashed primary key (an IIN) is a clear identifier.
-        pk_digest = plan.digest(name, json.dumps([row.get(k) for k in table.primary_key], default=str))
+        pk_digest = plan.digest(name, key_json([row.get(k) for k in table.primary_key], str))
         pk = f"{shard}.{pk_digest}"
         owner = f"{shard}|{name}|"
         deleted = change.is_delete

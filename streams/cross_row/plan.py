@@ -14,7 +14,7 @@ from model.regulation import IdentifierKind, Regulation, Table
 from model.rules import Rule, RuleKind
 from streams.decode import decoder
 
-_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+_LETTERS = bytes.maketrans(b"0123456789", b"ghijklmnop")
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,14 @@ class CrossRowPlan:
 
     Digests are keyed BLAKE2b, 128 bits: they are compared, never shown or joined on, so they
     need a keyed one-way function, not the pseudonyms' HMAC-SHA256. Spelled as hex with the
-    letters g-p for the digits 0-9 (`_LETTERS`): one C call each, where base32 costs a Python
+    letters g-p for the digits 0-9 (`_LETTERS`, a byte table): one C call each, where base32 costs a Python
     loop, and a scan reads nothing into it: no digit runs an IIN or phone check would match,
     no '-' or '_' to cut it into words a name check would (base64 did).
     """
 
     def __init__(self, regulations: list[Regulation], digest_key: bytes) -> None:
-        self._key = digest_key
+        # Keyed once: each digest copies this state instead of hashing the key again.
+        self._keyed = hashlib.blake2b(key=digest_key, digest_size=16)
         self.unique: dict[str, list[Unique]] = {}
         self.integrity: dict[str, list[Reference]] = {}
         self.timely: dict[str, list[Rule]] = {}
@@ -170,7 +171,9 @@ class CrossRowPlan:
 
     def digest(self, *parts: str) -> str:
         data = "\x1f".join(parts).encode()  # parts are text; no part holds a unit separator
-        return hashlib.blake2b(data, key=self._key, digest_size=16).hexdigest().translate(_LETTERS)
+        hasher = self._keyed.copy()
+        hasher.update(data)
+        return hasher.hexdigest().encode().translate(_LETTERS).decode()
 
     @staticmethod
     def canonical(column: Column, row: dict) -> str | None:
