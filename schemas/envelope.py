@@ -34,23 +34,37 @@ class Change:
         return self.op == "d"
 
 
-def _strict_fallback(value: bytes) -> Any:
-    """What orjson refuses and the standard library reads (NaN and Infinity, integers beyond 64
-    bits, lone surrogates): read as before orjson came, so no event decodes differently."""
+def _standard(value: bytes) -> Any:
+    """The event as the standard library reads it."""
     try:
         return json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EnvelopeError("undecodable", f"not JSON ({type(exc).__name__} at byte {getattr(exc, 'pos', '?')})") from None
 
 
+# orjson reads an integer beyond 64 bits as a float, without a word: a row image holding a
+# float, or an array that may hold one, is read again by the standard library, which keeps it.
+_MAYBE_INEXACT = (float, list)
+
+
 def decode(value: bytes | None) -> Change | None:
-    """None for a tombstone (Kafka compaction marker that follows a delete)."""
+    """None for a tombstone (Kafka compaction marker that follows a delete).
+
+    Read with orjson, about four times the standard library's speed on these small documents;
+    what orjson refuses (NaN and Infinity, lone surrogates) or may have read inexactly is read
+    by the standard library, so that no event decodes differently."""
     if value is None:
         return None
     try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        event = _strict_fallback(value)
+        change = _change(orjson.loads(value))
+    except (orjson.JSONDecodeError, EnvelopeError):  # the standard library's verdict, whatever it is
+        return _change(_standard(value))
+    if any(v.__class__ in _MAYBE_INEXACT for v in change.row.values()):
+        return _change(_standard(value))
+    return change
+
+
+def _change(event: Any) -> Change:
     if not isinstance(event, dict):
         raise EnvelopeError("undecodable", f"expected a JSON object, got {type(event).__name__}")
     if "payload" in event and "schema" in event:
