@@ -599,6 +599,29 @@ def demo_load(rate: Annotated[float, typer.Option(help="changes per second")] = 
     load(settings, rate=rate, duration=duration, serve_metrics=metrics)
 
 
+@demo_app.command("fill", help="add N generated persons to the demo register (population.persons), by COPY, "
+                  "for a load of national size")
+def demo_fill(rows: Annotated[int, typer.Option("--rows", help="persons to add")] = 1_000_000,
+              seed: Annotated[int | None, typer.Option(help="random seed, for the same rows again")] = None,
+              defect_rate: Annotated[float, typer.Option(help="share of rows with a deliberate defect "
+                                                         "(bad IIN check digit, no KATO, bad phone, future birth)")]
+              = 0.02) -> None:
+    from tqdm import tqdm
+
+    from infra.demo.source import fill_persons
+    from infra.stack import SOURCE_DB, LocalStack
+
+    if rows <= 0:
+        raise SystemExit("--rows must be a positive number of persons")
+    if not 0 <= defect_rate <= 1:
+        raise SystemExit("--defect-rate is a share between 0 and 1, e.g. 0.02")
+    conninfo = LocalStack(_settings()).pg_admin_conninfo(SOURCE_DB)
+    with tqdm(total=rows, unit="row", unit_scale=True, desc="population.persons") as bar:
+        total = fill_persons(conninfo, rows, seed=seed, defect_rate=defect_rate,
+                             progress=lambda written: bar.update(written - bar.n))
+    print(f"population.persons holds {total:,} rows; with CDC running, they stream to the warehouse now")
+
+
 @demo_app.command("webhook", help="receive the demo tables' incident notifications and log them")
 def demo_webhook() -> None:
     from infra.demo.webhook import serve

@@ -388,8 +388,15 @@ class ClickHouseSink:
             while not self._stopping:
                 pending, deadline = 0, None
                 while pending < batch_rows and not self._stopping:
-                    timeout = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                    messages = consumer.consume(num_messages=batch_rows - pending, timeout=timeout)
+                    if deadline is None:
+                        # The batch's first message, as soon as it comes: `consume` would wait out
+                        # its whole timeout for fewer than `num_messages`, which under a steady
+                        # load put a second before every batch's window.
+                        first = consumer.poll(1.0)
+                        messages = [] if first is None else [first]
+                    else:
+                        messages = consumer.consume(num_messages=batch_rows - pending,
+                                                    timeout=max(0.0, deadline - time.monotonic()))
                     for message in messages:
                         if message.error():
                             log.warning("consumer error: %s", message.error())

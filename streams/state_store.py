@@ -136,6 +136,16 @@ def _owned(key: str, partitions: Container[int]) -> bool:
     return _partition(key) in partitions
 
 
+def _yield_the_cpu() -> None:
+    """The snapshot writer runs only on CPU time nobody else wants: a million keys take it many
+    seconds of CPU, which at normal priority came out of the processor's and the warehouse's
+    share on a two-core machine and showed as a freshness spike every minute (docs/benchmarks.md)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux: the lowest nice level instead
+        os.nice(19)
+
+
 class StateSnapshot:
     """A worker's stores on local disk, with the changelog offsets they reflect.
 
@@ -155,23 +165,31 @@ class StateSnapshot:
         self._writer: int | None = None   # the child process writing the last snapshot
 
     def save(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int],
-             background: bool = False) -> None:
+             background: bool = False) -> bool:
         """Write the snapshot; `background`: in a forked child, which sees the stores as they
-        are now (copy-on-write) while this process goes on (the way Redis saves)."""
+        are now (copy-on-write) while this process goes on (the way Redis saves), at the lowest
+        CPU priority. False when a background save is skipped because the previous one is
+        still being written."""
         if self._writer is not None:
-            os.waitpid(self._writer, 0)   # the previous one, long done
+            # Still writing the previous one: a background save skips its turn rather than make
+            # the worker wait; a foreground one (the worker stopping) waits for it.
+            done, _ = os.waitpid(self._writer, 0 if not background else os.WNOHANG)
+            if not done:
+                return False
             self._writer = None
         if background and hasattr(os, "fork"):
             pid = os.fork()
             if pid:
                 self._writer = pid
-                return
+                return True
             try:  # the child: no Kafka client, no logging; only the file
+                _yield_the_cpu()
                 self._write(stores, owned, offsets)
                 os._exit(0)
             except BaseException:
                 os._exit(1)
         self._write(stores, owned, offsets)
+        return True
 
     def _write(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,32 @@ def seed_licenses(conninfo: str, licenses: int = 300, seed: int | None = None) -
     return licenses
 
 
+FILL_CHUNK = 10_000
+
+
+def fill_persons(conninfo: str, rows: int, seed: int | None = None, defect_rate: float = 0.02,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Add `rows` persons to population.persons (a register of national size for a load
+    benchmark): realistic IINs, names, phones, addresses and KATO codes, with the generator's
+    defects at `defect_rate`. Written by COPY in transactions of FILL_CHUNK rows, so the WAL and
+    the source see the same commits a bulk import would make; `progress` gets the rows written
+    so far after each. Returns the table's row count afterwards."""
+    if rows < 0:
+        raise ValueError("rows must not be negative")
+    rng = random.Random(seed)
+    written = 0
+    with psycopg.connect(conninfo) as conn:
+        while written < rows:
+            chunk = min(FILL_CHUNK, rows - written)
+            with conn.transaction(), conn.cursor() as cur:
+                _copy(cur, ("population", "persons"), PERSON_COLUMNS,
+                      (generator.make_person(rng, defect_rate=defect_rate) for _ in range(chunk)))
+            written += chunk
+            if progress is not None:
+                progress(written)
+        return conn.execute("SELECT count(*) FROM population.persons").fetchone()[0]
+
+
 def _count_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
     row = conn.execute(
         "SELECT (SELECT count(*) FROM population.persons),"

@@ -13,6 +13,7 @@ import uuid
 from connectors.connect_client import ConnectClient
 from infra.demo import generator
 from infra.qoima_processes import processor_process
+from model.identifiers import is_valid_iin
 from model.regulation import load_all
 from sinks.clickhouse_users import ADMIN_USER, client
 from tests.e2e.cli import qoima
@@ -65,6 +66,21 @@ def test_demo_load_changes_the_source_and_the_warehouse_follows(stack, pg, ch):
     after = pg.execute("SELECT count(*), coalesce(max(updated_at), 'epoch') FROM social.payments").fetchone()
     assert after != before, "the demo load changed nothing"
     wait_converged(pg, ch, tables=("population.persons", "social.organizations", "social.payments"), timeout=120)
+
+
+def test_demo_fill_adds_persons_that_reach_the_warehouse(stack, pg, ch):
+    before = pg.execute("SELECT count(*), coalesce(max(person_id), 0) FROM population.persons").fetchone()
+    result = qoima(stack, "demo", "fill", "--rows", "25", "--defect-rate", "0", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    count, top = pg.execute("SELECT count(*), max(person_id) FROM population.persons").fetchone()
+    assert count == before[0] + 25 and f"population.persons holds {count:,} rows" in result.stdout
+    added = pg.execute("SELECT iin FROM population.persons WHERE person_id > %s", (before[1],)).fetchall()
+    assert len(added) == 25 and all(is_valid_iin(iin) for (iin,) in added)
+    poll_until(lambda: ch.query("SELECT count() FROM udw.demo__population__persons FINAL WHERE person_id > "
+                                f"{before[1]} AND person_id <= {top}").result_rows[0][0] == 25, 120,
+               "the 25 filled persons in the warehouse")
+    refused = qoima(stack, "demo", "fill", "--rows", "0")
+    assert refused.returncode != 0 and "--rows must be a positive number" in refused.stderr + refused.stdout
 
 
 def test_load_history_loads_a_files_rows(stack, ch, tmp_path):

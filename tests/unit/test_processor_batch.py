@@ -97,6 +97,25 @@ def test_a_snapshot_saved_in_the_background_holds_the_state_of_the_moment_it_was
     assert dict(loaded["owners"]) == {"0|t|a": "then"}
 
 
+def test_a_background_save_skips_its_turn_while_the_previous_writer_runs(tmp_path) -> None:
+    import subprocess
+
+    stores = StateStores()
+    stores["owners"]["0|t|a"] = "x"
+    snapshot = StateSnapshot(tmp_path / "worker-0.state")
+    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
+    writer = subprocess.Popen(["sleep", "30"])   # stands for a writer that has not finished
+    snapshot._writer = writer.pid
+    try:
+        assert snapshot.save(stores, owned.__getitem__, {0: 1}, background=True) is False
+        assert snapshot.load(StateStores(), owned.__getitem__) is None   # nothing written meanwhile
+    finally:
+        writer.kill()
+    # Stopping, the worker waits for the writer, then saves in the foreground.
+    assert snapshot.save(stores, owned.__getitem__, {0: 2}, background=False) is True
+    assert snapshot.load(StateStores(), owned.__getitem__) == {0: 2}
+
+
 def test_a_snapshot_not_covering_the_partitions_or_too_old_is_not_used(tmp_path, monkeypatch) -> None:
     stores = StateStores()
     stores["owners"]["0|t|a"] = "x"
