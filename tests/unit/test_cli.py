@@ -59,6 +59,7 @@ SURFACE = {
     "pd236 standin": [],
     "demo": [],
     "demo load": ["--rate=50.0", "--duration=None", "--metrics FLAG"],
+    "demo fill": ["--rows=1000000", "--seed=None", "--defect-rate=0.02"],
     "demo webhook": [],
 }
 
