@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from model.regulation import Regulation, Table, load_all
+from model.regulation import Action, Regulation, Table, load_all
 from monitoring import metrics
 from model.settings import Settings
 from sinks.clickhouse_users import writer_client
@@ -37,7 +37,7 @@ from schemas.kafka_clients import consumer_config, producer_config
 from model.names import ACCESS_EVENTS_TABLE, ACCESS_TOPIC, INCIDENT_TOPIC
 from schemas.schema_history import SchemaHistory
 from schemas.incidents import Detection, IncidentPublisher, incident_codec
-from model.leak_scan import structural_kinds_in
+from model.leak_scan import structural_kinds_in, structural_kinds_in_hashed
 from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
@@ -53,6 +53,7 @@ class _Target:
     zeros: list[Any]
     provider: str = ""
     guarded: bool = False           # scan for clear identifiers before loading
+    hashed: frozenset[str] = frozenset()  # columns whose values are pseudonyms
     held_table: str = ""            # a clean target's twin in qoima_meta, which a truncate empties too
     rows: list[list[Any]] = field(default_factory=list)
     source_ts: list[float] = field(default_factory=list)
@@ -82,6 +83,7 @@ def _clean_target(regulation: Regulation, table: Table) -> _Target:
                    fields=names + META_FIELDS,
                    zeros=[c.zero for c in columns] + [None] * len(META_FIELDS),
                    provider=regulation.provider, guarded=True, held_table=regulation.held_table(table),
+                   hashed=frozenset(c.output_name for c in table.columns if c.action is Action.hash),
                    key_fields=[table.column(k).output_name for k in table.primary_key],
                    lookups=[(WAREHOUSE_DB, regulation.warehouse_table(table)), (META_DB, regulation.held_table(table))],
                    loaded_in=f"{WAREHOUSE_DB}.`{regulation.history_table(table)}`")
@@ -193,7 +195,7 @@ class ClickHouseSink:
         for index, name in enumerate(target.column_names):
             texts = {text for row in target.rows
                      for text in (row[index] if isinstance(row[index], list) else (row[index],)) if isinstance(text, str)}
-            kinds = structural_kinds_in(texts)
+            kinds = (structural_kinds_in_hashed if name in target.hashed else structural_kinds_in)(texts)
             if kinds:
                 found[name] = kinds
         return found

@@ -21,10 +21,9 @@ from model.reference import kato_region
 from model.types.values import Beyond, fitter
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
-from model.leak_scan import structural_kinds, structural_kinds_in
+from model.leak_scan import INVALID_PREFIX, structural_kinds, structural_kinds_in
 from streams.redact import redact
 
-INVALID_PREFIX = "invalid:"
 
 
 @dataclass(frozen=True)
