@@ -31,7 +31,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from freshness import freshness  # noqa: E402  (the same exact-quantile query as bench/freshness.py)
 
-from connectors.snapshot import request_snapshot  # noqa: E402
+from connectors.snapshot import start_load  # noqa: E402
 from infra.demo.source import LoadDriver, fill_persons  # noqa: E402
 from infra.stack import SOURCE_DB, LocalStack  # noqa: E402
 from model.regulation import load_regulation  # noqa: E402
@@ -134,7 +134,7 @@ def main() -> None:
           "processor and the sink", flush=True)
     since_ms = int(time.time() * 1000)
     since = datetime.now(timezone.utc)
-    request_snapshot(regulation, [TABLE], settings.regulation_env())
+    start_load(regulation, [TABLE], settings.regulation_env(), settings.run_dir / "loads")   # `qoima status` follows it
     seconds, reached = wait_for(lambda: loaded(since_ms, "r"), total, args.timeout, "snapshot")
     until = datetime.now(timezone.utc)
     if args.rate:

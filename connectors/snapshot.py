@@ -80,3 +80,69 @@ def waiting(waits_dir: Path) -> list[dict]:
         except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
             continue
     return found
+
+
+# --- progress of a requested load (`qoima status`, docs/operations.md) -------------------------
+
+LOAD_RECORD_MAX_AGE_S = 24 * 3600
+
+
+def estimate_rows(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> dict[str, int | None]:
+    """Each table's row count as the source's statistics estimate it (PostgreSQL `reltuples`,
+    MariaDB `information_schema.TABLES.TABLE_ROWS`): no count(*), which would read the whole
+    table of a production database once more. None where the statistics have none yet."""
+    conn = connect_source(regulation, environ, application="qoima-snapshot", autocommit=True)
+    estimates: dict[str, int | None] = {}
+    try:
+        cursor = conn.cursor()
+        for name in tables:
+            table = regulation.table(name)
+            if regulation.source.dbms == "mariadb":
+                cursor.execute("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                               "AND TABLE_NAME = %s", (table.schema_name, table.table_name))
+            else:
+                cursor.execute("SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                               "c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                               (table.schema_name, table.table_name))
+            row = cursor.fetchone()
+            # PostgreSQL says -1 for a table never analysed or vacuumed.
+            estimates[name] = int(row[0]) if row and row[0] is not None and int(row[0]) >= 0 else None
+        cursor.close()
+    finally:
+        conn.close()
+    return estimates
+
+
+def start_load(regulation: Regulation, tables: list[str], environ: dict[str, str], loads_dir: Path) -> str:
+    """Request the snapshot of `tables` and record it, with the source's estimate of each
+    table's rows, for `qoima status` to follow; returns the signal id."""
+    estimates = estimate_rows(regulation, tables, environ)
+    requested_ms = int(time.time() * 1000)
+    signal_id = request_snapshot(regulation, tables, environ)
+    record_load(loads_dir, regulation.provider, signal_id, requested_ms, estimates)
+    return signal_id
+
+
+def record_load(loads_dir: Path, provider: str, signal_id: str, requested_ms: int,
+                estimates: dict[str, int | None]) -> Path:
+    """Remember a requested snapshot for `qoima status`, which follows its rows into the warehouse."""
+    loads_dir.mkdir(parents=True, exist_ok=True)
+    path = loads_dir / f"{provider}-{signal_id}.json"
+    path.write_text(json.dumps({"provider": provider, "signal_id": signal_id, "requested_ms": requested_ms,
+                                "tables": estimates}))
+    return path
+
+
+def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:
+    """The loads requested in the last day, oldest first; older records are deleted."""
+    found = []
+    for path in sorted(loads_dir.glob("*.json")) if loads_dir.is_dir() else ():
+        try:
+            load = json.loads(path.read_text())
+            if now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000:
+                path.unlink(missing_ok=True)
+                continue
+            found.append(load)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue   # half-written or foreign: not a load record
+    return sorted(found, key=lambda load: load["requested_ms"])

@@ -6,7 +6,7 @@ from typing import Any
 import requests
 
 from connectors.connect_client import ConnectClient, ConnectError
-from connectors.snapshot import waiting
+from connectors.snapshot import recorded_loads, waiting
 from model.regulation import Regulation
 from model.settings import Settings
 
@@ -61,6 +61,73 @@ def _catalog(settings: Settings, problems: list[str]) -> tuple[dict[str, Any], d
         {provider: int(version) for provider, version in versions.items()}
 
 
+# A load whose last snapshot row reached the warehouse this long ago has stopped: done, when it
+# holds about what the source's statistics estimated, stalled otherwise.
+LOAD_QUIET_MS = 60_000
+_ESTIMATE_SLACK = 0.9   # statistics are estimates: 90% of one counts as all of it
+
+
+def load_progress(requested_ms: int, now_ms: int, estimate: int | None, loaded: int,
+                  last_loaded_ms: int | None, read: float | None) -> dict[str, Any]:
+    """Where one table's requested load stands: state (waiting, loading, done, stalled), rows read
+    (snapshot events the processor took in), rows loaded, the source's estimate, the rate from
+    the request to the last loaded row, and the seconds left at that rate."""
+    progress: dict[str, Any] = {"read": None if read is None else round(read), "loaded": loaded,
+                                "estimate": estimate, "rate": None, "remaining_s": None}
+    if loaded == 0 or last_loaded_ms is None:
+        return {**progress, "state": "waiting"}
+    elapsed_s = max(last_loaded_ms - requested_ms, 1) / 1000
+    progress["rate"] = round(loaded / elapsed_s)
+    if now_ms - last_loaded_ms <= LOAD_QUIET_MS:
+        if estimate is not None and estimate > loaded:
+            progress["remaining_s"] = round((estimate - loaded) / (loaded / elapsed_s))
+        return {**progress, "state": "loading"}
+    done = estimate is None or loaded >= _ESTIMATE_SLACK * estimate
+    return {**progress, "state": "done" if done else "stalled"}
+
+
+def _loads(settings: Settings, regulations: list[Regulation], problems: list[str]) -> list[dict[str, Any]]:
+    """The snapshots `qoima snapshot` requested in the last day, each table's progress."""
+    import time
+
+    from sinks.clickhouse_users import writer_client
+    from model.names import WAREHOUSE_DB
+
+    now_ms = int(time.time() * 1000)
+    loads = recorded_loads(settings.run_dir / "loads", now_ms)
+    if not loads:
+        return []
+    by_provider = {r.provider: r for r in regulations}
+    found = []
+    try:
+        client = writer_client(settings)
+        for load in loads:
+            regulation = by_provider.get(load["provider"])
+            if regulation is None:
+                continue   # a provider removed since
+            try:
+                read = _prometheus(settings, 'sum by (table) (increase(qoima_processor_events_in_total{op="r"}'
+                                             f'[{max(60, (now_ms - load["requested_ms"]) // 1000)}s]))')
+            except requests.RequestException:
+                read = {}
+            declared = {table.name: table for table in regulation.tables}
+            for name, estimate in load["tables"].items():
+                if name not in declared:
+                    continue   # a table no longer in the regulation
+                history = f"{WAREHOUSE_DB}.`{regulation.history_table(declared[name])}`"
+                loaded, last = client.query(
+                    f"SELECT count(), toUnixTimestamp64Milli(max(_loaded_ts)) FROM {history} WHERE _op = 'r' "
+                    "AND _loaded_ts >= fromUnixTimestamp64Milli({since:Int64})",
+                    parameters={"since": load["requested_ms"]}).result_rows[0]
+                found.append({"provider": load["provider"], "table": name, "signal_id": load["signal_id"],
+                              "requested_ms": load["requested_ms"],
+                              **load_progress(load["requested_ms"], now_ms, estimate, int(loaded),
+                                              int(last) if loaded else None, read.get(name))})
+    except Exception as exc:  # status must report, not crash, when ClickHouse is down
+        problems.append(f"the progress of requested loads could not be read ({type(exc).__name__})")
+    return found
+
+
 def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]:
     report: dict[str, Any] = {"connectors": {}, "pollers": {}, "tables": {}, "problems": []}
     client = ConnectClient(settings.connect_url, timeout=5)
@@ -81,6 +148,7 @@ def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]
     except requests.RequestException as exc:
         report["problems"].append(f"Prometheus at {settings.prometheus_url} did not answer ({type(exc).__name__})")
     report["waiting_snapshots"] = waiting(settings.run_dir / "snapshot-waits")
+    report["loads"] = _loads(settings, regulations, report["problems"])
     report["pd236"], report["passports"] = _catalog(settings, report["problems"])
     rows = _warehouse_rows(settings, regulations, report["problems"])
     for regulation in regulations:
@@ -91,6 +159,24 @@ def collect(settings: Settings, regulations: list[Regulation]) -> dict[str, Any]
                 "freshness_p99_s": quantiles.get("0.99", {}).get(table.name),
             }
     return report
+
+
+def _render_load(load: dict[str, Any]) -> str:
+    estimate = load["estimate"]
+    of = f" of about {estimate:,}" + (f" ({min(100, 100 * load['loaded'] // estimate)}%)" if estimate else "") \
+        if estimate is not None else ""
+    parts = [f"Load of {load['table']} ({load['provider']}): {load['state']}",
+             *([f"read {load['read']:,}"] if load["read"] is not None else []),
+             f"loaded {load['loaded']:,}{of}"]
+    if load["rate"]:
+        parts.append(f"{load['rate']:,} rows/s")
+    if load["state"] == "loading" and load["remaining_s"] is not None:
+        minutes, seconds = divmod(load["remaining_s"], 60)
+        parts.append(f"about {minutes} min {seconds} s left" if minutes else f"about {seconds} s left")
+    if load["state"] == "stalled":
+        parts.append(f"no snapshot row for over {LOAD_QUIET_MS // 1000} s: see the connector's log and "
+                     "`qoima connector status`")
+    return ", ".join(parts)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -112,6 +198,8 @@ def render(report: dict[str, Any]) -> str:
     for wait in report.get("waiting_snapshots", []):
         lines.append(f"Snapshot of {', '.join(wait['tables'])} ({wait['provider']}) waits for the minimum-load window "
                      f"{wait['window']}, opening {wait['opens_at']}")
+    for load in report.get("loads", []):
+        lines.append(_render_load(load))
     pd236 = report.get("pd236") or {}
     if pd236:
         lines.append("PD236 access events: " + (f"{pd236['undelivered']} undelivered, the oldest recorded "

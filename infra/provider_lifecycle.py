@@ -85,9 +85,9 @@ def apply_provider(stack: LocalStack, regulations: list[Regulation], provider: s
                  f"`qoima snapshot {provider} {' '.join(chosen)}` in the minimum-load window {window} "
                  "(or apply --now)")
         return []
-    from connectors.snapshot import request_snapshot
+    from connectors.snapshot import start_load
 
-    signal = request_snapshot(regulation, chosen, stack.s.regulation_env())
+    signal = start_load(regulation, chosen, stack.s.regulation_env(), stack.s.run_dir / "loads")
     progress(f"{provider}: incremental snapshot of the new table(s) {', '.join(chosen)} requested (signal {signal})")
     return chosen
 

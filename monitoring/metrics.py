@@ -51,6 +51,9 @@ CLAIMS_UNJUDGED = Counter("qoima_processor_claims_unjudged_total",
 RESTORE_SECONDS = Gauge("qoima_processor_restore_seconds", "Time the last restore of the state stores took")
 
 SINK_ROWS = Counter("qoima_sink_rows_total", "Rows written to ClickHouse", ["table"])
+SINK_SNAPSHOT_ROWS = Counter("qoima_sink_snapshot_rows_total",
+                             "Snapshot rows (op r: initial or incremental snapshot, `qoima snapshot`) loaded into the warehouse",
+                             ["table"])
 SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
                             buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000))
 SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one ClickHouse insert", ["table"],

@@ -347,7 +347,7 @@ def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its 
                                                             "minimum-load window")] = False) -> None:
     from datetime import datetime, timezone
 
-    from connectors.snapshot import request_snapshot, wait_for_window
+    from connectors.snapshot import start_load, wait_for_window
 
     settings = _settings()
     regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
@@ -366,11 +366,11 @@ def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its 
             wait_for_window(regulation, tables, settings.run_dir / "snapshot-waits",
                             lambda line: print(line, flush=True))
     try:
-        signal_id = request_snapshot(regulation, tables, settings.regulation_env())
+        signal_id = start_load(regulation, tables, settings.regulation_env(), settings.run_dir / "loads")
     except (KeyError, ValueError) as exc:   # an undeclared table; a name a signal cannot carry
         raise SystemExit(str(exc.args[0])) from None
     print(f"incremental snapshot of {', '.join(tables)} requested (signal {signal_id}); streaming continues. "
-          "Progress: the connector's log and qoima status.")
+          "Progress (rows read, loaded, rate, time left): qoima status.")
 
 
 @app.command(rich_help_panel=CAPTURE,

@@ -240,6 +240,9 @@ class ClickHouseSink:
         metrics.SINK_BATCH_ROWS.labels(target.label).observe(len(target.rows))
         metrics.SINK_BATCH_SECONDS.labels(target.label).observe(elapsed)
         if target.database == WAREHOUSE_DB:
+            # A load's progress as a metric too (`qoima status` reads the history table).
+            op = target.fields.index("_op")
+            metrics.SINK_SNAPSHOT_ROWS.labels(target.label).inc(sum(1 for row in target.rows if row[op] == "r"))
             # The analysts' tables only: held rows and incident events are rare by nature, and
             # QoimaTableSilent would take an hour without one for a broken capture.
             metrics.LAST_WRITE.labels(target.label).set(now)

@@ -1,4 +1,5 @@
-"""`qoima snapshot` honours the provider's minimum-load window, run as a user runs it.
+"""`qoima snapshot` honours the provider's minimum-load window, run as a user runs it, and
+`qoima status` follows the load it starts.
 
 The demo regulation is copied with a window that opens two hours from now, so the test does
 not depend on the hour it runs at: the snapshot waits, `qoima status` shows it waiting, Ctrl-C
@@ -28,7 +29,7 @@ def _waiting(env: dict) -> list[dict]:
     return json.loads(result.stdout)["waiting_snapshots"]
 
 
-def test_a_snapshot_waits_for_the_window_unless_now(stack, tmp_path):
+def test_a_snapshot_waits_for_the_window_unless_now(stack, pg, tmp_path):
     regulations = tmp_path / "regulations"
     shutil.copytree(stack.s.regulations_dir, regulations)
     opens = datetime.now(ZoneInfo("Asia/Almaty")) + timedelta(hours=2)
@@ -53,7 +54,23 @@ def test_a_snapshot_waits_for_the_window_unless_now(stack, tmp_path):
     assert waiting.returncode != 0 and "Traceback" not in err
     assert _waiting(env) == []
 
+    pg.execute("ANALYZE population.persons")   # the statistics the load's estimate comes from
+    rows = pg.execute("SELECT count(*) FROM population.persons").fetchone()[0]
     now = _qoima(env, "snapshot", "demo", "population.persons", "--now")
     assert now.returncode == 0, now.stderr
     assert f"minimum-load window is {window} (Asia/Almaty)" in now.stderr
     assert "incremental snapshot of population.persons requested" in now.stdout
+    assert "qoima status" in now.stdout
+
+    # `qoima status` follows the load: the source's estimate, rows read and loaded, the rate.
+    def load() -> dict | None:
+        result = _qoima(env, "status", "--json")
+        assert result.returncode == 0, result.stderr
+        mine = [entry for entry in json.loads(result.stdout)["loads"] if entry["table"] == "population.persons"]
+        return mine[-1] if mine and mine[-1]["loaded"] >= 0.9 * rows else None
+
+    progress = poll_until(load, 180, "the snapshot's rows loaded, in `qoima status`")
+    assert abs(progress["estimate"] - rows) <= 0.05 * rows and progress["state"] in ("loading", "done")
+    assert progress["rate"] > 0
+    shown = _qoima(env, "status").stdout
+    assert "Load of population.persons (demo): " in shown and f"of about {progress['estimate']:,}" in shown

@@ -1,0 +1,45 @@
+"""Where a requested load stands in `qoima status` (governance/status.py `load_progress`), and
+the records `qoima snapshot` leaves for it (connectors/snapshot.py)."""
+from __future__ import annotations
+
+import json
+
+from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, record_load, recorded_loads
+from governance.status import _render_load, load_progress
+
+T0 = 1_800_000_000_000   # the request, in ms
+
+
+def test_no_row_yet_is_waiting() -> None:
+    assert load_progress(T0, T0 + 5_000, 1000, 0, None, None)["state"] == "waiting"
+
+
+def test_a_load_under_way_has_a_rate_and_the_time_left() -> None:
+    # 2,000 rows in the 4 s to the last loaded row: 500 rows/s, 8,000 more take 16 s.
+    progress = load_progress(T0, T0 + 5_000, 10_000, 2_000, T0 + 4_000, 2_100.4)
+    assert progress == {"state": "loading", "read": 2100, "loaded": 2000, "estimate": 10_000, "rate": 500,
+                        "remaining_s": 16}
+    line = _render_load({"provider": "demo", "table": "population.persons", **progress})
+    assert line == ("Load of population.persons (demo): loading, read 2,100, loaded 2,000 of about 10,000 (20%), "
+                    "500 rows/s, about 16 s left")
+
+
+def test_quiet_with_about_the_estimate_is_done_and_short_of_it_stalled() -> None:
+    later = T0 + 10 * 60_000
+    assert load_progress(T0, later, 10_000, 9_500, T0 + 60_000, None)["state"] == "done"   # estimates are rough
+    assert load_progress(T0, later, None, 42, T0 + 60_000, None)["state"] == "done"      # no statistics
+    stalled = load_progress(T0, later, 10_000, 3_000, T0 + 60_000, None)
+    assert stalled["state"] == "stalled" and stalled["remaining_s"] is None
+    assert "no snapshot row for over 60 s" in _render_load({"provider": "demo", "table": "t", **stalled})
+
+
+def test_loads_are_kept_for_a_day_then_forgotten(tmp_path) -> None:
+    loads = tmp_path / "loads"
+    old = record_load(loads, "demo", "a", T0, {"population.persons": 100})
+    record_load(loads, "demo", "b", T0 + 1000, {"social.payments": None})
+    (loads / "broken.json").write_text("{not json")
+    assert [load["signal_id"] for load in recorded_loads(loads, T0 + 2000)] == ["a", "b"]
+    assert json.loads(old.read_text())["tables"] == {"population.persons": 100}
+    day_later = T0 + LOAD_RECORD_MAX_AGE_S * 1000 + 500
+    assert [load["signal_id"] for load in recorded_loads(loads, day_later)] == ["b"]
+    assert not old.exists()
