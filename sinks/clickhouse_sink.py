@@ -41,6 +41,24 @@ from model.leak_scan import structural_kinds_in, structural_kinds_in_hashed
 from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
+# The (key, version) pairs of one `_drop_loaded` query, as SQL text: half ClickHouse's
+# max_query_size (256 KiB), leaving room for quoting and escapes.
+_SUSPECTS_QUERY_CHARS = 128 * 1024
+
+
+def _slices(pairs: list[tuple], budget: int) -> list[list[tuple]]:
+    """`pairs` cut into runs whose values spell at most about `budget` characters (one pair per
+    run at least)."""
+    runs: list[list[tuple]] = [[]]
+    used = 0
+    for pair in pairs:
+        size = sum(len(str(value)) + 4 for value in pair)
+        if runs[-1] and used + size > budget:
+            runs.append([])
+            used = 0
+        runs[-1].append(pair)
+        used += size
+    return runs if runs[-1] else []
 
 
 @dataclass
@@ -283,12 +301,17 @@ class ClickHouseSink:
             return
         key_list = ", ".join(f"`{k}`" for k in target.key_fields)
         loaded: set[tuple] = set()
+        pairs = sorted(suspects)
 
         def read() -> None:  # by key and version: the table's order, so an index lookup
             loaded.clear()
-            loaded.update(tuple(row) for row in self.client.query(
-                f"SELECT DISTINCT {key_list}, _version FROM {table} WHERE ({key_list}, _version) IN %(pairs)s",
-                parameters={"pairs": tuple(suspects)}).result_rows)
+            # In slices: a batch of 50,000 suspects (a restart, or two workers' records interleaved
+            # in one clean partition during a load) spelled in one IN list exceeded ClickHouse's
+            # max_query_size (256 KiB), and the sink retried that read forever.
+            for part in _slices(pairs, _SUSPECTS_QUERY_CHARS):
+                loaded.update(tuple(row) for row in self.client.query(
+                    f"SELECT DISTINCT {key_list}, _version FROM {table} WHERE ({key_list}, _version) IN %(pairs)s",
+                    parameters={"pairs": tuple(part)}).result_rows)
         self._retrying(target, "read of loaded versions from", read)
         if not loaded:
             return

@@ -105,3 +105,34 @@ def test_processor_killed_alone_is_restarted_by_its_supervisor(stack, pg, ch, ca
         print(f"\n[crash] processor killed alone: converged {time.monotonic() - started:.1f}s after the kill "
               f"({converged_in:.1f}s of waiting for convergence)", flush=True)
     assert stack.managed("processor").pid() == supervisor
+
+
+def test_a_sink_killed_behind_a_large_backlog_loads_it_after_restart(stack, pg, ch):
+    """A restarted sink checks every row of its first batch against what is already loaded (a
+    previous life may have inserted it before it died). Spelled as one IN list, 30,000 such rows
+    exceeded ClickHouse's max_query_size and the sink retried that read forever; it reads in
+    slices now. The backlog builds in the clean topic while the sink is down."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from infra.demo.source import fill_persons
+    from infra.stack import SOURCE_DB
+
+    wait_converged(pg, ch, timeout=180)
+    marks = {table: highest_version(ch, table) for table in TABLES}
+    managed = stack.managed("sink")
+    os.killpg(managed.pid(), signal.SIGKILL)
+    poll_until(lambda: managed.pid() is None, 10, "the sink gone after SIGKILL")
+    clean = TopicPartition("qoima.clean.demo.population.persons", 0)
+    consumer = Consumer({"bootstrap.servers": stack.s.kafka_bootstrap, "group.id": "test-backlog",
+                         "isolation.level": "read_committed"})
+    try:
+        before = consumer.get_watermark_offsets(clean, timeout=10)[1]
+        fill_persons(stack.pg_admin_conninfo(SOURCE_DB), 30_000, seed=SEED)
+        poll_until(lambda: consumer.get_watermark_offsets(clean, timeout=10)[1] >= before + 30_000, 180,
+                   "30,000 clean records waiting for the sink")
+    finally:
+        consumer.close()
+    _restart(stack, "sink")
+    wait_converged(pg, ch, tables=("population.persons",), timeout=240)
+    for table, key in TABLES.items():
+        assert loaded_twice(ch, table, key, marks[table]) == [], f"{table}: a version loaded twice"
