@@ -13,6 +13,7 @@ minimum-load window (`source.min_load_window`, model/load_window.py) when one is
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,8 @@ from connectors.debezium.shared import snapshot_collection
 from connectors.source_reader import connect_source
 from model.names import SIGNAL_TABLE
 from model.regulation import Regulation
+
+log = logging.getLogger("qoima.snapshot")
 
 
 def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:
@@ -115,11 +118,27 @@ def estimate_rows(regulation: Regulation, tables: list[str], environ: dict[str, 
 
 def start_load(regulation: Regulation, tables: list[str], environ: dict[str, str], loads_dir: Path) -> str:
     """Request the snapshot of `tables` and record it, with the source's estimate of each
-    table's rows, for `qoima status` to follow; returns the signal id."""
-    estimates = estimate_rows(regulation, tables, environ)
+    table's rows, for `qoima status` to follow; returns the signal id.
+
+    The estimate and the record only inform: a source whose statistics cannot be read, or a
+    record that cannot be written, costs the progress display (with a warning), never the
+    snapshot, and a request once made is never reported as failed (a retry would read the
+    provider's table twice)."""
+    for name in tables:
+        regulation.table(name)   # raises, naming the declared tables, before the source is asked anything
+    try:
+        estimates = estimate_rows(regulation, tables, environ)
+    except Exception as exc:  # noqa: BLE001 - any driver error: the load goes on without an estimate
+        log.warning("%s: the source's row estimates could not be read (%s); qoima status shows the load "
+                    "without them", regulation.provider, type(exc).__name__)
+        estimates = {name: None for name in tables}
     requested_ms = int(time.time() * 1000)
     signal_id = request_snapshot(regulation, tables, environ)
-    record_load(loads_dir, regulation.provider, signal_id, requested_ms, estimates)
+    try:
+        record_load(loads_dir, regulation.provider, signal_id, requested_ms, estimates)
+    except OSError as exc:
+        log.warning("%s: snapshot %s requested, but its record for qoima status could not be written to %s (%s)",
+                    regulation.provider, signal_id, loads_dir, exc.strerror or type(exc).__name__)
     return signal_id
 
 

@@ -62,8 +62,10 @@ def _catalog(settings: Settings, problems: list[str]) -> tuple[dict[str, Any], d
 
 
 # A load whose last snapshot row reached the warehouse this long ago has stopped: done, when it
-# holds about what the source's statistics estimated, stalled otherwise.
+# holds about what the source's statistics estimated, stalled otherwise. One that has loaded
+# nothing this long after its request is stalled too (connector paused, signal not read).
 LOAD_QUIET_MS = 60_000
+LOAD_FIRST_ROW_MS = 10 * 60_000
 _ESTIMATE_SLACK = 0.9   # statistics are estimates: 90% of one counts as all of it
 
 
@@ -75,7 +77,7 @@ def load_progress(requested_ms: int, now_ms: int, estimate: int | None, loaded: 
     progress: dict[str, Any] = {"read": None if read is None else round(read), "loaded": loaded,
                                 "estimate": estimate, "rate": None, "remaining_s": None}
     if loaded == 0 or last_loaded_ms is None:
-        return {**progress, "state": "waiting"}
+        return {**progress, "state": "stalled" if now_ms - requested_ms > LOAD_FIRST_ROW_MS else "waiting"}
     elapsed_s = max(last_loaded_ms - requested_ms, 1) / 1000
     progress["rate"] = round(loaded / elapsed_s)
     if now_ms - last_loaded_ms <= LOAD_QUIET_MS:
@@ -84,6 +86,20 @@ def load_progress(requested_ms: int, now_ms: int, estimate: int | None, loaded: 
         return {**progress, "state": "loading"}
     done = estimate is None or loaded >= _ESTIMATE_SLACK * estimate
     return {**progress, "state": "done" if done else "stalled"}
+
+
+def next_requests(loads: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+    """(provider, table, signal id) -> when the same table's next load was requested: a table
+    loaded again the same day counts each load's rows up to the next one's request."""
+    until: dict[tuple[str, str, str], int] = {}
+    following: dict[tuple[str, str], int] = {}
+    for load in sorted(loads, key=lambda entry: entry["requested_ms"], reverse=True):
+        for name in load["tables"]:
+            key = (load["provider"], name)
+            if key in following:
+                until[(load["provider"], name, load["signal_id"])] = following[key]
+            following[key] = load["requested_ms"]
+    return until
 
 
 def _loads(settings: Settings, regulations: list[Regulation], problems: list[str]) -> list[dict[str, Any]]:
@@ -98,6 +114,7 @@ def _loads(settings: Settings, regulations: list[Regulation], problems: list[str
     if not loads:
         return []
     by_provider = {r.provider: r for r in regulations}
+    until = next_requests(loads)
     found = []
     try:
         client = writer_client(settings)
@@ -117,8 +134,11 @@ def _loads(settings: Settings, regulations: list[Regulation], problems: list[str
                 history = f"{WAREHOUSE_DB}.`{regulation.history_table(declared[name])}`"
                 loaded, last = client.query(
                     f"SELECT count(), toUnixTimestamp64Milli(max(_loaded_ts)) FROM {history} WHERE _op = 'r' "
-                    "AND _loaded_ts >= fromUnixTimestamp64Milli({since:Int64})",
-                    parameters={"since": load["requested_ms"]}).result_rows[0]
+                    "AND _loaded_ts >= fromUnixTimestamp64Milli({since:Int64}) "
+                    "AND _loaded_ts < fromUnixTimestamp64Milli({until:Int64})",
+                    parameters={"since": load["requested_ms"],
+                                "until": until.get((load["provider"], name, load["signal_id"]), now_ms + 86_400_000)}
+                ).result_rows[0]
                 found.append({"provider": load["provider"], "table": name, "signal_id": load["signal_id"],
                               "requested_ms": load["requested_ms"],
                               **load_progress(load["requested_ms"], now_ms, estimate, int(loaded),

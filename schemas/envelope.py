@@ -43,8 +43,9 @@ def _standard(value: bytes) -> Any:
 
 
 # orjson reads an integer beyond 64 bits as a float, without a word: a row image holding a
-# float, or an array that may hold one, is read again by the standard library, which keeps it.
-_MAYBE_INEXACT = (float, list)
+# float, or an array or object that may hold one, is read again by the standard library, which
+# keeps it (and refuses nesting too deep for it, as before).
+_MAYBE_INEXACT = (float, list, dict)
 
 
 def decode(value: bytes | None) -> Change | None:

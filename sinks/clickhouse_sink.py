@@ -41,18 +41,19 @@ from model.leak_scan import structural_kinds_in, structural_kinds_in_hashed
 from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 
 log = logging.getLogger("qoima.sink")
-# The (key, version) pairs of one `_drop_loaded` query, as SQL text: half ClickHouse's
-# max_query_size (256 KiB), leaving room for quoting and escapes.
+# The (key, version) pairs of one `_drop_loaded` query, in bytes of SQL: half ClickHouse's
+# max_query_size (256 KiB), leaving room for the query around them and the tuples' punctuation.
 _SUSPECTS_QUERY_CHARS = 128 * 1024
 
 
 def _slices(pairs: list[tuple], budget: int) -> list[list[tuple]]:
-    """`pairs` cut into runs whose values spell at most about `budget` characters (one pair per
+    """`pairs` cut into runs whose values spell at most about `budget` bytes of SQL (one pair per
     run at least)."""
     runs: list[list[tuple]] = [[]]
     used = 0
     for pair in pairs:
-        size = sum(len(str(value)) + 4 for value in pair)
+        # Bytes as ClickHouse counts them: a text value's UTF-8, twice for escaped quotes at worst.
+        size = sum((2 * len(value.encode()) if isinstance(value, str) else len(str(value))) + 4 for value in pair)
         if runs[-1] and used + size > budget:
             runs.append([])
             used = 0

@@ -127,7 +127,7 @@ class Processor:
     def __init__(self, bootstrap: str, batch: BatchProcessor, worker: int = 0, batch_events: int = 5000,
                  batch_wait_ms: int = BATCH_WAIT_MS, restore: Callable[[dict[str, set[int]]], int] | None = None,
                  group: str = PROCESSOR_GROUP, instance: str | None = None,
-                 checkpoint: Callable[[dict[str, set[int]], bool], None] | None = None,
+                 checkpoint: Callable[[dict[str, set[int]], bool], bool | None] | None = None,
                  checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
         """`restore(assigned)` reloads the state of the work and rules partitions assigned
         (topic -> partitions); `checkpoint(assigned, stopping)` saves the committed state
@@ -195,8 +195,10 @@ class Processor:
         self._last_checkpoint = time.monotonic()
         if self.assigned:
             started = time.monotonic()
-            self._checkpoint(self.assigned, stopping)
-            log.debug("state saved locally in %.2f s", time.monotonic() - started)
+            if self._checkpoint(self.assigned, stopping) is False:
+                log.debug("local state save skipped: the previous one is still being written")
+            else:
+                log.debug("state save started (or done, when stopping) in %.2f s", time.monotonic() - started)
 
     def turn(self) -> int:
         """Consume, route and commit one batch; the number of raw events it held."""

@@ -170,6 +170,7 @@ class StateSnapshot:
         are now (copy-on-write) while this process goes on (the way Redis saves), at the lowest
         CPU priority. False when a background save is skipped because the previous one is
         still being written."""
+        saved = time.time()   # now, not when an idle-priority writer gets round to it
         if self._writer is not None:
             # Still writing the previous one: a background save skips its turn rather than make
             # the worker wait; a foreground one (the worker stopping) waits for it.
@@ -184,14 +185,15 @@ class StateSnapshot:
                 return True
             try:  # the child: no Kafka client, no logging; only the file
                 _yield_the_cpu()
-                self._write(stores, owned, offsets)
+                self._write(stores, owned, offsets, saved)
                 os._exit(0)
             except BaseException:
                 os._exit(1)
-        self._write(stores, owned, offsets)
+        self._write(stores, owned, offsets, saved)
         return True
 
-    def _write(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int]) -> None:
+    def _write(self, stores: StateStores, owned: Callable[[str], Container[int]], offsets: dict[int, int],
+               saved: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partitions = {name: set(owned(name)) for name in stores.NAMES}
         data: dict[str, dict[int, dict]] = {name: {} for name in stores.NAMES}
@@ -201,7 +203,7 @@ class StateSnapshot:
                 partition = _partition(key)
                 if partition in partitions[name]:
                     grouped.setdefault(partition, {})[key] = value
-        snapshot = {"format": self._FORMAT, "saved": time.time(), "offsets": offsets,
+        snapshot = {"format": self._FORMAT, "saved": saved, "offsets": offsets,
                     "owned": {name: sorted(p) for name, p in partitions.items()}, "data": data}
         partial = self.path.with_suffix(".partial")
         with open(partial, "wb") as file:

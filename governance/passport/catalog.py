@@ -91,8 +91,10 @@ def record(client, regulation: Regulation, document: PassportDocument) -> Record
     created = now_ms()
     if previous is not None:
         # Before the version itself: a crash in between must not leave a version nobody was told
-        # of (the next round finds no difference); the ids are the version's, so a retry adds none twice.
-        notify(client, regulation, version, reason, changed, created)
+        # of (the next round finds no difference). The ids are the version's and the document's,
+        # so a retry of the same document adds none twice, and a different one is told anew.
+        notify(client, regulation, version, f"{document.regulation_digest}/{document.structure_digest}",
+               reason, changed, created)
     client.insert(PASSPORTS_TABLE, [[regulation.provider, version, document.digest(), document.regulation_digest,
                                      document.structure_digest, reason, "\n".join(changed),
                                      json.dumps(document.as_json(), ensure_ascii=False, default=str), created]],
@@ -109,7 +111,8 @@ def record(client, regulation: Regulation, document: PassportDocument) -> Record
     return Recorded(version, True, reason, changed)
 
 
-def notify(client, regulation: Regulation, version: int, reason: str, changed: list[str], created) -> int:
+def notify(client, regulation: Regulation, version: int, digests: str, reason: str, changed: list[str],
+           created) -> int:
     """A `passport_changed` notification to every notify target of the provider's tables."""
     urls = sorted({url for (provider, _), targets in targets_for([regulation]).items() for url in targets
                    if provider == regulation.provider})
@@ -118,7 +121,7 @@ def notify(client, regulation: Regulation, version: int, reason: str, changed: l
                        "changes": changed}, ensure_ascii=False, sort_keys=True)
     key = f"passport/{regulation.provider}"
     outbox = ClickHouseOutbox(client)
-    ids = {url: hashlib.sha256(f"{key}\n{version}\n{url}".encode()).hexdigest()[:32] for url in urls}
+    ids = {url: hashlib.sha256(f"{key}\n{version}\n{digests}\n{url}".encode()).hexdigest()[:32] for url in urls}
     known = outbox.existing(list(ids.values()))
     fresh = [Notification(ids[url], key, PASSPORT_CHANGED, url, body, created, next_attempt_ts=created)
              for url in urls if ids[url] not in known]

@@ -29,6 +29,7 @@ def test_an_ordinary_event_decodes() -> None:
     (b'{"v": "a\\ud800b"}', "v", lambda v: v == "a\ud800b"),             # a lone surrogate
     (b'{"v": [1, 18446744073709551617]}', "v", lambda v: v == [1, 18446744073709551617]),  # in an array
     (b'{"v": 1.5, "w": 123456789012345678901234567890}', "w", lambda v: v == 123456789012345678901234567890),
+    (b'{"g": {"v": 123456789012345678901234567890}}', "g", lambda v: v == {"v": 123456789012345678901234567890}),
 ])
 def test_what_orjson_refuses_is_read_as_the_standard_library_reads_it(after, column, check) -> None:
     assert check(decode(_event(after)).row[column])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, record_load, recorded_loads
-from governance.status import _render_load, load_progress
+from governance.status import _render_load, load_progress, next_requests
 
 T0 = 1_800_000_000_000   # the request, in ms
 
@@ -43,3 +43,15 @@ def test_loads_are_kept_for_a_day_then_forgotten(tmp_path) -> None:
     day_later = T0 + LOAD_RECORD_MAX_AGE_S * 1000 + 500
     assert [load["signal_id"] for load in recorded_loads(loads, day_later)] == ["b"]
     assert not old.exists()
+
+
+def test_nothing_loaded_long_after_the_request_is_stalled() -> None:
+    assert load_progress(T0, T0 + 9 * 60_000, 100, 0, None, None)["state"] == "waiting"
+    assert load_progress(T0, T0 + 11 * 60_000, 100, 0, None, None)["state"] == "stalled"
+
+
+def test_a_table_loaded_twice_counts_each_load_up_to_the_next_request() -> None:
+    loads = [{"provider": "demo", "signal_id": "a", "requested_ms": T0, "tables": {"t1": 1, "t2": 1}},
+             {"provider": "demo", "signal_id": "b", "requested_ms": T0 + 500, "tables": {"t1": 1}},
+             {"provider": "shop", "signal_id": "c", "requested_ms": T0 + 900, "tables": {"t2": 1}}]
+    assert next_requests(loads) == {("demo", "t1", "a"): T0 + 500}
