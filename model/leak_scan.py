@@ -83,14 +83,21 @@ def structural_kinds_in_hashed(values: Iterable[Any]) -> set[str]:
                                if not (value.__class__ is str and _PSEUDONYM.fullmatch(value)))
 
 
+def structural_kinds_of(value: Any) -> Iterable[str]:
+    """The kinds `structural_kinds` finds in one value: a text, or the texts inside a list (an
+    identifier must not slip through as an array element); other values are not text."""
+    if isinstance(value, str):
+        return structural_kinds(value) if value else ()
+    if isinstance(value, list):
+        return {kind for text in value if isinstance(text, str) and text for kind in structural_kinds(text)}
+    return ()
+
+
 def structural_kinds_in(values: Iterable[Any]) -> set[str]:
-    """The kinds `structural_kinds` finds in any of `values`: texts, and the texts inside lists
-    (an identifier must not slip through as an array element); other values are not text."""
+    """The kinds `structural_kinds_of` finds in any of `values`."""
     kinds: set[str] = set()
     for value in values:
-        for text in (value if isinstance(value, list) else (value,)):
-            if isinstance(text, str) and text:
-                kinds.update(structural_kinds(text))
+        kinds.update(structural_kinds_of(value))
     return kinds
 
 

@@ -43,7 +43,7 @@ from model.names import DEAD_LETTER_TOPIC, SINK_GROUP
 log = logging.getLogger("qoima.sink")
 # The (key, version) pairs of one `_drop_loaded` query, in bytes of SQL: half ClickHouse's
 # max_query_size (256 KiB), leaving room for the query around them and the tuples' punctuation.
-_SUSPECTS_QUERY_CHARS = 128 * 1024
+_SUSPECTS_QUERY_BYTES = 128 * 1024
 
 
 def _slices(pairs: list[tuple], budget: int) -> list[list[tuple]]:
@@ -309,7 +309,7 @@ class ClickHouseSink:
             # In slices: a batch of 50,000 suspects (a restart, or two workers' records interleaved
             # in one clean partition during a load) spelled in one IN list exceeded ClickHouse's
             # max_query_size (256 KiB), and the sink retried that read forever.
-            for part in _slices(pairs, _SUSPECTS_QUERY_CHARS):
+            for part in _slices(pairs, _SUSPECTS_QUERY_BYTES):
                 loaded.update(tuple(row) for row in self.client.query(
                     f"SELECT DISTINCT {key_list}, _version FROM {table} WHERE ({key_list}, _version) IN %(pairs)s",
                     parameters={"pairs": tuple(part)}).result_rows)

@@ -21,9 +21,8 @@ from model.reference import kato_region
 from model.types.values import Beyond, fitter
 from streams.decode import decoder
 from streams.keys import KeyRing, pseudonym
-from model.leak_scan import INVALID_PREFIX, structural_kinds, structural_kinds_in
+from model.leak_scan import INVALID_PREFIX, structural_kinds_of
 from streams.redact import redact
-
 
 
 @dataclass(frozen=True)
@@ -256,11 +255,7 @@ class TablePlan:
         """Output column -> kinds of clear identifier its text holds (the check in the processor)."""
         found: dict[str, tuple[str, ...]] = {}
         for name in self.checked_outputs:
-            value = record.get(name)
-            if value is None:
-                continue
-            # A text (the usual case) straight to the cached scan; a list element by element.
-            kinds = structural_kinds(value) if value.__class__ is str else structural_kinds_in((value,))
+            kinds = structural_kinds_of(record.get(name))
             if kinds:
                 found[name] = tuple(sorted(kinds))
         return found

@@ -103,7 +103,7 @@ class _TableFacts:
     def of(cls, table: Table) -> "_TableFacts":
         outputs = {c.name: c.output_name for c in table.columns}
         return cls(frozenset(outputs), tuple(outputs[k] for k in table.primary_key), outputs,
-                   tuple(_missing(table, {})))
+                   tuple(c.name for c in table.columns if not c.nullable))
 
 
 class Router:
