@@ -41,8 +41,9 @@ def export(risk: Risk) -> None:
         metrics.L_DIVERSITY.labels(label).set(risk.l_diversity)
 
 
-def assess_quality(client, regulations: list[Regulation]) -> None:
-    """One quality assessment of every table, recorded and exported; failures are logged."""
+def assess_quality(client, regulations: list[Regulation]) -> list[quality_assessment.Assessment]:
+    """One quality assessment of every table, recorded and exported (failures are logged); the
+    assessments."""
     assessments, _ = quality_assessment.assess_all(client, regulations)
     for assessment in assessments:
         quality_assessment.export(assessment)
@@ -51,6 +52,7 @@ def assess_quality(client, regulations: list[Regulation]) -> None:
         quality_assessment.record(client, assessments)
     except Exception as exc:  # the gauges are set; the record waits for the next round
         log.warning("quality assessment not recorded (%s)", type(exc).__name__)
+    return assessments
 
 
 def check_coverage(client, regulations: list[Regulation], environ: dict[str, str],
@@ -124,9 +126,9 @@ def run(settings: Settings) -> None:
                     below.add(table.name)
                 elif not risk.below_threshold:
                     below.discard(table.name)
-        assess_quality(client, regulations)
+        assessments = assess_quality(client, regulations)
         check_coverage(client, regulations, environ, watch, publisher)
         check_silence(client, regulations, silence, publisher)
         # The catalog (DM385 §13, §17, §32): passports, usage statistics, lineage of the assessment.
-        rounds.assessor_round(client, settings, regulations)
+        rounds.assessor_round(client, settings, regulations, assessments)
         stop.wait(settings.assess_interval_s)

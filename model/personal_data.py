@@ -54,6 +54,22 @@ def categories(table: Table) -> tuple[str, ...]:
     return tuple(c.value for c in Category if c in found)
 
 
+# Which column names the person a row is about, best first: a national identifier, then a document.
+_SUBJECT_KINDS = (IdentifierKind.iin, IdentifierKind.passport, IdentifierKind.id_card)
+
+
+def subject_column(table: Table) -> str | None:
+    """The output column whose pseudonym names the person a row is about (PD236's subject): the
+    table's first IIN column that reaches the warehouse, else a passport or identity card
+    column; None when the table has none, and its rows' keys stand for subjects instead (a
+    person's own row, as in a register of residents)."""
+    for kind in _SUBJECT_KINDS:
+        for column in table.columns:
+            if column.kind is kind and column.output_name is not None:
+                return column.output_name
+    return None
+
+
 def event_id(provider: str, table: str, path: str, scope: str, key_id: str, interval_start_ms: int) -> str:
     """The access event's id: the same bucket always gets the same id, so a re-sent event is a
     duplicate the state service can drop."""
@@ -71,7 +87,7 @@ class AccessEvent:
     path: str                   # AccessPath
     categories: tuple[str, ...]
     rows: int
-    subjects: int               # distinct row keys, estimated above SUBJECTS_EXACT_UP_TO
+    subjects: int               # distinct subjects (subject_column), estimated above SUBJECTS_K
     subjects_exact: bool
     legal_basis: str
     purpose: str

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # Where OpenLineage events go (governance/passport/lineage.py): `file` (QOIMA_HOME/lineage/
     # openlineage.jsonl), `file:<path>`, `kafka:<topic>` on the stack's broker, an http(s) URL, or `none`.
     lineage_transport: Annotated[str, BeforeValidator(_empty_means_default)] = "file"
+    # Whose queries are usage (DM385 §13, governance/passport/usage.py): the ClickHouse accounts
+    # analysts read the warehouse with, comma-separated. Qoima's own accounts are never usage.
+    usage_users: Annotated[str, BeforeValidator(_empty_means_default)] = "analyst"
 
     @field_validator("pd236_url", "pd236_test_url")
     @classmethod
@@ -143,6 +146,19 @@ class Settings(BaseSettings):
                 spec.startswith(("file:", "kafka:")) and len(spec.split(":", 1)[1]) > 0):
             return spec
         raise PydanticCustomError("lineage_transport", "must be file, file:<path>, kafka:<topic>, an http(s) URL or none")
+
+    @field_validator("usage_users")
+    @classmethod
+    def _usage_users(cls, spec: str) -> str:
+        users = [u.strip() for u in spec.split(",")]
+        if not all(users) or any(not u.replace("_", "").replace("-", "").isalnum() for u in users):
+            raise PydanticCustomError("usage_users", "must be ClickHouse account names separated by commas, "
+                                                     "e.g. analyst,analyst_ministry")
+        return ",".join(users)
+
+    @property
+    def usage_accounts(self) -> list[str]:
+        return self.usage_users.split(",")
 
     @model_validator(mode="after")
     def _workers_have_partitions(self) -> "Settings":

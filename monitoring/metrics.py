@@ -19,7 +19,7 @@ QUALITY_VIOLATIONS = Counter("qoima_quality_violations_total", "Rows that broke 
 TOMBSTONES = Counter("qoima_processor_tombstones_total", "Debezium tombstones consumed (nothing to load)", ["table"])
 # The catalog (DM385 §13): analyst queries of each warehouse table today, from ClickHouse's query log.
 TABLE_QUERIES = Gauge("qoima_table_queries_today", "Analyst queries that read the table today (UTC), from "
-                      "ClickHouse's query log", ["table"])
+                      "ClickHouse's query log", ["provider", "table"])
 PASSPORT_VERSION = Gauge("qoima_passport_version", "The latest version of the provider's data passport", ["provider"])
 # PD236 access protocol (docs/pd236.md): what Qoima read of personal data, and its reporting.
 PD_ACCESS_ROWS = Counter("qoima_pd236_access_rows_total",

@@ -188,6 +188,7 @@ def connector(action: Annotated[ConnectorAction, typer.Argument(help="what to do
 def _source_findings(settings: Settings, regulation: Regulation, *, quiet_ok: bool = False) -> bool:
     """Print the source check's findings (connectors/source_check.py); whether none is an error."""
     from connectors.source_check import ERROR, OK, check_source
+    from model.personal_data import table_access
 
     findings = check_source(regulation, settings.regulation_env())
     marks = {OK: "ok  ", "warning": "WARN", ERROR: "FAIL"}
@@ -197,6 +198,11 @@ def _source_findings(settings: Settings, regulation: Regulation, *, quiet_ok: bo
         print(f"{marks[finding.status]} {finding.subject}: {finding.what}")
         if finding.fix and finding.status != OK:
             print(f"     fix: {finding.fix}")
+    if regulation.personal_data is None and table_access([regulation]):
+        # Capture goes on (an access is recorded either way), but PD236 reports it without a basis.
+        print(f"WARN {regulation.provider}: its tables hold personal data, but the regulation declares no legal "
+              "basis for reading them; PD236 access events go out with an empty one\n"
+              "     fix: add `personal_data: {legal_basis: ..., purpose: ...}` to the regulation (docs/pd236.md)")
     return not any(f.status == ERROR for f in findings)
 
 

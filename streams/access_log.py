@@ -8,8 +8,9 @@ with the batch's transaction and moved with the partition: streams/state_store.p
 (`closed`), and is deleted in the same step: in the processor, both ride the batch's Kafka
 transaction, so an event is emitted once whatever crashes.
 
-Distinct subjects are distinct row keys (the depersonalized key the clean record carries),
-counted with a k-minimum-values sketch of their CRC-32s: exact below `SUBJECTS_K` keys (but
+Distinct subjects are distinct pseudonyms of the table's subject column (an IIN, else a
+passport or identity card: model/personal_data.py `subject_column`), or distinct row keys in a
+table without one, counted with a k-minimum-values sketch of their CRC-32s: exact below `SUBJECTS_K` keys (but
 for a CRC collision, about 1 in 10^5 at that size), an estimate with about 13% standard
 error above it. The sketch keeps the state small: 64 numbers per bucket, never a key.
 """

@@ -170,9 +170,9 @@ class BatchProcessor:
             return
         self._count(out, topic, counts)
         if self.access is not None and out.table and out.outcome != "truncated":
-            # A quarantined row was read too; its key (topic:partition:offset) names no subject.
-            key = out.key if out.outcome != "quarantined" else None
-            path = self.access.note(shard, out.provider, out.table, out.op, key, out.source_ts_ms, self._now_ms)
+            # A quarantined row was read too, but names no subject.
+            subject = out.subject if out.outcome != "quarantined" else None
+            path = self.access.note(shard, out.provider, out.table, out.op, subject, out.source_ts_ms, self._now_ms)
             if path is not None:
                 counts[("access", out.table, path)] += 1
         self._note(out.provider, out.table, out.violations, out.key.decode("utf-8", "replace") if out.key else None,

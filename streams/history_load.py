@@ -244,7 +244,7 @@ def load_history(settings: Settings, provider: str, table_name: str, path: Path 
                 summary.count(out)
                 produce(producer, out.topic, out.value, out.key, delivered)
                 access.note(scope, regulation.provider, table.name, "r",
-                            out.key if out.outcome != "quarantined" else None, None, int(time.time() * 1000),
+                            out.subject if out.outcome != "quarantined" else None, None, int(time.time() * 1000),
                             path=AccessPath.history.value)
                 sent += 1
                 if number % _PROGRESS_EVERY == 0:

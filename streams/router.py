@@ -17,6 +17,7 @@ from model.regulation import Regulation, Table
 from schemas import envelope
 from schemas.avro_codec import AvroCodec, zero_value
 from model.names import QUARANTINE_TOPIC
+from model.personal_data import subject_column
 from streams.depersonalize import TablePlan
 from streams.keys import KeyRing, KeySchedule, pseudonym
 from connectors.debezium_encode import encoder
@@ -44,6 +45,9 @@ class Output:
     provider: str = ""
     claims: list[Claim] | tuple = ()         # a loaded row's cross-row claims (streams/cross_row)
     unchanged: frozenset[str] = frozenset()  # source columns Debezium sent as unchanged (streams/unchanged.py)
+    # Who the row is about, for the PD236 access log: the pseudonym in the table's subject
+    # column (model/personal_data.py), else the row's key; None when a delete does not say.
+    subject: bytes | None = None
 
 
 def _json_default(value: Any) -> str:
@@ -98,12 +102,19 @@ class _TableFacts:
     key_outputs: tuple[str, ...]             # the primary key's output columns, in key order
     outputs: dict[str, str | None]           # source column -> output column
     mandatory: tuple[str, ...]               # the columns that may not be null
+    subject: str | None                      # the output column naming the row's person, if any
 
     @classmethod
     def of(cls, table: Table) -> "_TableFacts":
         outputs = {c.name: c.output_name for c in table.columns}
         return cls(frozenset(outputs), tuple(outputs[k] for k in table.primary_key), outputs,
-                   tuple(c.name for c in table.columns if not c.nullable))
+                   tuple(c.name for c in table.columns if not c.nullable), subject_column(table))
+
+    def subject_of(self, record: dict[str, Any], key: bytes) -> bytes | None:
+        if self.subject is None:
+            return key
+        value = record.get(self.subject)
+        return value.encode() if isinstance(value, str) else None
 
 
 class Router:
@@ -355,7 +366,8 @@ class Router:
                                     plan.salvage(row))
         return Output(clean_topic, key, encoded, table.name, "held" if held_by else "clean",
                       op=change.op, defects=tuple(notes), source_ts_ms=change.source_ts_ms,
-                      violations=(*violations, *drift), provider=regulation.provider, unchanged=unchanged)
+                      violations=(*violations, *drift), provider=regulation.provider, unchanged=unchanged,
+                      subject=facts.subject_of(record, key))
 
     def _truncate(self, regulation: Regulation, table: Table, change: envelope.Change, version: int,
                   shard: int) -> Output:

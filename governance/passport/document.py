@@ -89,7 +89,7 @@ def general_part(regulation: Regulation) -> tuple[dict, dict, dict]:
 WITHHELD = "(withheld: looks like it holds an identifier)"
 
 
-def _safe(text: str | None) -> str:
+def safe_text(text: str | None) -> str:
     """A comment, default or description as the catalog may keep it: analysts read the catalog,
     and a source comment such as "IIN, e.g. 880101300123" must not carry its example there."""
     return WITHHELD if text and structural_kinds(text) else (text or "")
@@ -140,16 +140,16 @@ def structure_rows(regulation: Regulation, table: Table, source: SourceTable | N
         key, foreign, comment = [table.column(k).source_column for k in table.primary_key], {}, ""
     for position, name, declared_type, not_null, default, max_length, column_comment in columns:
         column = declared.get(name)
-        flk = [part for part in ("NOT NULL" if not_null else "", f"DEFAULT {_safe(default)}" if default else "",
+        flk = [part for part in ("NOT NULL" if not_null else "", f"DEFAULT {safe_text(default)}" if default else "",
                                  f"max length {max_length}" if max_length else "") if part]
         reference = foreign.get(name) or references.get(name, "")
         kinds = [kind for kind, yes in (("PK", name in key), ("FK", bool(reference))) if yes]
         rows.append({
             "id": start + len(rows), "information_system_name": regulation.information_system,
             "bd_name": DBMS_NAMES[regulation.source.dbms], "schema_name": table.schema_name,
-            "table_name": table.table_name, "table_description": _safe(table.description or comment),
+            "table_name": table.table_name, "table_description": safe_text(table.description or comment),
             "table_type": table.table_type, "column_id": position, "column_name": name, "column_type": declared_type,
-            "column_description": _safe(column.description if column and column.description else column_comment),
+            "column_description": safe_text(column.description if column and column.description else column_comment),
             "reference_tbl_clmn": reference, "flk": "; ".join(flk), "clmn_key_type": ", ".join(kinds),
             "teg": _tags(column)})
     return rows

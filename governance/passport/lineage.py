@@ -20,6 +20,7 @@ topic, `clickhouse://host:port` with `database.table`. Where events go is QOIMA_
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from openlineage.client import OpenLineageClient
@@ -28,6 +29,8 @@ from openlineage.client.uuid import generate_new_uuid
 from openlineage.client.facet_v2 import (column_lineage_dataset, data_quality_assertions_dataset,
                                          documentation_dataset, schema_dataset)
 
+from governance.passport.document import safe_text
+from governance.quality_assessment import Assessment, Indicator
 from model.regulation import Action, Regulation, Table
 from model.settings import Settings
 
@@ -50,7 +53,8 @@ def source_dataset(regulation: Regulation, table: Table) -> tuple[str, str]:
 
 def _schema(fields: list[tuple[str, str, str]]) -> schema_dataset.SchemaDatasetFacet:
     return schema_dataset.SchemaDatasetFacet(fields=[
-        schema_dataset.SchemaDatasetFacetFields(name=name, type=kind, description=description or None)
+        # Descriptions as the catalog keeps them: an example identifier in one is withheld.
+        schema_dataset.SchemaDatasetFacetFields(name=name, type=kind, description=safe_text(description) or None)
         for name, kind, description in fields])
 
 
@@ -93,8 +97,8 @@ def flow_events(settings: Settings, regulation: Regulation) -> list[RunEvent]:
         source_ns, source_name = source_dataset(regulation, table)
         raw, clean = regulation.raw_topic(table), regulation.clean_topic(table)
         warehouse = f"udw.{regulation.warehouse_table(table)}"
-        described = {"documentation": documentation_dataset.DocumentationDatasetFacet(description=table.description)} \
-            if table.description else {}
+        described = {"documentation": documentation_dataset.DocumentationDatasetFacet(
+            description=safe_text(table.description))} if table.description else {}
         events.append(_event(f"{regulation.provider}.capture.{table.name}",
                              [InputDataset(source_ns, source_name, facets={"schema": _schema(_source_fields(table)),
                                                                            **described})],
@@ -110,18 +114,32 @@ def flow_events(settings: Settings, regulation: Regulation) -> list[RunEvent]:
     return events
 
 
-def assessment_events(settings: Settings, regulation: Regulation, failing: set[tuple[str, str, str]]) -> list[RunEvent]:
-    """Each table's quality rules as assertions on its warehouse table; `failing` holds the
+def _indicator(indicator: Indicator) -> data_quality_assertions_dataset.Assertion:
+    # An indicator is the share of rows that pass (DM385 §53-55); the assertion is that all do.
+    return data_quality_assertions_dataset.Assertion(
+        assertion=f"indicator.{indicator.indicator}", success=indicator.value >= 1.0,
+        column=indicator.column or None, name=f"{indicator.indicator}{'.' + indicator.column if indicator.column else ''}",
+        expected="1", actual=f"{indicator.value:.6g}",
+        description=f"quality indicator {indicator.indicator}: share of {indicator.rows} rows that pass")
+
+
+def assessment_events(settings: Settings, regulation: Regulation, failing: set[tuple[str, str, str]],
+                      assessments: Iterable[Assessment] = ()) -> list[RunEvent]:
+    """Each table's quality rules as assertions on its warehouse table, then the indicators of
+    its latest assessment (governance/quality_assessment.py); `failing` holds the
     (provider, table, rule) of rules with an open incident."""
     clickhouse = f"clickhouse://{settings.host}:{settings.ports.clickhouse_http}"
+    measured = {a.table: a for a in assessments if a.provider == regulation.provider}
     events = []
     for table in regulation.tables:
-        if not table.rules:
+        latest = measured.get(table.name)
+        if not table.rules and latest is None:
             continue
         assertions = [data_quality_assertions_dataset.Assertion(
             assertion=rule.kind.value, success=(regulation.provider, table.name, rule.name) not in failing,
             column=getattr(rule, "column", None), name=rule.name, severity=getattr(rule, "action", None) and
             str(getattr(rule.action, "value", rule.action))) for rule in table.rules]
+        assertions += [_indicator(i) for i in (latest.indicators if latest else ())]
         events.append(_event(f"{regulation.provider}.assess.{table.name}", [InputDataset(
             clickhouse, f"udw.{regulation.warehouse_table(table)}", inputFacets={
                 "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(

@@ -3,9 +3,11 @@ applied. Each step's failure is logged and waits for the next round; none stops 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from governance.incident_journal import ACKNOWLEDGED, OPEN, IncidentJournal
 from governance.passport import catalog, lineage, usage
+from governance.quality_assessment import Assessment
 from model.regulation import Regulation
 from model.settings import Settings
 from monitoring import metrics
@@ -25,11 +27,11 @@ def refresh_passport(client, settings: Settings, regulation: Regulation) -> cata
     return recorded
 
 
-def assessor_round(client, settings: Settings, regulations: list[Regulation]) -> None:
+def assessor_round(client, settings: Settings, regulations: list[Regulation],
+                   assessments: Iterable[Assessment] = ()) -> None:
     """Passports refreshed from the live sources (a schema change makes a new version), usage
-    counted, and the quality rules' assertions sent as lineage."""
+    counted, and the quality rules' assertions with the round's `assessments` sent as lineage."""
     from model.regulation import RegulationError, load_all
-    from sinks.clickhouse_users import ANALYST_USER
 
     # The passports from the regulation files as they are now, as `qoima passport` reads them:
     # a process started before an edit would otherwise record the old one back as a new version.
@@ -44,13 +46,14 @@ def assessor_round(client, settings: Settings, regulations: list[Regulation]) ->
         except Exception as exc:  # a source that does not answer: its passport waits
             _failed(f"passport of {regulation.provider}", exc)
     try:
-        usage.refresh(client, ANALYST_USER, regulations)
+        usage.refresh(client, settings.usage_accounts, regulations)
     except Exception as exc:
         _failed("usage statistics", exc)
     try:
         failing = {(i.provider, i.table or "", i.rule) for i in IncidentJournal(client).list()
                    if i.status in (OPEN, ACKNOWLEDGED)}
-        lineage.emit(settings, [e for r in regulations for e in lineage.assessment_events(settings, r, failing)])
+        lineage.emit(settings, [e for r in regulations
+                                for e in lineage.assessment_events(settings, r, failing, assessments)])
     except Exception as exc:
         _failed("lineage of the assessment", exc)
 

@@ -83,7 +83,8 @@ def test_a_column_added_at_the_source_makes_a_new_version_and_notifies(stack, pg
 def _queries_today(stack, table: str) -> float:
     text = requests.get(f"http://{stack.s.host}:{stack.s.ports.assessor_metrics}/metrics", timeout=5).text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "qoima_table_queries_today" and s.labels.get("table") == table)
+               if s.name == "qoima_table_queries_today" and s.labels.get("table") == table
+               and s.labels.get("provider") == "demo")
 
 
 def test_analyst_queries_raise_the_usage_count(stack, ch):
@@ -123,3 +124,35 @@ def test_qoima_status_shows_the_passports_and_the_pd236_backlog(stack):
     assert report["pd236"]["undelivered"] >= 0 and not [p for p in report["problems"] if "catalog" in p]
     text = qoima(stack, "status").stdout
     assert "Data passports: demo version" in text and "PD236 access events:" in text
+
+
+def test_lineage_goes_to_a_kafka_topic(stack):
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    from governance.passport import lineage
+    from model.regulation import load_all
+
+    topic = f"qoima.lineage-test-{uuid.uuid4().hex[:8]}"
+    settings = stack.s.model_copy(update={"lineage_transport": f"kafka:{topic}"})
+    demo = next(r for r in load_all(settings.regulations_dir, settings.regulation_env()) if r.provider == "demo")
+    assert lineage.emit(settings, lineage.flow_events(settings, demo)) == 3 * len(demo.tables)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    events: list[dict] = []
+    try:
+        def read() -> bool:
+            for message in consumer.consume(num_messages=100, timeout=1.0):
+                if message.error() is None:
+                    events.append(json.loads(message.value()))
+            return len(events) >= 3 * len(demo.tables)
+
+        poll_until(read, 60, f"the lineage events on {topic}")
+    finally:
+        consumer.close()
+    registry = _registry()
+    for event in events:
+        _valid(event, registry)
+    assert {e["job"]["name"] for e in events} >= {"demo.capture.population.persons", "demo.load.social.payments"}

@@ -180,3 +180,19 @@ def test_a_missing_signal_table_is_a_message_not_a_traceback(stack, tmp_path):
     assert "Traceback" not in result.stderr
     assert "qoima: the PostgreSQL source refused a statement" in result.stderr
     assert 'relation "public.qoima_signal" does not exist' in result.stderr and "qoima provider check" in result.stderr
+
+
+def test_personal_data_read_without_a_declared_legal_basis_is_a_warning_with_the_fix(stack, tmp_path):
+    declared = qoima(stack, "provider", "check", "demo")
+    assert declared.returncode == 0 and "declares no legal basis" not in declared.stdout
+    regulations = tmp_path / "regulations"
+    shutil.copytree(stack.s.regulations_dir, regulations)
+    text = (regulations / "demo.yaml").read_text(encoding="utf-8")
+    start = text.index("\npersonal_data:")
+    end = text.index("\n", text.index("purpose:", start))
+    (regulations / "demo.yaml").write_text(text[:start] + text[end:], encoding="utf-8")
+    result = qoima(stack, "provider", "check", "demo", regulations=regulations)
+    # Capture may go on (each read is still recorded), but the operator is told what to add.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARN demo: its tables hold personal data, but the regulation declares no legal basis" in result.stdout
+    assert "fix: add `personal_data: {legal_basis: ..., purpose: ...}`" in result.stdout

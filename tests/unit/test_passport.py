@@ -158,6 +158,66 @@ def test_assessment_events_carry_one_assertion_per_rule(demo, unit_settings) -> 
     assert set(assertions) == {r.name for r in demo.table("population.persons").rules}
 
 
+def test_assessment_events_carry_the_latest_assessments_indicators(demo, unit_settings) -> None:
+    from datetime import datetime, timezone
+
+    from governance.quality_assessment import Assessment, Indicator
+
+    measured = Assessment("demo", "population.persons", datetime(2026, 12, 5, tzinfo=timezone.utc), 200,
+                          [Indicator("completeness", 1.0, 200), Indicator("uniqueness", 0.995, 200),
+                           Indicator("completeness", 0.5, 200, "phone_hash")])
+    other = Assessment("shop", "population.persons", measured.ts, 10, [Indicator("accuracy", 0.1, 10)])
+    events = [Serde.to_dict(e) for e in lineage.assessment_events(unit_settings, demo, set(), [measured, other])]
+    registry = _registry()
+    for event in events:
+        _valid(event, registry)
+    persons = next(e for e in events if e["job"]["name"] == "demo.assess.population.persons")
+    found = {a["name"]: (a["assertion"], a["success"], a.get("column"), a["actual"])
+             for a in persons["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
+             if a["assertion"].startswith("indicator.")}
+    assert found == {"completeness": ("indicator.completeness", True, None, "1"),
+                     "uniqueness": ("indicator.uniqueness", False, None, "0.995"),
+                     "completeness.phone_hash": ("indicator.completeness", False, "phone_hash", "0.5")}
+
+
+def test_a_description_holding_an_identifier_is_withheld_from_lineage(demo, unit_settings) -> None:
+    persons = demo.table("population.persons")
+    noted = persons.model_copy(update={"description": "Жители, например ИИН 900101300126"})
+    events = lineage.flow_events(unit_settings, demo.model_copy(update={"tables": [noted]}))
+    text = json.dumps([Serde.to_dict(e) for e in events], ensure_ascii=False)
+    assert "900101300126" not in text and "withheld" in text
+
+
+def test_lineage_goes_to_an_http_endpoint(demo, tmp_path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from model.settings import Settings
+
+    received: list[tuple[str, dict]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        settings = Settings.from_env({"QOIMA_HOME": str(tmp_path), "QOIMA_LINEAGE_TRANSPORT": url})
+        assert lineage.emit(settings, lineage.flow_events(settings, demo)) == 3 * len(demo.tables)
+    finally:
+        server.shutdown()
+    assert len(received) == 3 * len(demo.tables)
+    assert {path for path, _ in received} == {"/api/v1/lineage"}
+    assert {event["job"]["name"] for _, event in received} >= {"demo.process.population.persons"}
+
+
 def test_lineage_goes_to_the_configured_file(demo, tmp_path) -> None:
     from model.settings import Settings
 

@@ -14,7 +14,7 @@ from governance.pd236.reporter import Reporter
 from governance.pd236.token import TokenError, TokenIssuer, TokenRefused, generate_key, verify
 from infra.pd236_standin import Journal, judge
 from model.names import ACCESS_TOPIC, PROCESSOR_STATE_TOPIC
-from model.personal_data import categories, table_access
+from model.personal_data import categories, subject_column, table_access
 from schemas.avro_codec import codec_for
 from streams.access_log import SUBJECTS_K, AccessLog, add_key, estimate
 from streams.batch import BatchProcessor
@@ -23,14 +23,15 @@ from streams.router import Router
 from streams.state_store import StateStores
 
 IIN = "900101300126"
+OTHER_IIN = "741004386441"
 PERSONS = "qoima.raw.demo.population.persons"
 AUDIENCE = "pd-access-control"
 
 
-def _person(person_id: int, op: str = "c") -> bytes:
+def _person(person_id: int, op: str = "c", iin: str = IIN) -> bytes:
     return json.dumps({"op": op, "before": None, "source": {"lsn": 5, "ts_ms": 1_705_314_600_000,
                                                              "schema": "population", "table": "persons"},
-                       "after": {"person_id": person_id, "iin": IIN, "last_name": "A", "first_name": "B",
+                       "after": {"person_id": person_id, "iin": iin, "last_name": "A", "first_name": "B",
                                  "middle_name": None, "birth_date": 5479, "sex": "F", "phone": None, "address": None,
                                  "kato_code": "751110000", "status": "active",
                                  "updated_at": "2024-01-15T10:30:00Z"}}).encode()
@@ -48,6 +49,10 @@ def test_categories_come_from_the_column_roles(demo) -> None:
     assert categories(demo.table("catalog.type_samples")) == ()
     facts = table_access([demo])
     assert ("demo", "social.organizations") not in facts
+    # Whom a row is about: the person's IIN pseudonym, in a register and in a payments table alike.
+    assert subject_column(demo.table("population.persons")) == "iin_hash"
+    assert subject_column(demo.table("social.payments")) == "person_iin_hash"
+    assert subject_column(demo.table("social.organizations")) is None
     assert facts[("demo", "population.persons")].legal_basis.startswith("Закон РК")
 
 
@@ -97,16 +102,17 @@ class _Worker:
                                     access=AccessLog([demo], keys, self.state["access"], interval_s=60))
         self.codec = codec
 
-    def work(self, events: list[tuple[int, bytes]], now: float) -> list:
-        """Work events (offset, value) of the persons table, as spread by the raw step."""
+    def work(self, events: list[tuple[int, bytes]], now: float, raw: str = PERSONS) -> list:
+        """Work events (offset, value) of a table (the persons by default), as spread by the raw step."""
         batch = [("qoima.raw.processor-work", 0, offset, f"[{offset}]".encode(), value,
-                  [("qoima-raw", f"{PERSONS}\x1f0\x1f{offset}".encode())]) for offset, value in events]
+                  [("qoima-raw", f"{raw}\x1f0\x1f{offset}".encode())]) for offset, value in events]
         return self.batch.process(batch, now=now).records
 
 
 def test_a_batch_emits_the_access_event_in_its_own_records_and_state(demo, ring) -> None:
     worker = _Worker(demo, ring)
-    first = worker.work([(n, _person(n)) for n in range(1, 4)], now=1000.0)
+    # Three rows, two of them about the same person (one IIN): two subjects.
+    first = worker.work([(1, _person(1)), (2, _person(2)), (3, _person(3, iin=OTHER_IIN))], now=1000.0)
     assert not [r for r in first if r[0] == ACCESS_TOPIC]
     changelog = [(key, value) for topic, key, value, _, _ in first if topic == PROCESSOR_STATE_TOPIC]
     assert any(key.startswith(b"access\x1f0|demo|population.persons|cdc|k1|960000") for key, _ in changelog)
@@ -114,11 +120,30 @@ def test_a_batch_emits_the_access_event_in_its_own_records_and_state(demo, ring)
     later = worker.work([], now=1021.0)
     (access,) = [value for topic, _, value, _, _ in later if topic == ACCESS_TOPIC]
     record = worker.codec.decode(access)[1]
-    assert (record["table"], record["path"], record["rows"], record["subjects"]) == ("population.persons", "cdc", 3, 3)
-    assert IIN not in json.dumps(record, default=str)
+    assert (record["table"], record["path"], record["rows"], record["subjects"]) == ("population.persons", "cdc", 3, 2)
+    assert IIN not in json.dumps(record, default=str) and OTHER_IIN not in json.dumps(record, default=str)
     # The bucket leaves the state in the same batch (a tombstone), so it is never emitted twice.
     deleted = [key for topic, key, value, _, _ in later if topic == PROCESSOR_STATE_TOPIC and value is None]
     assert deleted and deleted[0].startswith(b"access\x1f0|")
+
+
+def _payment(payment_id: int, iin: str) -> bytes:
+    return json.dumps({"op": "c", "before": None, "source": {"lsn": 5, "ts_ms": 1_705_314_600_000,
+                                                             "schema": "social", "table": "payments"},
+                       "after": {"payment_id": payment_id, "person_iin": iin, "org_bin": "990740000683",
+                                 "payment_type": "pension", "amount": "123.45", "period": 19000, "status": "paid",
+                                 "paid_at": "2024-01-15T10:30:00Z", "kato_code": "751110000",
+                                 "updated_at": "2024-01-15T10:30:00Z"}}).encode()
+
+
+def test_the_subjects_of_a_payments_table_are_the_persons_paid_not_the_payments(demo, ring) -> None:
+    worker = _Worker(demo, ring)
+    payments = [(1, _payment(1, IIN)), (2, _payment(2, IIN)), (3, _payment(3, OTHER_IIN)), (4, _payment(4, IIN))]
+    outcomes = worker.work(payments, now=1000.0, raw="qoima.raw.demo.social.payments")
+    assert [topic for topic, *_ in outcomes if "payments" in topic] == ["qoima.clean.demo.social.payments"] * 4
+    (access,) = [v for t, _, v, _, _ in worker.work([], now=1021.0) if t == ACCESS_TOPIC]
+    record = worker.codec.decode(access)[1]
+    assert (record["table"], record["rows"], record["subjects"]) == ("social.payments", 4, 2)
 
 
 def test_a_worker_restored_from_the_changelog_emits_the_same_event(demo, ring) -> None:

@@ -140,3 +140,11 @@ def test_pd236_and_lineage_endpoints_are_checked_at_start(name, raw, message) ->
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({name: raw})
     assert Settings.from_env({name: ""}).pd236_endpoint.endswith("/api/v1/access-events")
+
+
+def test_usage_users_are_a_list_of_account_names() -> None:
+    assert Settings.from_env({}).usage_accounts == ["analyst"]
+    assert Settings.from_env({"QOIMA_USAGE_USERS": "analyst, analyst_ministry"}).usage_accounts == [
+        "analyst", "analyst_ministry"]
+    with pytest.raises(SettingsError, match="QOIMA_USAGE_USERS"):
+        Settings.from_env({"QOIMA_USAGE_USERS": "analyst,,x'; DROP"})
