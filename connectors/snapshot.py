@@ -9,6 +9,9 @@ A snapshot reads whole tables from a production database, so it waits for the pr
 minimum-load window (`source.min_load_window`, model/load_window.py) when one is declared:
 `wait_for_window` blocks until it opens, recorded in `<QOIMA_HOME>/run/snapshot-waits/` for
 `qoima status` to show; `qoima snapshot --now` overrides it, with a warning.
+
+A running snapshot can be paused and resumed (`qoima snapshot PROVIDER --pause` / `--resume`,
+Debezium's pause-snapshot and resume-snapshot signals): it reads on from its last chunk.
 """
 from __future__ import annotations
 
@@ -30,21 +33,50 @@ from model.regulation import Regulation
 log = logging.getLogger("qoima.snapshot")
 
 
-def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:
-    """Ask the provider's connector to re-snapshot `tables` (schema.table); returns the signal id."""
-    chosen = [regulation.table(name) for name in tables]  # raises with the list of declared tables
-    source = regulation.source
+def _signal(regulation: Regulation, environ: dict[str, str], kind: str, data: dict) -> str:
+    """Write one signal row for the provider's connector; the signal id."""
     signal_id = str(uuid.uuid4())
-    data = json.dumps({"data-collections": [snapshot_collection(t.schema_name, t.table_name) for t in chosen],
-                       "type": "incremental"}, ensure_ascii=False)
-    table = signal_table(regulation) if source.dbms == "mariadb" else SIGNAL_TABLE
+    table = signal_table(regulation) if regulation.source.dbms == "mariadb" else SIGNAL_TABLE
     conn = connect_source(regulation, environ, application="qoima-snapshot", autocommit=True)
     try:
         cursor = conn.cursor()
-        cursor.execute(f"INSERT INTO {table} (id, type, data) VALUES (%s, 'execute-snapshot', %s)", (signal_id, data))
+        cursor.execute(f"INSERT INTO {table} (id, type, data) VALUES (%s, %s, %s)",
+                       (signal_id, kind, json.dumps(data, ensure_ascii=False)))
         cursor.close()
     finally:
         conn.close()
+    return signal_id
+
+
+def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[str, str]) -> str:
+    """Ask the provider's connector to re-snapshot `tables` (schema.table); returns the signal id."""
+    chosen = [regulation.table(name) for name in tables]  # raises with the list of declared tables
+    return _signal(regulation, environ, "execute-snapshot",
+                   {"data-collections": [snapshot_collection(t.schema_name, t.table_name) for t in chosen],
+                    "type": "incremental"})
+
+
+def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path, resume: bool = False) -> str:
+    """Pause (or resume) the provider's running incremental snapshot: Debezium stops reading
+    chunks and keeps its place (the last key read, in the connector's offsets), so a resumed
+    load reads on from there instead of from the start; streaming goes on throughout. The
+    pause is noted in the provider's load records for `qoima status`. A pause lasts until
+    `resume`, or until Connect restarts the connector: Debezium keeps it in memory only."""
+    signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot", {"type": "incremental"})
+    now_ms = int(time.time() * 1000)
+    for path in sorted(loads_dir.glob(f"{regulation.provider}-*.json")) if loads_dir.is_dir() else ():
+        try:
+            load = json.loads(path.read_text())
+            if load.get("provider") != regulation.provider:
+                continue
+            if resume:
+                load.pop("paused_ms", None)
+            else:
+                load.setdefault("paused_ms", now_ms)
+            path.write_text(json.dumps(load))
+        except (OSError, ValueError) as exc:
+            log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
+                        regulation.provider, path.name, type(exc).__name__)
     return signal_id
 
 

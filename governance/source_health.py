@@ -17,13 +17,19 @@ QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive, QoimaBinlogLagHigh an
 QoimaConnectorFailed act on them (monitoring/alerts.yml; docs/operations.md says what to do).
 Marker-mode sources have no connector. A source that does not answer leaves its gauges as they were and logs why: the
 check runs again in `INTERVAL_S`, and a source that is down is the provider's own alarm.
+
+The same round exports the requested loads' records (`qoima snapshot`) as gauges: a load's
+estimate, request time and pause, beside the rows loaded that the sink counts.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from pathlib import Path
 
 from connectors.connect_client import ConnectClient, ConnectError
+from connectors.snapshot import recorded_loads
 from connectors.source_reader import SourceReader
 from model.regulation import Regulation
 from model.settings import Settings
@@ -121,6 +127,19 @@ def _mariadb(regulation: Regulation, reader: SourceReader, client: ConnectClient
     metrics.BINLOG_LAG_BYTES.labels(provider).set(binlog_lag(files, *position))
 
 
+def export_loads(loads_dir: Path, now_ms: int) -> None:
+    """The requested loads' estimates, request times and pauses as gauges (the latest load of a
+    table wins): what a dashboard needs beside the rows loaded to show the rows remaining."""
+    for load in recorded_loads(loads_dir, now_ms):   # oldest first
+        paused = 1 if "paused_ms" in load else 0
+        for table, estimate in load["tables"].items():
+            labels = (load["provider"], table)
+            if estimate is not None:
+                metrics.LOAD_ESTIMATE.labels(*labels).set(estimate)
+            metrics.LOAD_REQUESTED.labels(*labels).set(load["requested_ms"] / 1000)
+            metrics.LOAD_PAUSED.labels(*labels).set(paused)
+
+
 def run(settings: Settings, regulations: list[Regulation], stop: threading.Event, interval: float) -> None:
     environ = settings.regulation_env()
     # Autocommit: a monitoring session must never sit idle in a transaction at the provider.
@@ -131,6 +150,7 @@ def run(settings: Settings, regulations: list[Regulation], stop: threading.Event
     try:
         while not stop.is_set():
             check(regulations, readers, client)
+            export_loads(settings.run_dir / "loads", int(time.time() * 1000))
             stop.wait(interval)
     finally:
         for reader in readers.values():

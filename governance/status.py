@@ -70,22 +70,25 @@ _ESTIMATE_SLACK = 0.9   # statistics are estimates: 90% of one counts as all of 
 
 
 def load_progress(requested_ms: int, now_ms: int, estimate: int | None, loaded: int,
-                  last_loaded_ms: int | None, read: float | None) -> dict[str, Any]:
-    """Where one table's requested load stands: state (waiting, loading, done, stalled), rows read
-    (snapshot events the processor took in), rows loaded, the source's estimate, the rate from
-    the request to the last loaded row, and the seconds left at that rate."""
+                  last_loaded_ms: int | None, read: float | None, paused: bool = False) -> dict[str, Any]:
+    """Where one table's requested load stands: state (waiting, loading, paused, done, stalled),
+    rows read (snapshot events the processor took in), rows loaded, the source's estimate, the
+    rate from the request to the last loaded row, and the seconds left at that rate. A paused
+    load (`qoima snapshot --pause`) that has not finished is `paused`, never `stalled`."""
     progress: dict[str, Any] = {"read": None if read is None else round(read), "loaded": loaded,
                                 "estimate": estimate, "rate": None, "remaining_s": None}
     if loaded == 0 or last_loaded_ms is None:
+        if paused:
+            return {**progress, "state": "paused"}
         return {**progress, "state": "stalled" if now_ms - requested_ms > LOAD_FIRST_ROW_MS else "waiting"}
     elapsed_s = max(last_loaded_ms - requested_ms, 1) / 1000
     progress["rate"] = round(loaded / elapsed_s)
-    if now_ms - last_loaded_ms <= LOAD_QUIET_MS:
+    if now_ms - last_loaded_ms <= LOAD_QUIET_MS and not paused:
         if estimate is not None and estimate > loaded:
             progress["remaining_s"] = round((estimate - loaded) / (loaded / elapsed_s))
         return {**progress, "state": "loading"}
     done = estimate is None or loaded >= _ESTIMATE_SLACK * estimate
-    return {**progress, "state": "done" if done else "stalled"}
+    return {**progress, "state": "done" if done else "paused" if paused else "stalled"}
 
 
 def next_requests(loads: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
@@ -142,7 +145,8 @@ def _loads(settings: Settings, regulations: list[Regulation], problems: list[str
                 found.append({"provider": load["provider"], "table": name, "signal_id": load["signal_id"],
                               "requested_ms": load["requested_ms"],
                               **load_progress(load["requested_ms"], now_ms, estimate, int(loaded),
-                                              int(last) if loaded else None, read.get(name))})
+                                              int(last) if loaded else None, read.get(name),
+                                              paused="paused_ms" in load)})
     except Exception as exc:  # status must report, not crash, when ClickHouse is down
         problems.append(f"the progress of requested loads could not be read ({type(exc).__name__})")
     return found
@@ -193,6 +197,8 @@ def _render_load(load: dict[str, Any]) -> str:
     if load["state"] == "loading" and load["remaining_s"] is not None:
         minutes, seconds = divmod(load["remaining_s"], 60)
         parts.append(f"about {minutes} min {seconds} s left" if minutes else f"about {seconds} s left")
+    if load["state"] == "paused":
+        parts.append(f"`qoima snapshot {load['provider']} --resume` reads on from where it stopped")
     if load["state"] == "stalled":
         parts.append(f"no snapshot row for over {LOAD_QUIET_MS // 1000} s: see the connector's log and "
                      "`qoima connector status`")

@@ -54,6 +54,14 @@ SINK_ROWS = Counter("qoima_sink_rows_total", "Rows written to ClickHouse", ["tab
 SINK_SNAPSHOT_ROWS = Counter("qoima_sink_snapshot_rows_total",
                              "Snapshot rows (op r: initial or incremental snapshot, `qoima snapshot`) loaded into the warehouse",
                              ["table"])
+# A requested load (`qoima snapshot`, connectors/snapshot.py), exported by the assessor from its record:
+# with the rows loaded since the request (above) it gives the rows remaining.
+LOAD_ESTIMATE = Gauge("qoima_load_rows_estimated", "The source's estimate of a loading table's rows "
+                      "(the latest load requested in the last day)", ["provider", "table"])
+LOAD_REQUESTED = Gauge("qoima_load_requested_timestamp_seconds", "When the table's latest load was requested",
+                       ["provider", "table"])
+LOAD_PAUSED = Gauge("qoima_load_paused", "1 while the provider's snapshot is paused (`qoima snapshot --pause`)",
+                    ["provider", "table"])
 SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
                             buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000))
 SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one ClickHouse insert", ["table"],

@@ -350,13 +350,26 @@ def snapshot(provider: Annotated[str, typer.Argument(help="provider id from its 
              tables: Annotated[list[str] | None, typer.Argument(
                  help="schema.table (default: every table of the provider)")] = None,
              now: Annotated[bool, typer.Option("--now", help="start at once, outside the provider's "
-                                                            "minimum-load window")] = False) -> None:
+                                                            "minimum-load window")] = False,
+             pause: Annotated[bool, typer.Option("--pause", help="pause the provider's running snapshot; "
+                                                                "streaming goes on")] = False,
+             resume: Annotated[bool, typer.Option("--resume", help="resume a paused snapshot from where it "
+                                                                  "stopped")] = False) -> None:
     from datetime import datetime, timezone
 
-    from connectors.snapshot import start_load, wait_for_window
+    from connectors.snapshot import pause_loads, start_load, wait_for_window
 
     settings = _settings()
     regulation = _regulation_of({r.provider: r for r in _regulations(settings)}, provider)
+    if pause or resume:
+        if (pause and resume) or tables or now:
+            raise SystemExit("qoima snapshot: --pause and --resume take only the provider (the running snapshot "
+                             "of its tables); e.g. qoima snapshot demo --pause")
+        pause_loads(regulation, settings.regulation_env(), settings.run_dir / "loads", resume=resume)
+        print(f"{provider}: snapshot " + ("resumed: it reads on from its last chunk" if resume else
+                                          "paused: streaming continues; `qoima snapshot "
+                                          f"{provider} --resume` reads on from where it stopped"))
+        return
     tables = tables or [t.name for t in regulation.tables]
     for name in tables:
         try:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.connect_client import ConnectClient
-from model.regulation import load_all
+from tests.e2e.crash import connectors_running, kill_9, restart
 from tests.e2e.load import background_load
 from tests.e2e.warehouse import highest_version, loaded_twice, poll_until, wait_converged
 
@@ -29,26 +28,6 @@ TABLES = {"demo__population__persons": "person_id", "demo__social__payments": "p
           "demo__social__organizations": "org_id"}
 RATE = 200
 SEED = int(os.environ.get("QOIMA_CRASH_SEED", time.time_ns() % 1_000_000))
-
-
-def _restart(stack, component: str) -> None:
-    if component == "kafka":
-        stack.start_kafka()
-    elif component == "connect":
-        stack.start_connect()
-    elif component == "clickhouse":
-        stack.start_clickhouse()
-    elif component == "processor":
-        stack.start_processor()
-    else:
-        stack.start_qoima(component, [component], getattr(stack.s.ports, f"{component}_metrics"))
-
-
-def _connectors_running(stack) -> None:
-    client = ConnectClient(stack.s.connect_url)
-    for regulation in load_all(stack.s.regulations_dir, stack.s.regulation_env()):
-        if regulation.source.capture.value == "cdc":
-            client.wait_running(regulation.connector_name, timeout=180)
 
 
 @pytest.mark.parametrize("component", ["processor", "sink", "connect", "kafka", "clickhouse"])
@@ -61,19 +40,12 @@ def test_kill_9_under_load_then_restart_converges(stack, pg, ch, component, caps
     started = time.monotonic()
     with background_load(stack, RATE, LOAD_SECONDS, seed) as summary:
         time.sleep(kill_at)
-        managed = stack.managed(component)
-        pid = managed.pid()
-        assert pid is not None, f"{component} runs before it is killed"
-        os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while managed.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert managed.pid() is None, f"{component} survived SIGKILL"
+        kill_9(stack, component)
         down_at = time.monotonic()
         time.sleep(2)  # down for a while, not a condition: the load keeps writing meanwhile
-        _restart(stack, component)
+        restart(stack, component)
         restarted_in = time.monotonic() - down_at
-        _connectors_running(stack)
+        connectors_running(stack)
     changes = summary["result"].changes
     assert changes > RATE * LOAD_SECONDS / 3, f"the load ran ({changes} changes)"
     converged_in = wait_converged(pg, ch, timeout=240)

@@ -34,7 +34,7 @@ SURFACE = {
     "provider sql": ["PROVIDER"],
     "provider apply": ["PROVIDER", "--now FLAG"],
     "provider remove": ["PROVIDER", "--drop-data FLAG", "--yes FLAG"],
-    "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG"],
+    "snapshot": ["PROVIDER", "TABLES...?", "--now FLAG", "--pause FLAG", "--resume FLAG"],
     "poller": [],
     "load-history": ["PROVIDER", "TABLE", "PATH", "--no-progress FLAG"],
     "processor": [],

@@ -55,3 +55,31 @@ def test_a_table_loaded_twice_counts_each_load_up_to_the_next_request() -> None:
              {"provider": "demo", "signal_id": "b", "requested_ms": T0 + 500, "tables": {"t1": 1}},
              {"provider": "shop", "signal_id": "c", "requested_ms": T0 + 900, "tables": {"t2": 1}}]
     assert next_requests(loads) == {("demo", "t1", "a"): T0 + 500}
+
+
+def test_a_paused_load_is_paused_not_stalled_until_it_finishes() -> None:
+    later = T0 + 10 * 60_000
+    paused = load_progress(T0, later, 10_000, 3_000, T0 + 60_000, None, paused=True)
+    assert paused["state"] == "paused"
+    assert "`qoima snapshot demo --resume` reads on" in _render_load({"provider": "demo", "table": "t", **paused})
+    assert load_progress(T0, later, 100, 0, None, None, paused=True)["state"] == "paused"
+    # Paused a moment ago, its last rows just in: paused, not loading.
+    assert load_progress(T0, T0 + 5_000, 10_000, 2_048, T0 + 4_000, None, paused=True)["state"] == "paused"
+    # Paused after its last row: it is done all the same.
+    assert load_progress(T0, later, 10_000, 9_900, T0 + 60_000, None, paused=True)["state"] == "done"
+
+
+def test_the_latest_load_of_each_table_is_exported_as_gauges(tmp_path) -> None:
+    from governance.source_health import export_loads
+    from monitoring import metrics
+
+    loads = tmp_path / "loads"
+    record_load(loads, "demo", "a", T0, {"population.persons": 100, "social.payments": None})
+    later = record_load(loads, "demo", "b", T0 + 1000, {"population.persons": 250})
+    paused = json.loads(later.read_text())
+    later.write_text(json.dumps({**paused, "paused_ms": T0 + 2000}))
+    export_loads(loads, T0 + 3000)
+    assert metrics.LOAD_ESTIMATE.labels("demo", "population.persons")._value.get() == 250
+    assert metrics.LOAD_REQUESTED.labels("demo", "population.persons")._value.get() == (T0 + 1000) / 1000
+    assert metrics.LOAD_PAUSED.labels("demo", "population.persons")._value.get() == 1
+    assert metrics.LOAD_PAUSED.labels("demo", "social.payments")._value.get() == 0
