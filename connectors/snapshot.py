@@ -56,12 +56,16 @@ def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[st
                     "type": "incremental"})
 
 
-def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path, resume: bool = False) -> str:
+def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path, resume: bool = False,
+                by: str = "paused_ms") -> str:
     """Pause (or resume) the provider's running incremental snapshot: Debezium stops reading
     chunks and keeps its place (the last key read, in the connector's offsets), so a resumed
-    load reads on from there instead of from the start; streaming goes on throughout. The
-    pause is noted in the provider's load records for `qoima status`. A pause lasts until
-    `resume`, or until Connect restarts the connector: Debezium keeps it in memory only."""
+    load reads on from there instead of from the start; streaming goes on throughout. Without a
+    running snapshot, Debezium ignores both signals. The pause is noted in the provider's load
+    records for `qoima status` under `by`: `paused_ms` for the operator's, `throttled_ms` for
+    the load governor's (governance/load_governor.py); the operator's resume clears both. A
+    pause lasts until `resume`, or until Connect restarts the connector: Debezium keeps it in
+    memory only."""
     signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot", {"type": "incremental"})
     now_ms = int(time.time() * 1000)
     for path in sorted(loads_dir.glob(f"{regulation.provider}-*.json")) if loads_dir.is_dir() else ():
@@ -70,10 +74,11 @@ def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path
             if load.get("provider") != regulation.provider:
                 continue
             if resume:
-                load.pop("paused_ms", None)
+                for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
+                    load.pop(mark, None)
             else:
-                load.setdefault("paused_ms", now_ms)
-            path.write_text(json.dumps(load))
+                load.setdefault(by, now_ms)
+            _write_record(path, load)
         except (OSError, ValueError) as exc:
             log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
                         regulation.provider, path.name, type(exc).__name__)
@@ -179,9 +184,16 @@ def record_load(loads_dir: Path, provider: str, signal_id: str, requested_ms: in
     """Remember a requested snapshot for `qoima status`, which follows its rows into the warehouse."""
     loads_dir.mkdir(parents=True, exist_ok=True)
     path = loads_dir / f"{provider}-{signal_id}.json"
-    path.write_text(json.dumps({"provider": provider, "signal_id": signal_id, "requested_ms": requested_ms,
-                                "tables": estimates}))
+    _write_record(path, {"provider": provider, "signal_id": signal_id, "requested_ms": requested_ms,
+                         "tables": estimates})
     return path
+
+
+def _write_record(path: Path, load: dict) -> None:
+    """Whole or not at all: `qoima status`, the CLI and the load governor read and write these."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(load))
+    os.replace(partial, path)
 
 
 def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:

@@ -10,7 +10,8 @@ Every `QOIMA_ASSESS_INTERVAL_S` it measures, per regulated table:
   table's tolerance on two consecutive rounds opens a coverage incident.
 Threads of this process also deliver incident notifications (governance/notifier.py) and
 PD236 access events (governance/pd236/reporter.py), and watch what capture costs the sources
-(governance/source_health.py), every few seconds.
+(governance/source_health.py), every few seconds, and pause a table's load while the processor's
+backlog is deep (governance/load_governor.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import signal
 import threading
 
 from model.regulation import Regulation, load_all
-from governance import coverage, notifier, quality_assessment, source_health
+from governance import coverage, load_governor, notifier, quality_assessment, source_health
 from governance.passport import rounds
 from governance.pd236 import reporter
 from monitoring import metrics
@@ -100,6 +101,8 @@ def run(settings: Settings) -> None:
     notifier.start(settings, regulations, stop)
     # Replication slots and connectors every 15 s: a stopped connector fills the source's disk.
     source_health.start(settings, regulations, stop)
+    # A table's load paused while the processor's backlog is deep (governance/load_governor.py).
+    load_governor.start(settings, regulations, stop)
     # PD236 access events to the state service (docs/pd236.md), through their outbox.
     reporter.start(settings, stop)
     below: set[str] = set()

@@ -146,7 +146,8 @@ def _loads(settings: Settings, regulations: list[Regulation], problems: list[str
                               "requested_ms": load["requested_ms"],
                               **load_progress(load["requested_ms"], now_ms, estimate, int(loaded),
                                               int(last) if loaded else None, read.get(name),
-                                              paused="paused_ms" in load)})
+                                              paused="paused_ms" in load),
+                              "throttled": "throttled_ms" in load})
     except Exception as exc:  # status must report, not crash, when ClickHouse is down
         problems.append(f"the progress of requested loads could not be read ({type(exc).__name__})")
     return found
@@ -197,6 +198,8 @@ def _render_load(load: dict[str, Any]) -> str:
     if load["state"] == "loading" and load["remaining_s"] is not None:
         minutes, seconds = divmod(load["remaining_s"], 60)
         parts.append(f"about {minutes} min {seconds} s left" if minutes else f"about {seconds} s left")
+    if load.get("throttled") and load["state"] in ("loading", "stalled"):
+        parts.append("paused by Qoima while the processor catches up (QOIMA_LOAD_BACKLOG_MAX)")
     if load["state"] == "paused":
         parts.append(f"`qoima snapshot {load['provider']} --resume` reads on from where it stopped")
     if load["state"] == "stalled":

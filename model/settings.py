@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # them: the most workers that can share the load. Fixed afterwards (docs/design.md, "Scale-out").
     processor_partitions: _Integer = Field(4, ge=1, le=64)
     processor_workers: _Integer = Field(1, ge=1, le=8)
+    # A table's load pauses while the processor has more events than this still to consume, so
+    # that routine changes never wait behind more (governance/load_governor.py); 0: never paused.
+    load_backlog_max: _Integer = Field(20_000, ge=0, le=10_000_000)
     # PD236 access protocol (docs/pd236.md). Access events are counted per table, path and this
     # interval, so their number stays sane whatever the row rate.
     pd236_interval_s: _Integer = Field(60, ge=1, le=86400)

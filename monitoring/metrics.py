@@ -62,6 +62,12 @@ LOAD_REQUESTED = Gauge("qoima_load_requested_timestamp_seconds", "When the table
                        ["provider", "table"])
 LOAD_PAUSED = Gauge("qoima_load_paused", "1 while the provider's snapshot is paused (`qoima snapshot --pause`)",
                     ["provider", "table"])
+PROCESSOR_BACKLOG = Gauge("qoima_processor_backlog_events", "Events the processor's group has yet to consume "
+                          "(raw, work and rules topics), as the load governor last read it while a load was recorded")
+LOAD_THROTTLED = Gauge("qoima_load_throttled", "1 while the load governor holds the provider's snapshot paused "
+                       "for the processor's backlog", ["provider"])
+LOAD_THROTTLES = Counter("qoima_load_throttles_total", "Times the load governor paused the provider's snapshot",
+                         ["provider"])
 SINK_BATCH_ROWS = Histogram("qoima_sink_batch_rows", "Rows per ClickHouse insert", ["table"],
                             buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000))
 SINK_BATCH_SECONDS = Histogram("qoima_sink_batch_seconds", "Duration of one ClickHouse insert", ["table"],

@@ -52,7 +52,7 @@ from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
 from streams.keys import KeySchedule, load_schedule
 from streams.router import LEAK_CHECK, Router
-from streams.state_store import StateSnapshot, StateStores
+from streams.state_store import StateBase, StateStores
 
 log = logging.getLogger("qoima.processor")
 
@@ -63,9 +63,9 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # long to fill: 20 ms, not 50, took 2,000 changes/s from p50 1.08 s to 0.99 s (docs/benchmarks.md).
 # An idle turn commits nothing, so a short wait costs nothing when there is nothing to do.
 BATCH_WAIT_MS = 20
-# How often a worker saves its state locally (StateSnapshot): a restart reads the changelog
-# written since, at most this much of it.
-CHECKPOINT_EVERY_S = 60.0
+# How often a worker writes its state's changes to its local store (StateBase): a restart reads
+# the changelog written since, and memory holds the changes since, about this much of them.
+CHECKPOINT_EVERY_S = 30.0
 _COMMIT_TIMEOUT_S = 60.0
 _RESTORE_TIMEOUT_S = 300.0
 
@@ -75,30 +75,38 @@ class ProcessorError(RuntimeError):
 
 
 def restore_state(bootstrap: str, stores: StateStores, owned: Callable[[str], set[int]] | None = None,
-                  snapshot: StateSnapshot | None = None, timeout: float = _RESTORE_TIMEOUT_S,
+                  base: StateBase | None = None, timeout: float = _RESTORE_TIMEOUT_S,
                   topic: str = PROCESSOR_STATE_TOPIC) -> int:
     """The state of the partitions `owned(store name)` gives (all without it) into `stores`:
-    the local snapshot when it covers them, then the changelog from where it left off (from the
-    beginning without one) to the end; the keys held."""
+    with a `base` that covers them, the base and the changelog from its offsets on; with one
+    that does not, the base is emptied and filled from the whole changelog; without one, the
+    whole changelog into memory. The keys held."""
     consumer = Consumer(consumer_config(bootstrap, throwaway_group("processor-restore"), {
         "isolation.level": "read_committed", "enable.partition.eof": True, "fetch.max.bytes": 52_428_800}))
     started = time.monotonic()
+    read = 0
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:
             raise ProcessorError(f"topic {topic} does not exist; `qoima up` creates it (compacted)")
         partitions = list(metadata.partitions)
-        offsets = snapshot.load(stores, owned) if snapshot is not None and owned is not None else None
-        origin = "the local snapshot and the changelog" if offsets is not None else "the changelog"
+        offsets = base.load(stores, owned) if base is not None and owned is not None else None
+        rebuilding = base is not None and owned is not None and offsets is None
+        if rebuilding:
+            base.reset()
+        origin = ("the local store and the changelog" if offsets is not None else
+                  "the changelog, into the local store" if rebuilding else "the changelog")
         consumer.assign([TopicPartition(topic, p, (offsets or {}).get(p, OFFSET_BEGINNING)) for p in partitions])
         # To the end as it is now, not to an end of partition: under read_committed that waits until
         # no other worker has a transaction open, which under load can be the whole load (seen: 12 s).
         # What another worker commits from now on belongs to the partitions it owns, not to ours.
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        records, at_end = [], {p for p, end in ends.items() if end <= (offsets or {}).get(p, 0)}
+        at_end = {p for p, end in ends.items() if end <= (offsets or {}).get(p, 0)}
+        tail: list[tuple[bytes, bytes | None]] = []
         while len(at_end) < len(partitions):
             if time.monotonic() - started > timeout:
                 raise ProcessorError(f"{topic} not read to its end within {timeout:.0f} s")
+            records = []
             for message in consumer.consume(num_messages=10_000, timeout=0.2):
                 error = message.error()
                 if error is None:
@@ -107,17 +115,25 @@ def restore_state(bootstrap: str, stores: StateStores, owned: Callable[[str], se
                     at_end.add(message.partition())
                 elif error.fatal():
                     raise KafkaException(error)
+            read += len(records)
+            if rebuilding:
+                base.rebuild(records, owned)   # straight into the base, batch by batch
+            else:
+                tail += records
             for position in consumer.position([TopicPartition(topic, p) for p in partitions if p not in at_end]):
                 if position.offset >= ends[position.partition]:
                     at_end.add(position.partition)
-        keys = stores.restore(records, owned, clear=offsets is None)
+        if rebuilding:
+            base.rebuilt(stores, owned, ends)
+            keys = stores.held()
+        else:
+            keys = stores.restore(tail, owned, clear=offsets is None)
     finally:
         consumer.close()
     seconds = time.monotonic() - started
     metrics.STATE_KEYS.set(keys)
     metrics.RESTORE_SECONDS.set(seconds)
-    log.info("state restored from %s: %d keys, %d changelog records read, in %.2f s", origin, keys, len(records),
-             seconds)
+    log.info("state restored from %s: %d keys, %d changelog records read, in %.2f s", origin, keys, read, seconds)
     return keys
 
 
@@ -322,12 +338,17 @@ def run(settings: Settings) -> None:
     # series' first sample, and the first leak of a table must alert.
     for table in batch.router.tables:
         metrics.QUARANTINED.labels(table, LEAK_CHECK)
-    snapshot = StateSnapshot(settings.data_dir / "processor" / f"worker-{worker}.state")
+    directory = settings.data_dir / "processor"
+    # The whole-state snapshot of earlier versions (`worker-<n>.state`, a gigabyte or more at
+    # national scale) is replaced by the local store: a restart without it reads the changelog.
+    for old in (directory / f"worker-{worker}.state", directory / f"worker-{worker}.partial"):
+        old.unlink(missing_ok=True)
+    base = StateBase(directory / f"worker-{worker}.lmdb")
     processor = Processor(
         settings.kafka_bootstrap, batch, worker,
-        restore=lambda assigned: restore_state(settings.kafka_bootstrap, state, owned_partitions(assigned), snapshot),
-        checkpoint=lambda assigned, stopping: snapshot.save(state, owned_partitions(assigned),
-                                                            state_offsets(processor.consumer), not stopping))
+        restore=lambda assigned: restore_state(settings.kafka_bootstrap, state, owned_partitions(assigned), base),
+        checkpoint=lambda assigned, stopping: base.save(state, owned_partitions(assigned),
+                                                        state_offsets(processor.consumer), not stopping))
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
     signal.signal(signal.SIGINT, lambda *_: processor.stop())
     try:

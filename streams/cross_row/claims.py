@@ -19,11 +19,11 @@ own rows made (streams/cross_row/judge.py).
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import Any
 
 from model.regulation import Table
 from schemas.envelope import Change, key_json
+from streams.state_store import ChangelogStore
 from streams.cross_row.plan import CrossRowPlan
 from streams.quality import Violation
 
@@ -37,7 +37,7 @@ def forget_claim(table: str, shard: int) -> Claim:
 
 
 class Claims:
-    def __init__(self, plan: CrossRowPlan, owners: MutableMapping) -> None:
+    def __init__(self, plan: CrossRowPlan, owners: ChangelogStore) -> None:
         self.plan = plan
         self._owners = owners
 
@@ -116,7 +116,7 @@ class Claims:
         """A TRUNCATE of `table` seen in `shard`: its rows there claim nothing any more; the
         number of entries dropped. The judge's `forget` drops what they claimed."""
         prefix = f"{shard}|{table}|"
-        dropped = [key for key in list(self._owners.keys()) if key.startswith(prefix)]
+        dropped = self._owners.keys_with_prefix(prefix)
         for key in dropped:
             del self._owners[key]
         return len(dropped)

@@ -17,12 +17,12 @@ row's clean key as its sample.
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from dataclasses import replace
 from typing import Any
 
 from model.regulation import Regulation, Table
 from model.rules import RuleAction, RuleKind
+from streams.state_store import ChangelogStore
 from streams.cross_row.plan import Against, CrossRowPlan, Unique
 from streams.quality import Violation
 
@@ -30,8 +30,8 @@ Verdict = tuple[Regulation, Table, Violation, "str | None"]
 
 
 class Judge:
-    def __init__(self, plan: CrossRowPlan, values: MutableMapping, references: MutableMapping,
-                 pending: MutableMapping) -> None:
+    def __init__(self, plan: CrossRowPlan, values: ChangelogStore, references: ChangelogStore,
+                 pending: ChangelogStore) -> None:
         self.plan = plan
         self._values, self._refs, self._pending = values, references, pending
         self._unique: dict[tuple[str, str], Unique] = {
@@ -127,7 +127,7 @@ class Judge:
         row = f"{shard}."
         changed = 0
         unique = f"{partition}|u|{table}|"
-        for key in [k for k in list(self._values.keys()) if k.startswith(unique)]:
+        for key in self._values.keys_with_prefix(unique):
             holders = self._values[key]
             kept = [h for h in holders if not h.startswith(row)]
             if len(kept) != len(holders):
@@ -138,13 +138,13 @@ class Judge:
                     del self._values[key]
         provided = (f"{partition}|r|{table}.",
                     *(f"{partition}|a|{against.scope}|" for against in self.plan.reference_of.get(table, ())))
-        for key in [k for k in list(self._refs.keys()) if k.startswith(provided)]:
+        for key in [k for prefix in provided for k in self._refs.keys_with_prefix(prefix)]:
             entry = self._refs[key]
             if (entry if isinstance(entry, str) else entry[0]).startswith(row):
                 del self._refs[key]
                 changed += 1
         waiting = f"{partition}|{table}|"
-        for key in [k for k in list(self._pending.keys()) if k.startswith(waiting)]:
+        for key in self._pending.keys_with_prefix(waiting):
             if key.rsplit("|", 1)[1].startswith(row):
                 del self._pending[key]
                 changed += 1

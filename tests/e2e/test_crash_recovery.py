@@ -104,7 +104,7 @@ def test_a_sink_killed_behind_a_large_backlog_loads_it_after_restart(stack, pg, 
                    "30,000 clean records waiting for the sink")
     finally:
         consumer.close()
-    _restart(stack, "sink")
+    restart(stack, "sink")
     wait_converged(pg, ch, tables=("population.persons",), timeout=240)
     for table, key in TABLES.items():
         assert loaded_twice(ch, table, key, marks[table]) == [], f"{table}: a version loaded twice"

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.demo.source import fill_persons
 from infra.stack import SOURCE_DB
@@ -34,12 +36,13 @@ CHUNK = 2048
 
 
 @pytest.fixture
-def filled(stack, pg, ch):
-    """The persons table grown by FILL rows and analysed (the load's estimate); how many rows
-    it holds. The added rows are deleted afterwards and the warehouse waited for."""
+def filled(stack, pg, ch, request):
+    """The persons table grown by FILL rows (or the test's parameter) and analysed (the load's
+    estimate); how many rows it holds. The added rows are deleted afterwards and the warehouse
+    waited for."""
     wait_converged(pg, ch, timeout=180)
     top = pg.execute("SELECT coalesce(max(person_id), 0) FROM population.persons").fetchone()[0]
-    rows = fill_persons(stack.pg_admin_conninfo(SOURCE_DB), FILL, seed=12)   # with the generator's defects
+    rows = fill_persons(stack.pg_admin_conninfo(SOURCE_DB), getattr(request, "param", FILL), seed=12)
     pg.execute("ANALYZE population.persons")
     wait_converged(pg, ch, timeout=180)
     yield rows
@@ -181,3 +184,30 @@ def test_a_paused_load_reads_on_from_where_it_stopped(stack, pg, ch, filled):
     status = json.loads(qoima(stack, "status", "--json").stdout)
     assert [entry["state"] for entry in status["loads"] if entry["table"] == TABLE][-1] in ("loading", "done")
     wait_converged(pg, ch, timeout=120)
+
+
+def _throttles(stack) -> float:
+    text = requests.get(f"http://{stack.s.host}:{stack.s.ports.assessor_metrics}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "qoima_load_throttles_total" and sample.labels.get("provider") == "demo")
+
+
+@pytest.mark.parametrize("filled", [80_000], indirect=True)
+def test_a_load_pauses_for_the_processors_backlog_and_the_stream_flows_meanwhile(stack, pg, ch, filled):
+    """Debezium reads far faster than the processor routes: the load governor pauses the load
+    while the backlog is deep, so a change made mid-load waits behind a few seconds of it, not
+    the whole table (governance/load_governor.py)."""
+    writer, history = writer_client(stack.s), _history(stack)
+    before = _throttles(stack)
+    asked = _snapshot(stack)
+    poll_until(lambda: _throttles(stack) > before, 120, "the load governor pausing the load")
+    person = pg.execute("SELECT min(person_id) FROM population.persons").fetchone()[0]
+    pg.execute("UPDATE population.persons SET status = 'emigrated', updated_at = now() WHERE person_id = %s",
+               (person,))
+    poll_until(lambda: ch.query("SELECT status FROM udw.demo__population__persons FINAL WHERE person_id = "
+                                "{p:Int64}", parameters={"p": person}).result_rows == [("emigrated",)],
+               120, "the change made mid-load in the warehouse")
+    read = _read_again(writer, history, asked)[0]
+    assert read < 0.9 * filled, f"the change waited behind the load: {read} of {filled} rows were loaded first"
+    poll_until(lambda: _read_again(writer, history, asked)[0] >= filled, 300, "the load, resumed, to finish")
+    wait_converged(pg, ch, timeout=240)

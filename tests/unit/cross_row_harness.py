@@ -15,14 +15,17 @@ from streams.cross_row.claims import Claim, Claims
 from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
 from streams.quality import Violation
+from streams.state_store import ChangelogStore
 
 
 class CrossRow:
     def __init__(self, regulations: list[Regulation], key: bytes, state: dict, partitions: int = 1) -> None:
         plan = CrossRowPlan(regulations, key)
         self.partitions = partitions
-        self.claims = Claims(plan, state["owners"])
-        self.judge = Judge(plan, state["values"], state["references"], state["pending"])
+        # The processor's stores over the test's dicts (kept in memory, so the dicts are the state).
+        stores = {name: ChangelogStore(name, data) for name, data in state.items()}
+        self.claims = Claims(plan, stores["owners"])
+        self.judge = Judge(plan, stores["values"], stores["references"], stores["pending"])
 
     def shard_of(self, table: Table, change: Change) -> int:
         key = json.dumps([change.row.get(k) for k in table.primary_key]).encode()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+
+import pytest
 
 from model.names import INCIDENT_TOPIC, PROCESSOR_STATE_TOPIC, QUARANTINE_TOPIC, RULES_TOPIC, WORK_TOPIC
 from schemas.avro_codec import codec_for
@@ -14,7 +17,7 @@ from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
 from streams.depersonalize import TablePlan
 from streams.router import Router
-from streams.state_store import ChangelogStore, StateSnapshot, StateStores
+from streams.state_store import ChangelogStore, StateBase, StateStores
 
 IIN_A, IIN_B = "900101300126", "850101300124"
 PERSONS, PAYMENTS = "qoima.raw.demo.population.persons", "qoima.raw.demo.social.payments"
@@ -65,73 +68,120 @@ def test_restore_keeps_the_partitions_the_worker_owns() -> None:
     assert dict(stores["owners"]) == {"1|t|b": "y"} and dict(stores["values"]) == {"3|u|d": [2]}
 
 
-def test_a_snapshot_gives_back_the_owned_state_and_where_to_read_on(tmp_path) -> None:
-    stores = StateStores()
+ALL = {"owners": {0, 1}, "values": {0, 1}, "references": {0, 1}, "pending": {0, 1}, "access": {0, 1}}
+
+
+def _based(tmp_path, owned=ALL) -> tuple[StateStores, StateBase]:
+    """Stores attached to an empty local store, as a worker's first start leaves them."""
+    stores, base = StateStores(), StateBase(tmp_path / "worker-0.lmdb")
+    assert base.load(stores, owned.__getitem__) is None     # nothing written yet: rebuilt from the changelog
+    base.reset()
+    base.rebuilt(stores, owned.__getitem__, {0: 0})
+    return stores, base
+
+
+def test_the_local_store_gives_back_the_owned_state_and_where_to_read_on(tmp_path) -> None:
+    stores, base = _based(tmp_path)
     stores["owners"].update({"0|t|a": "x", "1|t|b": "y"})
-    stores["values"].update({"2|u|c": ["0.r"], "3|u|d": ["1.s"]})
-    snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0, 1}, "values": {2, 3}, "references": {2, 3}, "pending": {2, 3}, "access": {0, 1}}
-    snapshot.save(stores, owned.__getitem__, {0: 1234})
-    again = StateStores()
-    again["owners"]["stale"] = "z"
-    # Fewer partitions than then (another worker took some): loaded, the rest left out.
-    fewer = {"owners": {1}, "values": {3}, "references": {3}, "pending": {3}, "access": {1}}
-    assert snapshot.load(again, fewer.__getitem__) == {0: 1234}
-    assert dict(again["owners"]) == {"1|t|b": "y"} and dict(again["values"]) == {"3|u|d": ["1.s"]}
+    stores["values"].update({"0|u|c": ["0.r"], "1|u|d": ["1.s"]})
+    stores["pending"]["1|t|r|pk"] = [5, "k", None, "s"]
+    assert base.save(stores, ALL.__getitem__, {0: 1234}) is True
+    assert stores["owners"]._data == {}     # written: read from the store now, not held in memory
+    assert stores["owners"]["1|t|b"] == "y" and "0|u|c" in stores["values"]
+    base.close()
+    again, reopened = StateStores(), StateBase(tmp_path / "worker-0.lmdb")
+    # Fewer partitions than then (another worker took some): usable; the memory stores keep theirs.
+    fewer = {"owners": {1}, "values": {1}, "references": {1}, "pending": {1}, "access": {1}}
+    assert reopened.load(again, fewer.__getitem__) == {0: 1234}
+    assert again["values"].get("1|u|d") == ["1.s"] and again["pending"]._data == {"1|t|r|pk": [5, "k", None, "s"]}
+    assert again["owners"].get("9|t|none") is None and "9|t|none" not in again["owners"]
 
 
-def test_a_snapshot_saved_in_the_background_holds_the_state_of_the_moment_it_was_taken(tmp_path) -> None:
+def test_memory_holds_what_changed_since_the_store_was_written_deletions_included(tmp_path) -> None:
+    stores, base = _based(tmp_path)
+    owners = stores["owners"]
+    owners.update({"0|t|a": "x", "0|t|b": "y", "1|t|c": "z"})
+    assert len(owners.changes()) == 3     # the batch's changelog records, then its base write
+    base.save(stores, ALL.__getitem__, {0: 1})
+    del owners["0|t|a"]
+    owners["0|t|b"] = "y2"
+    owners["0|t|d"] = "new"
+    assert "0|t|a" not in owners and owners.get("0|t|a") is None and owners["0|t|b"] == "y2"
+    assert sorted(owners) == ["0|t|b", "0|t|d", "1|t|c"] and sorted(owners.keys_with_prefix("0|")) == ["0|t|b", "0|t|d"]
+    assert sorted(owners.changes()) == [(b"owners\x1f0|t|a", None), (b"owners\x1f0|t|b", b'"y2"'),
+                                        (b"owners\x1f0|t|d", b'"new"')]
+    base.save(stores, ALL.__getitem__, {0: 2})
+    assert owners._data == {} and sorted(owners) == ["0|t|b", "0|t|d", "1|t|c"]
+    with pytest.raises(KeyError):
+        del owners["0|t|a"]
+
+
+def test_a_background_write_leaves_memory_only_for_what_did_not_change_since(tmp_path) -> None:
     import time
 
-    stores = StateStores()
-    stores["owners"]["0|t|a"] = "then"
-    snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
-    snapshot.save(stores, owned.__getitem__, {0: 7}, background=True)
-    stores["owners"]["0|t|a"] = "now"   # the forked writer does not see this
+    stores, base = _based(tmp_path)
+    owners = stores["owners"]
+    owners.update({"0|t|a": "then", "0|t|b": "kept"})
+    assert base.save(stores, ALL.__getitem__, {0: 7}, background=True) is True
+    owners["0|t|a"] = "now"   # the forked writer does not see this
     deadline = time.monotonic() + 10
-    loaded = StateStores()
-    while snapshot.load(loaded, owned.__getitem__) is None:
-        assert time.monotonic() < deadline, "the background snapshot was written"
+    while base.save(stores, ALL.__getitem__, {0: 8}, background=True) is False:   # the first still writing
+        assert time.monotonic() < deadline, "the background write finished"
         time.sleep(0.02)
-    assert dict(loaded["owners"]) == {"0|t|a": "then"}
+    # The first write is done: "0|t|b" left memory; "0|t|a" changed since, so memory keeps it.
+    assert "0|t|b" not in owners._data and owners._data.get("0|t|a") == "now"
+    assert owners["0|t|b"] == "kept" and owners["0|t|a"] == "now"
 
 
 def test_a_background_save_skips_its_turn_while_the_previous_writer_runs(tmp_path) -> None:
     import subprocess
 
-    stores = StateStores()
+    stores, base = _based(tmp_path)
     stores["owners"]["0|t|a"] = "x"
-    snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
     writer = subprocess.Popen(["sleep", "30"])   # stands for a writer that has not finished
-    snapshot._writer = writer.pid
+    base._writer = writer.pid
     try:
-        assert snapshot.save(stores, owned.__getitem__, {0: 1}, background=True) is False
-        assert snapshot.load(StateStores(), owned.__getitem__) is None   # nothing written meanwhile
+        assert base.save(stores, ALL.__getitem__, {0: 1}, background=True) is False
+        assert stores["owners"]._data == {"0|t|a": "x"}
     finally:
         writer.kill()
-    # Stopping, the worker waits for the writer, then saves in the foreground.
-    assert snapshot.save(stores, owned.__getitem__, {0: 2}, background=False) is True
-    assert snapshot.load(StateStores(), owned.__getitem__) == {0: 2}
+    # Stopping, the worker waits for the writer, then writes in the foreground.
+    assert base.save(stores, ALL.__getitem__, {0: 2}, background=False) is True
+    assert base.load(StateStores(), ALL.__getitem__) == {0: 2}
 
 
-def test_a_snapshot_not_covering_the_partitions_or_too_old_is_not_used(tmp_path, monkeypatch) -> None:
-    stores = StateStores()
-    stores["owners"]["0|t|a"] = "x"
-    snapshot = StateSnapshot(tmp_path / "worker-0.state")
-    owned = {"owners": {0}, "values": {0}, "references": {0}, "pending": {0}, "access": {0}}
-    assert snapshot.load(StateStores(), owned.__getitem__) is None   # none saved yet
-    snapshot.save(stores, owned.__getitem__, {0: 10})
-    more = {**owned, "values": {0, 1}}
-    kept = StateStores()
-    kept["owners"]["mine"] = "v"
-    assert snapshot.load(kept, more.__getitem__) is None and dict(kept["owners"]) == {"mine": "v"}
-    monkeypatch.setattr(StateSnapshot, "MAX_AGE_S", -1)
-    assert snapshot.load(StateStores(), owned.__getitem__) is None
-    (tmp_path / "worker-0.state").write_bytes(b"not a snapshot")
-    monkeypatch.setattr(StateSnapshot, "MAX_AGE_S", 3600)
-    assert snapshot.load(StateStores(), owned.__getitem__) is None
+def test_a_restore_stops_a_writer_at_work_and_starts_from_what_is_written(tmp_path) -> None:
+    import subprocess
+
+    stores, base = _based(tmp_path)
+    writer = subprocess.Popen(["sleep", "30"])
+    base._writer, base._written = writer.pid, {"owners": {"0|t|a": "x"}}
+    assert base.load(stores, ALL.__getitem__) == {0: 0}
+    assert base._writer is None and base._written == {}
+    with pytest.raises(ProcessLookupError):   # killed and reaped
+        os.kill(writer.pid, 0)
+
+
+def test_a_store_not_covering_the_partitions_or_too_old_is_rebuilt_from_the_changelog(tmp_path, monkeypatch) -> None:
+    stores, base = _based(tmp_path)
+    stores["owners"]["0|t|x"] = "stale"
+    base.save(stores, ALL.__getitem__, {0: 10})
+    more = {**ALL, "values": {0, 1, 2}}
+    assert base.load(StateStores(), more.__getitem__) is None
+    monkeypatch.setattr(StateBase, "MAX_AGE_S", -1)
+    assert base.load(StateStores(), ALL.__getitem__) is None
+    monkeypatch.setattr(StateBase, "MAX_AGE_S", 3600)
+    # Rebuilt: emptied, then the changelog in order, only the owned partitions, the last record winning.
+    base.reset()
+    base.rebuild([(b"owners\x1f2|t|a", b'"v1"'), (b"owners\x1f2|t|a", b'"v2"'), (b"values\x1f2|u|b", b"[1]"),
+                  (b"values\x1f2|u|b", None), (b"owners\x1f0|t|other", b'"o"'), (b"pending\x1f2|t|r|k", b"[1]")],
+                 {**more, "owners": {2}, "pending": {2}}.__getitem__)
+    rebuilt = StateStores()
+    owned = {**more, "owners": {2}, "pending": {2}}
+    base.rebuilt(rebuilt, owned.__getitem__, {0: 99})
+    assert dict(rebuilt["owners"].items()) == {"2|t|a": "v2"} and list(rebuilt["values"]) == []
+    assert rebuilt["pending"]._data == {"2|t|r|k": [1]}
+    assert base.load(StateStores(), owned.__getitem__) == {0: 99}
 
 
 # --- batches -------------------------------------------------------------------------------------
