@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -36,13 +35,12 @@ from schemas.kafka_clients import consumer_config
 log = logging.getLogger("qoima.load-governor")
 
 INTERVAL_S = 1.0
-_RAW_PREFIX = "qoima.raw."
 
 
-def backlog(consumer: Consumer, group_topics: Callable[[list[str]], list[str]]) -> int:
-    """Events the processor's group has not consumed yet, over every topic it reads."""
+def backlog(consumer: Consumer, topics: list[str]) -> int:
+    """Events the processor's group has not consumed yet, over `topics` (those it reads)."""
     metadata = consumer.list_topics(timeout=10).topics
-    partitions = [TopicPartition(topic, p) for topic in group_topics(sorted(metadata))
+    partitions = [TopicPartition(topic, p) for topic in topics if topic in metadata
                   for p in metadata[topic].partitions]
     if not partitions:
         return 0
@@ -55,8 +53,11 @@ def backlog(consumer: Consumer, group_topics: Callable[[list[str]], list[str]]) 
     return total
 
 
-def processor_topics(names: list[str]) -> list[str]:
-    return [name for name in names if name.startswith(_RAW_PREFIX) or name in (WORK_TOPIC, RULES_TOPIC)]
+def processor_topics(regulations: list[Regulation]) -> list[str]:
+    """What the processor reads: the regulated tables' raw topics, its work and rules topics (not
+    every `qoima.raw.` topic: Debezium also writes the signal table's, which nobody reads)."""
+    return sorted({regulation.raw_topic(table) for regulation in regulations for table in regulation.tables}
+                  | {WORK_TOPIC, RULES_TOPIC})
 
 
 class Governor:
@@ -85,12 +86,13 @@ class Governor:
         return signals
 
 
-def step(settings: Settings, by_provider: dict[str, Regulation], consumer: Consumer, governor: Governor) -> None:
+def step(settings: Settings, by_provider: dict[str, Regulation], topics: list[str], consumer: Consumer,
+         governor: Governor) -> None:
     loads = [load for load in recorded_loads(settings.run_dir / "loads", int(time.time() * 1000))
              if load["provider"] in by_provider]
     if not loads:
         return
-    queued = backlog(consumer, processor_topics)
+    queued = backlog(consumer, topics)
     metrics.PROCESSOR_BACKLOG.set(queued)
     for provider, resume in governor.decide(queued, loads):
         pause_loads(by_provider[provider], settings.regulation_env(), settings.run_dir / "loads", resume=resume,
@@ -104,13 +106,14 @@ def step(settings: Settings, by_provider: dict[str, Regulation], consumer: Consu
 
 def run(settings: Settings, regulations: list[Regulation], stop: threading.Event, interval: float) -> None:
     by_provider = {r.provider: r for r in regulations if not r.polled}
+    topics = processor_topics(regulations)
     governor = Governor(settings.load_backlog_max)
     # The processor's group, to read its committed offsets: never subscribed, so never a member.
     consumer = Consumer(consumer_config(settings.kafka_bootstrap, PROCESSOR_GROUP))
     try:
         while not stop.is_set():
             try:
-                step(settings, by_provider, consumer, governor)
+                step(settings, by_provider, topics, consumer, governor)
             except Exception as exc:  # noqa: BLE001 - Kafka or a source not answering: next turn
                 log.warning("load governor: %s (%s); next turn", type(exc).__name__, str(exc).splitlines()[0][:200]
                             if str(exc) else "")
