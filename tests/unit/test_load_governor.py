@@ -18,11 +18,11 @@ def test_a_deep_backlog_pauses_each_loading_provider_once() -> None:
     assert governor.decide(50_000, throttled) == []        # paused already
 
 
-def test_a_throttled_load_resumes_below_a_quarter_of_the_limit() -> None:
+def test_a_throttled_load_resumes_below_half_the_limit() -> None:
     governor = Governor(20_000)
     throttled = [_load("demo", throttled_ms=1)]
-    assert governor.decide(5_000, throttled) == []         # between: keep as it is
-    assert governor.decide(4_999, throttled) == [("demo", True)]
+    assert governor.decide(10_000, throttled) == []        # between: keep as it is
+    assert governor.decide(9_999, throttled) == [("demo", True)]
     assert governor.decide(0, [_load("demo")]) == []       # never paused: nothing to resume
 
 
