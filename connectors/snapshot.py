@@ -191,18 +191,21 @@ def record_load(loads_dir: Path, provider: str, signal_id: str, requested_ms: in
 
 def _write_record(path: Path, load: dict) -> None:
     """Whole or not at all: `qoima status`, the CLI and the load governor read and write these."""
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(load))
     os.replace(partial, path)
 
 
 def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:
-    """The loads requested in the last day, oldest first; older records are deleted."""
+    """The loads requested in the last day, and older ones still paused, oldest first; other
+    older records are deleted."""
     found = []
     for path in sorted(loads_dir.glob("*.json")) if loads_dir.is_dir() else ():
         try:
             load = json.loads(path.read_text())
-            if now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000:
+            # Kept while paused: the pause is someone's to lift (the load governor's, the operator's).
+            if (now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000
+                    and "paused_ms" not in load and "throttled_ms" not in load):
                 path.unlink(missing_ok=True)
                 continue
             found.append(load)

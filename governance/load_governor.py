@@ -65,15 +65,20 @@ def processor_topics(regulations: list[Regulation]) -> list[str]:
 class Governor:
     """Decides, from the backlog and the load records, which providers' loads to pause or resume."""
 
+    # While throttled and still above the limit, the pause goes again this often: Debezium keeps
+    # a pause in memory only, and a Connect restart forgets it.
+    RESEND_S = 10.0
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self._sent: dict[str, float] = {}
         # Half, not less: Debezium takes a moment to read again, and the processor must not run dry.
         self.resume_below = limit // 2
 
-    def decide(self, queued: int, loads: list[dict]) -> list[tuple[str, bool]]:
-        """(provider, resume?) for each signal to send now. A provider counts as throttled once
-        every record of it is marked (a load requested since is not held yet), and as paused by
-        its operator while any is."""
+    def decide(self, queued: int, loads: list[dict], now: float = 0.0) -> list[tuple[str, bool]]:
+        """(provider, resume?) for each signal to send now (`now`: seconds, for the resending).
+        A provider counts as throttled once every record of it is marked (a load requested
+        since is not held yet), and as paused by its operator while any is."""
         providers: dict[str, list[dict]] = {}
         for load in loads:
             providers.setdefault(load["provider"], []).append(load)
@@ -82,10 +87,13 @@ class Governor:
             if any("paused_ms" in load for load in records):
                 continue   # the operator's pause: theirs to resume
             marked = [("throttled_ms" in load) for load in records]
-            if queued > self.limit and not all(marked):
+            # Marked by an earlier life of this process (`_sent` empty): said again at once.
+            if queued > self.limit and (not all(marked) or now - self._sent.get(provider, -self.RESEND_S) >= self.RESEND_S):
                 signals.append((provider, False))
+                self._sent[provider] = now
             elif queued < self.resume_below and any(marked):
                 signals.append((provider, True))
+                self._sent.pop(provider, None)
         return signals
 
 
@@ -97,7 +105,7 @@ def step(settings: Settings, by_provider: dict[str, Regulation], topics: list[st
         return
     queued = backlog(consumer, topics)
     metrics.PROCESSOR_BACKLOG.set(queued)
-    for provider, resume in governor.decide(queued, loads):
+    for provider, resume in governor.decide(queued, loads, time.monotonic()):
         pause_loads(by_provider[provider], settings.regulation_env(), settings.run_dir / "loads", resume=resume,
                     by="throttled_ms")
         metrics.LOAD_THROTTLED.labels(provider).set(0 if resume else 1)
@@ -113,13 +121,16 @@ def run(settings: Settings, regulations: list[Regulation], stop: threading.Event
     governor = Governor(settings.load_backlog_max)
     # The processor's group, to read its committed offsets: never subscribed, so never a member.
     consumer = Consumer(consumer_config(settings.kafka_bootstrap, PROCESSOR_GROUP))
+    warned = 0.0
     try:
         while not stop.is_set():
             try:
                 step(settings, by_provider, topics, consumer, governor)
             except Exception as exc:  # noqa: BLE001 - Kafka or a source not answering: next turn
-                log.warning("load governor: %s (%s); next turn", type(exc).__name__, str(exc).splitlines()[0][:200]
-                            if str(exc) else "")
+                if time.monotonic() - warned > 60:   # once a minute, not four times a second
+                    warned = time.monotonic()
+                    log.warning("load governor: %s (%s); trying again", type(exc).__name__,
+                                str(exc).splitlines()[0][:200] if str(exc) else "")
             stop.wait(interval)
     finally:
         consumer.close()

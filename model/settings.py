@@ -150,6 +150,15 @@ class Settings(BaseSettings):
             return spec
         raise PydanticCustomError("lineage_transport", "must be file, file:<path>, kafka:<topic>, an http(s) URL or none")
 
+    @field_validator("load_backlog_max")
+    @classmethod
+    def _load_backlog_max(cls, limit: int) -> int:
+        # Every transactional partition keeps a commit marker past the committed offset: a limit
+        # of a few events could never be got under, and the load would never resume.
+        if 0 < limit < 1000:
+            raise PydanticCustomError("load_backlog_max", "must be 0 (off) or at least 1000 events")
+        return limit
+
     @field_validator("usage_users")
     @classmethod
     def _usage_users(cls, spec: str) -> str:

@@ -22,7 +22,9 @@ and are written whole with each base write.
 """
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
@@ -31,6 +33,8 @@ from typing import Any
 
 import lmdb
 import orjson
+
+log = logging.getLogger("qoima.state")
 
 _MISSING = object()
 _DELETED = object()     # in an overlay: deleted since the base was written
@@ -208,6 +212,19 @@ def _owned(key: str, partitions: Container[int]) -> bool:
     return _partition(key) in partitions
 
 
+_FENCED = 3   # a writer's exit code: another writer wrote since its worker last read the base
+
+
+def _die_with_the_parent() -> None:
+    """A writer whose worker is gone (killed, crashed) goes too: its worker's successor writes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass   # not Linux: the stamp check in `_write` still keeps an older state from landing
+
+
 def _yield_the_cpu() -> None:
     """The base writer runs only on CPU time nobody else wants: a minute of changes at full
     speed is a few seconds of its CPU, which at normal priority came out of the processor's and
@@ -228,10 +245,12 @@ class StateBase:
     (tombstone) for `delete.retention.ms`, 24 h by default, and an older base could miss one.
     Otherwise it is emptied and filled from the changelog (`rebuild`).
 
-    Writes are LMDB transactions (all or nothing: a writer killed half-way leaves the previous
-    state and offsets), without fsync: a process crash loses nothing LMDB committed, and an
-    operating-system crash may take the last ones back together with their offsets, which the
-    changelog then replays."""
+    Writes are LMDB transactions, synced to disk: all or nothing, a writer killed half-way or a
+    machine that loses power leaves the previous state and offsets. The syncing costs the
+    writer child, at idle priority, not the worker's loop. A writer commits only on top of the
+    base its worker last saw (the meta's `saved` stamp): a writer its worker outlived cannot
+    put an older state over a newer worker's. A store that cannot be opened or read is
+    deleted and rebuilt from the changelog."""
 
     MAX_AGE_S = 12 * 3600
     _FORMAT = 3
@@ -246,14 +265,20 @@ class StateBase:
         self._txn: Any = None       # the read transaction stores read through
         self._writer: int | None = None    # the child writing the last save
         self._written: dict[str, dict] = {}    # what that child writes, to drop from memory once it has
+        self._seen: float | None = None    # the `saved` stamp of the base the stores read
 
     # --- the environment ---------------------------------------------------------------------------
 
     def _open(self) -> Any:
         env = lmdb.open(str(self.path), map_size=self._MAP_SIZE, max_dbs=len(StateStores.NAMES) + 1,
-                        sync=False, metasync=False, readahead=False)
-        with env.begin(write=True) as txn:
-            dbs = {name: env.open_db(name.encode(), txn=txn) for name in (*StateStores.NAMES, "meta")}
+                        readahead=False)
+        try:
+            # py-lmdb keeps database handles opened in a write transaction only.
+            with env.begin(write=True) as txn:
+                dbs = {name: env.open_db(name.encode(), txn=txn) for name in (*StateStores.NAMES, "meta")}
+        except BaseException:
+            env.close()
+            raise
         return env, dbs
 
     def _ensure_open(self) -> None:
@@ -300,8 +325,15 @@ class StateBase:
         offsets to read on from. None, and `stores` untouched, when the base does not cover
         the partitions or is too old (then `rebuild`)."""
         self._stop_writer()
-        self._ensure_open()
-        meta = self._meta()
+        try:
+            self._ensure_open()
+            meta = self._meta()
+        except lmdb.Error as exc:
+            log.warning("local state store %s unreadable (%s): deleted, it is rebuilt from the changelog",
+                        self.path, type(exc).__name__)
+            self._close_env()
+            shutil.rmtree(self.path, ignore_errors=True)
+            return None
         if meta is None or time.time() - meta["saved"] > self.MAX_AGE_S:
             return None
         for name in stores.NAMES:
@@ -326,6 +358,8 @@ class StateBase:
     def _bind(self, stores: StateStores) -> None:
         """The stores on disk read through a fresh read transaction: they see every write so far."""
         self._begin_read()
+        raw = self._txn.get(self._META, db=self._dbs["meta"])
+        self._seen = orjson.loads(raw)["saved"] if raw else None
         for name in StateStores.ON_DISK:
             db = self._dbs[name]
             stores[name].attach(self._get(db), lambda prefix, _db=db: self._keys(_db, prefix),
@@ -390,32 +424,59 @@ class StateBase:
             if not done:
                 return False
             self._writer = None
-            if os.waitstatus_to_exitcode(status) == 0:
+            code = os.waitstatus_to_exitcode(status)
+            if code == 0:
                 self._forget_written(stores)
+            else:
+                # Nothing was committed; memory still holds it all and the next turn writes it.
+                log.warning("local state write failed (%s); memory keeps the changes, next turn writes them",
+                            "another writer wrote since" if code == _FENCED else f"exit code {code}")
+                self._bind(stores)   # after a fence: on top of what the other writer left
             self._written = {}
         self._ensure_open()
         on_disk = {name: dict(stores[name]._data) for name in StateStores.ON_DISK}
         for name in StateStores.ON_DISK:
             stores[name]._touched.clear()
         meta = self._meta_value(owned, offsets, saved)
+        seen = self._seen
         if background and hasattr(os, "fork"):
             # One environment per process (LMDB's locks belong to the process): the child opens
             # its own, so this one is closed across the fork and opened again after it.
+            # The child waits for the worker to have opened its own again: opening takes LMDB's one
+            # write transaction, which the worker must not wait for behind an idle-priority writer.
             self._close_env()
-            pid = os.fork()
-            if pid:
-                self._writer, self._written = pid, on_disk
+            reopened, go = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError as exc:   # no memory for a child, say: memory keeps the changes
+                os.close(reopened)
+                os.close(go)
                 self._ensure_open()
                 self._bind(stores)
+                log.warning("local state write not started (%s); next turn", exc.strerror or type(exc).__name__)
+                return False
+            if pid:
+                os.close(reopened)
+                self._writer, self._written = pid, on_disk
+                try:
+                    self._ensure_open()
+                    self._bind(stores)
+                finally:
+                    os.close(go)   # the child reads end-of-file: its turn
                 return True
             try:  # the child: no Kafka client, no logging; only the base, through an environment of its own
+                _die_with_the_parent()
+                os.close(go)
+                os.read(reopened, 1)
                 _yield_the_cpu()
                 env, dbs = self._open()
-                self._write(env, dbs, stores, owned, meta)
-                os._exit(0)
+                os._exit(0 if self._write(env, dbs, stores, owned, meta, seen) else _FENCED)
             except BaseException:
                 os._exit(1)
-        self._write(self._env, self._dbs, stores, owned, meta)
+        if not self._write(self._env, self._dbs, stores, owned, meta, seen):
+            # Another writer (a child this worker outlived) wrote first: on top of what it left.
+            self._bind(stores)
+            self._write(self._env, self._dbs, stores, owned, meta, self._seen)
         self._written = on_disk
         self._forget_written(stores)
         self._written = {}
@@ -423,8 +484,14 @@ class StateBase:
 
     @staticmethod
     def _write(env: Any, dbs: dict[str, Any], stores: StateStores, owned: Callable[[str], Container[int]],
-               meta: bytes) -> None:
+               meta: bytes, seen: float | None) -> bool:
+        """Write the memory's changes and `meta` on top of the base whose `saved` stamp is
+        `seen`; False, writing nothing, when another writer has written since."""
         with env.begin(write=True) as txn:
+            raw = txn.get(StateBase._META, db=dbs["meta"])
+            if (orjson.loads(raw)["saved"] if raw else None) != seen:
+                txn.abort()
+                return False
             for name in StateStores.ON_DISK:
                 db = dbs[name]
                 for key, value in stores[name]._data.items():
@@ -441,6 +508,7 @@ class StateBase:
                     if _owned(key, partitions):
                         txn.put(key.encode(), orjson.dumps(value), db=db)
             txn.put(StateBase._META, meta, db=dbs["meta"])
+        return True
 
     def _forget_written(self, stores: StateStores) -> None:
         """The base now holds what was written: read it from there, and drop from memory each

@@ -15,7 +15,7 @@ def test_a_deep_backlog_pauses_each_loading_provider_once() -> None:
     assert governor.decide(20_001, loads) == [("demo", False), ("shop", False)]
     assert governor.decide(20_000, loads) == []            # at the limit: not above it
     throttled = [_load("demo", throttled_ms=1), _load("shop", throttled_ms=1)]
-    assert governor.decide(50_000, throttled) == []        # paused already
+    assert governor.decide(50_000, throttled, now=1.0) == []   # paused already, a moment ago
 
 
 def test_a_throttled_load_resumes_below_half_the_limit() -> None:
@@ -31,6 +31,17 @@ def test_a_load_requested_while_throttled_is_held_too_and_resumed_with_the_rest(
     loads = [_load("demo", throttled_ms=1), _load("demo")]
     assert governor.decide(30_000, loads) == [("demo", False)]
     assert governor.decide(1_000, loads) == [("demo", True)]
+
+
+def test_while_throttled_and_deep_the_pause_goes_again_now_and_then() -> None:
+    """Debezium forgets a pause when Connect restarts: the governor says it again every RESEND_S."""
+    governor = Governor(20_000)
+    # Marked by the governor's previous life (an assessor restart): said again at once.
+    assert governor.decide(30_000, [_load("demo", throttled_ms=1)], now=50.0) == [("demo", False)]
+    assert governor.decide(30_000, [_load("demo")], now=100.0) == [("demo", False)]
+    throttled = [_load("demo", throttled_ms=1)]
+    assert governor.decide(30_000, throttled, now=105.0) == []
+    assert governor.decide(30_000, throttled, now=100.0 + Governor.RESEND_S) == [("demo", False)]
 
 
 def test_the_operators_pause_is_never_resumed_or_doubled() -> None:

@@ -43,6 +43,10 @@ def test_loads_are_kept_for_a_day_then_forgotten(tmp_path) -> None:
     day_later = T0 + LOAD_RECORD_MAX_AGE_S * 1000 + 500
     assert [load["signal_id"] for load in recorded_loads(loads, day_later)] == ["b"]
     assert not old.exists()
+    # A paused load's record stays past the day: its pause is still someone's to lift.
+    paused = record_load(loads, "demo", "c", T0, {"population.persons": 100})
+    paused.write_text(json.dumps({**json.loads(paused.read_text()), "throttled_ms": T0 + 5}))
+    assert "c" in [load["signal_id"] for load in recorded_loads(loads, day_later)] and paused.exists()
 
 
 def test_nothing_loaded_long_after_the_request_is_stalled() -> None:

@@ -131,6 +131,7 @@ def test_a_background_write_leaves_memory_only_for_what_did_not_change_since(tmp
     # The first write is done: "0|t|b" left memory; "0|t|a" changed since, so memory keeps it.
     assert "0|t|b" not in owners._data and owners._data.get("0|t|a") == "now"
     assert owners["0|t|b"] == "kept" and owners["0|t|a"] == "now"
+    base.close()   # stops the second writer
 
 
 def test_a_background_save_skips_its_turn_while_the_previous_writer_runs(tmp_path) -> None:
@@ -361,3 +362,73 @@ def test_claims_of_a_rule_removed_since_are_ignored(demo, ring) -> None:
     check = {"k": "check", "t": "social.payments", "r": "gone", "pk": "0.c", "c": ["x"], "s": "[2]", "due": 1}
     judge.apply(0, "a|social.payments|gone|m", {"k": "ref", "pk": "0.d", "c": ["y"]})
     assert judge.apply(0, "a|social.payments|gone|m", check) == []
+
+
+def test_a_fork_that_fails_keeps_the_changes_in_memory_for_the_next_turn(tmp_path, monkeypatch) -> None:
+    stores, base = _based(tmp_path)
+    stores["owners"]["0|t|a"] = "x"
+
+    def no_memory() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_memory)
+    assert base.save(stores, ALL.__getitem__, {0: 1}, background=True) is False
+    assert stores["owners"]["0|t|a"] == "x" and stores["owners"]._data == {"0|t|a": "x"}
+    monkeypatch.undo()
+    assert base.save(stores, ALL.__getitem__, {0: 2}) is True and stores["owners"]._data == {}
+    assert stores["owners"]["0|t|a"] == "x"
+    base.close()
+
+
+def test_a_writer_that_fails_leaves_memory_whole_and_the_next_one_writes_it(tmp_path, monkeypatch) -> None:
+    import time
+
+    stores, base = _based(tmp_path)
+    stores["owners"]["0|t|a"] = "x"
+
+    def broken(*args) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StateBase, "_write", staticmethod(broken))
+    assert base.save(stores, ALL.__getitem__, {0: 1}, background=True) is True   # the child fails
+    monkeypatch.undo()
+    deadline = time.monotonic() + 10
+    while base.save(stores, ALL.__getitem__, {0: 2}, background=True) is False:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert stores["owners"]._data == {"0|t|a": "x"}     # the failed write dropped nothing
+    base.save(stores, ALL.__getitem__, {0: 3})          # stopping: waits for the second writer, then writes
+    assert stores["owners"]._data == {} and stores["owners"]["0|t|a"] == "x"
+    assert base.load(StateStores(), ALL.__getitem__) == {0: 3}
+    base.close()
+
+
+def test_a_writer_outlived_by_its_worker_cannot_put_an_older_state_over_a_newer_one(tmp_path) -> None:
+    stores, base = _based(tmp_path)
+    stale_seen = base._seen
+    stores["owners"]["0|t|a"] = "new"
+    base.save(stores, ALL.__getitem__, {0: 5})   # the newer worker's write
+    # A writer forked before it (it saw the older base) comes to commit its older state: refused.
+    older = StateStores()
+    older["owners"]["0|t|a"] = "old"
+    assert StateBase._write(base._env, base._dbs, older, ALL.__getitem__, StateBase._meta_value(
+        ALL.__getitem__, {0: 4}, 1.0), stale_seen) is False
+    assert base.load(StateStores(), ALL.__getitem__) == {0: 5}
+    fresh = StateStores()
+    base.load(fresh, ALL.__getitem__)
+    assert fresh["owners"]["0|t|a"] == "new"
+    base.close()
+
+
+def test_an_unreadable_store_is_deleted_and_rebuilt(tmp_path) -> None:
+    stores, base = _based(tmp_path)
+    base.close()
+    (tmp_path / "worker-0.lmdb" / "data.mdb").write_bytes(b"not an LMDB file" * 512)
+    again = StateBase(tmp_path / "worker-0.lmdb")
+    assert again.load(StateStores(), ALL.__getitem__) is None
+    again.reset()
+    rebuilt = StateStores()
+    again.rebuild([(b"owners\x1f0|t|a", b'"v"')], ALL.__getitem__)
+    again.rebuilt(rebuilt, ALL.__getitem__, {0: 1})
+    assert rebuilt["owners"]["0|t|a"] == "v"
+    again.close()

@@ -148,3 +148,10 @@ def test_usage_users_are_a_list_of_account_names() -> None:
         "analyst", "analyst_ministry"]
     with pytest.raises(SettingsError, match="QOIMA_USAGE_USERS"):
         Settings.from_env({"QOIMA_USAGE_USERS": "analyst,,x'; DROP"})
+
+
+def test_the_load_backlog_limit_is_off_or_large_enough_to_get_under() -> None:
+    assert Settings.from_env({}).load_backlog_max == 20_000
+    assert Settings.from_env({"QOIMA_LOAD_BACKLOG_MAX": "0"}).load_backlog_max == 0
+    with pytest.raises(SettingsError, match="QOIMA_LOAD_BACKLOG_MAX"):
+        Settings.from_env({"QOIMA_LOAD_BACKLOG_MAX": "10"})
