@@ -92,8 +92,12 @@ class ChangelogStore(MutableMapping):
             raise KeyError(key)
         self._dirty.add(key)
         self._touched.add(key)
+        self._remove(key)
+
+    def _remove(self, key: Any) -> None:
+        """Gone from memory; with a base, a marker hides the base's value until it is written."""
         if self._read is None:
-            del self._data[key]
+            self._data.pop(key, None)
         else:
             self._data[key] = _DELETED
 
@@ -179,10 +183,7 @@ class StateStores:
         for name, inner, value in _owned_records(records, owned):
             store = self.stores[name]
             if value is None:
-                if store._read is None:
-                    store._data.pop(inner, None)
-                else:
-                    store._data[inner] = _DELETED
+                store._remove(inner)
             else:
                 store._data[inner] = orjson.loads(value)
         return self.held()

@@ -177,8 +177,12 @@ def test_a_paused_load_reads_on_from_where_it_stopped(stack, pg, ch, filled):
     assert _read_again(writer, history, asked)[0] == paused_at
 
     _snapshot(stack, "--resume")
-    total = poll_until(lambda: (lambda n: n if n >= filled else 0)(_settled(writer, history, asked)), 300,
-                       "the resumed load to read the table")
+
+    def read_whole() -> int | None:
+        settled = _settled(writer, history, asked)
+        return settled if settled >= filled else None
+
+    total = poll_until(read_whole, 300, "the resumed load to read the table")
     # On from where it stopped: each row once, not the first chunk again.
     assert total == filled, f"{total} snapshot rows for a table of {filled}"
     status = json.loads(qoima(stack, "status", "--json").stdout)
