@@ -20,6 +20,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from model.regulation import Regulation, Table
+from schemas.avro_writer import compile_writer
 from model.names import ACCESS_TOPIC, INCIDENT_TOPIC, QUARANTINE_TOPIC  # noqa: F401 (the topics these schemas travel on)
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "avro"
@@ -110,10 +111,14 @@ class AvroCodec:
         self._by_fingerprint: dict[bytes, tuple[str, Any]] = {}
         self._sources: dict[bytes, tuple[str, dict]] = {}
         self._history = history
+        self._writers: dict[str, Callable[[bytes, dict], bytes]] = {}   # schemas/avro_writer.py
         for name, schema in schemas.items():
             parsed = fastavro.parse_schema(schema)
             fp = _fingerprint(parsed)
             self._by_name[name] = (_MAGIC + fp, parsed)
+            writer = compile_writer(parsed)
+            if writer is not None:
+                self._writers[name] = writer
             # Held topics share their clean twin's schema; a fingerprint names the clean one.
             self._by_fingerprint.setdefault(fp, (name, parsed))
             self._sources.setdefault(fp, (name, schema))
@@ -141,6 +146,12 @@ class AvroCodec:
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         header, parsed = self._by_name[name]
+        write = self._writers.get(name)
+        if write is not None:
+            try:
+                return write(header, record)
+            except Exception:  # noqa: BLE001 - a value not exactly of its type: fastavro converts or refuses it
+                pass
         buffer = io.BytesIO()
         buffer.write(header)
         fastavro.schemaless_writer(buffer, parsed, record)
