@@ -12,7 +12,9 @@ runs). In one run it:
    the signal to the last snapshot row queryable in ClickHouse, every rule and
    depersonalization on, through the same processor and sink as every change; with `--rate`,
    the demo load runs meanwhile and the freshness of its changes during the snapshot is
-   reported beside that of the same load before it.
+   reported beside that of the same load before it. The CPU each component of the stack used
+   during the snapshot is reported per loaded row (bench/cpu.py): on a machine of N cores, a
+   load of R rows/s cannot cost more than N / R seconds of CPU per row all components together.
 
     .venv/bin/python bench/initial_load.py [--rows 1000000] [--rate 200] [--skip-fill] [--json]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -30,6 +33,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from freshness import freshness  # noqa: E402  (the same exact-quantile query as bench/freshness.py)
+from cpu import cpu_by_component, machine_busy, spent  # noqa: E402
 
 from connectors.snapshot import start_load  # noqa: E402
 from infra.demo.source import LoadDriver, fill_persons  # noqa: E402
@@ -152,9 +156,17 @@ def main() -> None:
           "processor and the sink", flush=True)
     since_ms = int(time.time() * 1000)
     since = datetime.now(timezone.utc)
+    readings = [(time.time(), cpu_by_component(stack), machine_busy())]
+
+    def snapshot_rows() -> int:   # and the CPU used so far, read each time the rows are counted
+        readings.append((time.time(), cpu_by_component(stack), machine_busy()))
+        return loaded(since_ms, "r")
+
     start_load(regulation, [TABLE], settings.regulation_env(), settings.run_dir / "loads")   # `qoima status` follows it
-    seconds, reached = wait_for(lambda: loaded(since_ms, "r"), total, args.timeout, "snapshot",
-                                lambda: last_snapshot_row_ms(since_ms))
+    seconds, reached = wait_for(snapshot_rows, total, args.timeout, "snapshot", lambda: last_snapshot_row_ms(since_ms))
+    # CPU up to the last row's arrival: the quiet tail wait_for waits out is not the load's.
+    _, cpu_end, busy_end = max((r for r in readings if r[0] <= readings[0][0] + seconds + 1), key=lambda r: r[0])
+    used, busy = spent(readings[0][1], cpu_end), busy_end - readings[0][2]
     until = datetime.now(timezone.utc)
     if args.rate:
         stop.set()
@@ -163,6 +175,15 @@ def main() -> None:
     result["snapshot"] = {"rows": reached, "seconds": round(seconds, 1), "rows_per_s": round(reached / seconds)}
     print(f"   {reached:,} of {total:,} rows in the warehouse after {seconds:.1f} s: {reached / seconds:,.0f} rows/s "
           f"({reached / seconds / floor:.3f}x the COPY floor)", flush=True)
+    cores = os.cpu_count() or 1
+    used["(other: this benchmark, demo load, system)"] = max(0.0, busy - sum(used.values()))
+    result["cpu"] = {"cores": cores, "machine_busy_share": round(busy / (seconds * cores), 3),
+                     "us_per_row": {name: round(cpu_s / reached * 1e6) for name, cpu_s in used.items()}}
+    print(f"   CPU during the snapshot, per loaded row ({cores} cores, busy {busy / (seconds * cores):.0%}; at "
+          f"10,000 rows/s the whole stack may spend {cores * 100} µs a row):", flush=True)
+    for name, cpu_s in used.items():
+        print(f"     {name:<34} {cpu_s / reached * 1e6:>7,.0f} µs   {cpu_s / seconds:>5.0%} of a core", flush=True)
+    print(f"     {'all':<34} {busy / reached * 1e6:>7,.0f} µs", flush=True)
     if args.rate:
         result["freshness"] = {"rate": args.rate, "before": dict(zip(("rows", "p50", "p99", "max"), before)),
                                "during": dict(zip(("rows", "p50", "p99", "max"), during))}

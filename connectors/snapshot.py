@@ -15,12 +15,14 @@ Debezium's pause-snapshot and resume-snapshot signals): it reads on from its las
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -67,22 +69,43 @@ def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path
     pause lasts until `resume`, or until Connect restarts the connector: Debezium keeps it in
     memory only."""
     signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot", {"type": "incremental"})
-    now_ms = int(time.time() * 1000)
-    for path in sorted(loads_dir.glob(f"{regulation.provider}-*.json")) if loads_dir.is_dir() else ():
-        try:
-            load = json.loads(path.read_text())
-            if load.get("provider") != regulation.provider:
-                continue
-            if resume:
-                for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
-                    load.pop(mark, None)
-            else:
-                load.setdefault(by, now_ms)
-            _write_record(path, load)
-        except (OSError, ValueError) as exc:
-            log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
-                        regulation.provider, path.name, type(exc).__name__)
+    mark_loads(loads_dir, regulation.provider, resume, by)
     return signal_id
+
+
+def mark_loads(loads_dir: Path, provider: str, resume: bool, by: str) -> None:
+    """Note a pause (or clear it, on `resume`) in the provider's load records, under `by`."""
+    if not loads_dir.is_dir():
+        return
+    now_ms = int(time.time() * 1000)
+    # Under the records' lock: the operator's CLI and the load governor both change them, and
+    # a change read before the other's write would undo it (a lost pause).
+    with _records_locked(loads_dir):
+        for path in sorted(loads_dir.glob(f"{provider}-*.json")):
+            try:
+                load = json.loads(path.read_text())
+                if load.get("provider") != provider:
+                    continue
+                if resume:
+                    for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
+                        load.pop(mark, None)
+                else:
+                    load.setdefault(by, now_ms)
+                _write_record(path, load)
+            except (OSError, ValueError) as exc:
+                log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
+                            provider, path.name, type(exc).__name__)
+
+
+@contextmanager
+def _records_locked(loads_dir: Path) -> Iterator[None]:
+    """The load records to oneself, across processes, until the block ends."""
+    with open(loads_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def wait_for_window(regulation: Regulation, tables: list[str], waits_dir: Path, progress: Callable[[str], None],
@@ -196,6 +219,11 @@ def _write_record(path: Path, load: dict) -> None:
     os.replace(partial, path)
 
 
+def _paused(load: dict) -> bool:
+    """Kept past its day while paused: the pause is someone's to lift (the load governor's, the operator's)."""
+    return "paused_ms" in load or "throttled_ms" in load
+
+
 def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:
     """The loads requested in the last day, and older ones still paused, oldest first; other
     older records are deleted."""
@@ -203,11 +231,12 @@ def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:
     for path in sorted(loads_dir.glob("*.json")) if loads_dir.is_dir() else ():
         try:
             load = json.loads(path.read_text())
-            # Kept while paused: the pause is someone's to lift (the load governor's, the operator's).
-            if (now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000
-                    and "paused_ms" not in load and "throttled_ms" not in load):
-                path.unlink(missing_ok=True)
-                continue
+            if now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000 and not _paused(load):
+                with _records_locked(loads_dir):   # not while a pause is being noted in it
+                    if not _paused(json.loads(path.read_text())):
+                        path.unlink(missing_ok=True)
+                        continue
+                load = json.loads(path.read_text())
             found.append(load)
         except (OSError, ValueError, KeyError, TypeError):
             continue   # half-written or foreign: not a load record

@@ -2,9 +2,11 @@
 the records `qoima snapshot` leaves for it (connectors/snapshot.py)."""
 from __future__ import annotations
 
+import fcntl
 import json
+import threading
 
-from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, record_load, recorded_loads
+from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, mark_loads, record_load, recorded_loads
 from governance.status import _render_load, load_progress, next_requests
 
 T0 = 1_800_000_000_000   # the request, in ms
@@ -47,6 +49,28 @@ def test_loads_are_kept_for_a_day_then_forgotten(tmp_path) -> None:
     paused = record_load(loads, "demo", "c", T0, {"population.persons": 100})
     paused.write_text(json.dumps({**json.loads(paused.read_text()), "throttled_ms": T0 + 5}))
     assert "c" in [load["signal_id"] for load in recorded_loads(loads, day_later)] and paused.exists()
+
+
+def test_a_pause_is_noted_only_while_no_one_else_changes_the_records(tmp_path) -> None:
+    # The operator's CLI and the load governor both read, change and write the records: each
+    # does it under the records' lock, or one's write undoes the other's change.
+    loads = tmp_path / "loads"
+    record = record_load(loads, "demo", "a", T0, {"population.persons": 100})
+    mark_loads(loads, "demo", resume=False, by="throttled_ms")
+    with open(loads / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # someone else is changing them
+        operator = threading.Thread(target=mark_loads, args=(loads, "demo", False, "paused_ms"))
+        operator.start()
+        operator.join(timeout=0.5)
+        assert operator.is_alive() and "paused_ms" not in json.loads(record.read_text())
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    operator.join(timeout=10)
+    assert not operator.is_alive()
+    assert {"paused_ms", "throttled_ms"} <= set(json.loads(record.read_text()))
+    mark_loads(loads, "demo", resume=True, by="throttled_ms")   # the governor's resume leaves the operator's pause
+    assert "paused_ms" in json.loads(record.read_text()) and "throttled_ms" not in json.loads(record.read_text())
+    mark_loads(loads, "demo", resume=True, by="paused_ms")      # the operator's clears both
+    assert not {"paused_ms", "throttled_ms"} & set(json.loads(record.read_text()))
 
 
 def test_nothing_loaded_long_after_the_request_is_stalled() -> None:
