@@ -1,9 +1,10 @@
 """CPU time of each component of the local stack over a stretch of a benchmark, from /proc.
 
 A component is the process `qoima up` recorded in var/run/<name>.pid and every process under it
-(PostgreSQL's backends, the processor's state writer, ClickHouse behind its wrapper). Its time
-is user + system of each live member plus what its members' reaped children used (Linux adds
-that to the parent's `cutime`/`cstime`), so a child that came and went inside the stretch counts.
+(PostgreSQL's backends, the processor's state writer, ClickHouse behind its wrapper); the
+processor's workers (`processor`, `processor-1`, ...) count as one. Its time is user + system of
+each live member plus what its members' reaped children used (Linux adds that to the parent's
+`cutime`/`cstime`), so a child that came and went inside the stretch counts.
 
     before = cpu_by_component(stack)
     ...
@@ -17,10 +18,14 @@ from pathlib import Path
 from infra.stack import ORDER
 
 _TICK = os.sysconf("SC_CLK_TCK")
+_WORKERS = [f"processor-{n}" for n in range(1, 8)]   # QOIMA_PROCESSOR_WORKERS is at most 8
+
+# process name (as in var/run) -> ((pid, start time), CPU seconds)
+Reading = dict[str, tuple[tuple[int, int], float]]
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, CPU ticks of itself and its reaped children)."""
+def _processes() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, start time, CPU ticks of itself and its reaped children)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -29,42 +34,49 @@ def _processes() -> dict[int, tuple[int, int]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        # After the command: state, ppid, ... utime (12th), stime, cutime, cstime.
-        found[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))
+        # After the command: state, ppid, ... utime (12th), stime, cutime, cstime, ... starttime (20th).
+        found[int(entry.name)] = (int(fields[1]), int(fields[19]), sum(int(v) for v in fields[11:15]))
     return found
 
 
-def cpu_by_component(stack) -> dict[str, float]:
-    """CPU seconds used so far by each running component of `stack` (an infra.stack.LocalStack)."""
+def cpu_by_component(stack) -> Reading:
+    """CPU seconds used so far by each running process `qoima up` started in `stack` (an
+    infra.stack.LocalStack) and everything under it, with the identity of that process (a
+    restart changes it)."""
     processes = _processes()
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in processes.items():
+    for pid, (parent, _, _) in processes.items():
         children.setdefault(parent, []).append(pid)
-    used = {}
-    for name in ORDER:
+    found: Reading = {}
+    for name in (*ORDER, *_WORKERS):
         root = stack.managed(name).pid()
         if root is None or root not in processes:
             continue
         ticks, todo = 0, [root]
         while todo:
             pid = todo.pop()
-            ticks += processes[pid][1]
+            ticks += processes[pid][2]
             todo.extend(children.get(pid, ()))
-        used[name] = ticks / _TICK
-    return used
+        found[name] = ((root, processes[root][1]), ticks / _TICK)
+    return found
 
 
-def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU seconds each component used between two readings, most first (a component that
-    restarted in between counts from its restart)."""
-    used = {name: after[name] - before.get(name, 0.0) if after[name] >= before.get(name, 0.0) else after[name]
-            for name in after}
-    return dict(sorted(((name, seconds) for name, seconds in used.items() if seconds > 0),
-                       key=lambda item: -item[1]))
+def spent(before: Reading, after: Reading) -> dict[str, float]:
+    """CPU seconds each component used between two readings, most first, the processor's
+    workers as one. A process that is not the same one (restarted in between) counts from its
+    restart; one that stopped in between is left out."""
+    used: dict[str, float] = {}
+    for name, (identity, seconds) in after.items():
+        earlier = before.get(name)
+        component = "processor" if name in _WORKERS else name
+        used[component] = used.get(component, 0.0) + (
+            seconds - earlier[1] if earlier is not None and earlier[0] == identity else seconds)
+    return dict(sorted(((name, seconds) for name, seconds in used.items() if seconds > 0), key=lambda item: -item[1]))
 
 
 def machine_busy() -> float:
-    """CPU seconds the whole machine has been busy (all cores; idle and I/O wait excluded)."""
+    """CPU seconds the whole machine has been busy (all cores; idle, I/O wait and time stolen
+    by a hypervisor excluded)."""
     with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / _TICK
+        user, nice, system, idle, iowait, irq, softirq, _steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq) / _TICK

@@ -6,11 +6,12 @@ that window (`_loaded_ts - _source_ts`: warehouse write time minus source commit
 samples the resident memory of every component's process tree once a second. The low rate is
 the baseline the high rate is compared with, in the same run.
 
-    .venv/bin/python bench/freshness.py --rates 50 500 --duration 60
+    .venv/bin/python bench/freshness.py --rates 50 500 --duration 60 [--json]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
@@ -25,8 +26,12 @@ from sinks.clickhouse_users import writer_client
 TABLES = ("demo__population__persons", "demo__social__organizations", "demo__social__payments")
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants."""
+def _tree_memory_kb(pid: int) -> tuple[int, int]:
+    """Resident and anonymous memory (kB) of a process and all its descendants. Resident memory
+    counts the pages of files a process maps, in each process that maps them: the processor's
+    local state store (LMDB, mapped whole) shows up in the worker and again in its forked writer,
+    though those pages are the kernel's page cache, shared and reclaimable. Anonymous memory is
+    what the processes themselves allocated."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -35,17 +40,20 @@ def _tree_rss_kb(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, stack = 0, [pid]
+    rss = anon = 0
+    stack = [pid]
     while stack:
         current = stack.pop()
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+                    rss += int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    anon += int(line.split()[1])
         except OSError:
             pass
         stack.extend(children.get(current, []))
-    return total
+    return rss, anon
 
 
 class MemorySampler(threading.Thread):
@@ -53,12 +61,15 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.pids = {name: stack.managed(name).pid() for name in ORDER}
         self.peak_kb = {name: 0 for name, pid in self.pids.items() if pid}
+        self.peak_anon_kb = dict(self.peak_kb)
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             for name in self.peak_kb:
-                self.peak_kb[name] = max(self.peak_kb[name], _tree_rss_kb(self.pids[name]))
+                rss, anon = _tree_memory_kb(self.pids[name])
+                self.peak_kb[name] = max(self.peak_kb[name], rss)
+                self.peak_anon_kb[name] = max(self.peak_anon_kb[name], anon)
             self.done.wait(1.0)
 
 
@@ -77,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=float, nargs="+", default=[50, 500])
     parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     settings = Settings.from_env()
     stack = LocalStack(settings, progress=lambda _: None)
@@ -86,6 +98,7 @@ def main() -> None:
     sampler = MemorySampler(stack)
     sampler.start()
     print(f"{'rate/s':>8} {'achieved':>9} {'rows':>7} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
+    result: dict = {"rates": [], "duration_s": args.duration, "cores": os.cpu_count()}
     for rate in args.rates:
         since = datetime.now(timezone.utc)
         summary = LoadDriver(stack.pg_admin_conninfo(SOURCE_DB), rate, seed=int(rate)).run(duration=args.duration)
@@ -93,12 +106,21 @@ def main() -> None:
         time.sleep(10)  # let the tail of the window reach the warehouse
         rows, p50, p99, worst = freshness(client, since, until)
         print(f"{rate:>8.0f} {summary.rate:>9.1f} {rows:>7d} {p50:>7.2f} {p99:>7.2f} {worst:>7.2f}", flush=True)
+        result["rates"].append({"rate": rate, "achieved": round(summary.rate, 1), "rows": rows, "p50": p50,
+                                "p99": p99, "max": worst})
     sampler.done.set()
     sampler.join()
-    print("\npeak resident memory (process tree), MiB:")
+    print("\npeak memory of each process tree, MiB (resident counts mapped files, such as the processor's "
+          "state store, in every process mapping them; anonymous does not):")
+    print(f"  {'':<14} {'resident':>9} {'anonymous':>10}")
     for name, kb in sampler.peak_kb.items():
-        print(f"  {name:<12} {kb / 1024:8.0f}")
-    print(f"  {'total':<12} {sum(sampler.peak_kb.values()) / 1024:8.0f}   (cores: {os.cpu_count()})")
+        print(f"  {name:<14} {kb / 1024:9.0f} {sampler.peak_anon_kb[name] / 1024:10.0f}")
+    print(f"  {'total':<14} {sum(sampler.peak_kb.values()) / 1024:9.0f} "
+          f"{sum(sampler.peak_anon_kb.values()) / 1024:10.0f}   (cores: {os.cpu_count()})")
+    result["peak_mib"] = {name: {"resident": round(kb / 1024), "anonymous": round(sampler.peak_anon_kb[name] / 1024)}
+                          for name, kb in sampler.peak_kb.items()}
+    if args.json:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -163,10 +163,14 @@ def main() -> None:
         return loaded(since_ms, "r")
 
     start_load(regulation, [TABLE], settings.regulation_env(), settings.run_dir / "loads")   # `qoima status` follows it
+    waited_from = time.time()
     seconds, reached = wait_for(snapshot_rows, total, args.timeout, "snapshot", lambda: last_snapshot_row_ms(since_ms))
-    # CPU up to the last row's arrival: the quiet tail wait_for waits out is not the load's.
-    _, cpu_end, busy_end = max((r for r in readings if r[0] <= readings[0][0] + seconds + 1), key=lambda r: r[0])
+    # CPU from the signal up to the first reading after the last row arrived: the quiet tail
+    # wait_for waits out is not the load's.
+    last_row = waited_from + seconds
+    end, cpu_end, busy_end = min((r for r in readings if r[0] >= last_row), key=lambda r: r[0], default=readings[-1])
     used, busy = spent(readings[0][1], cpu_end), busy_end - readings[0][2]
+    window = end - readings[0][0]
     until = datetime.now(timezone.utc)
     if args.rate:
         stop.set()
@@ -177,12 +181,13 @@ def main() -> None:
           f"({reached / seconds / floor:.3f}x the COPY floor)", flush=True)
     cores = os.cpu_count() or 1
     used["(other: this benchmark, demo load, system)"] = max(0.0, busy - sum(used.values()))
-    result["cpu"] = {"cores": cores, "machine_busy_share": round(busy / (seconds * cores), 3),
+    result["cpu"] = {"cores": cores, "seconds": round(window, 1), "machine_busy_share": round(busy / (window * cores), 3),
                      "us_per_row": {name: round(cpu_s / reached * 1e6) for name, cpu_s in used.items()}}
-    print(f"   CPU during the snapshot, per loaded row ({cores} cores, busy {busy / (seconds * cores):.0%}; at "
-          f"10,000 rows/s the whole stack may spend {cores * 100} µs a row):", flush=True)
+    print(f"   CPU during the snapshot ({window:.0f} s), per loaded row ({cores} cores, busy "
+          f"{busy / (window * cores):.0%}; at 10,000 rows/s the whole stack may spend {cores * 100} µs a row):",
+          flush=True)
     for name, cpu_s in used.items():
-        print(f"     {name:<34} {cpu_s / reached * 1e6:>7,.0f} µs   {cpu_s / seconds:>5.0%} of a core", flush=True)
+        print(f"     {name:<34} {cpu_s / reached * 1e6:>7,.0f} µs   {cpu_s / window:>5.0%} of a core", flush=True)
     print(f"     {'all':<34} {busy / reached * 1e6:>7,.0f} µs", flush=True)
     if args.rate:
         result["freshness"] = {"rate": args.rate, "before": dict(zip(("rows", "p50", "p99", "max"), before)),

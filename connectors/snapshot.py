@@ -59,53 +59,83 @@ def request_snapshot(regulation: Regulation, tables: list[str], environ: dict[st
 
 
 def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path, resume: bool = False,
-                by: str = "paused_ms") -> str:
+                by: str = "paused_ms") -> str | None:
     """Pause (or resume) the provider's running incremental snapshot: Debezium stops reading
     chunks and keeps its place (the last key read, in the connector's offsets), so a resumed
     load reads on from there instead of from the start; streaming goes on throughout. Without a
     running snapshot, Debezium ignores both signals. The pause is noted in the provider's load
     records for `qoima status` under `by`: `paused_ms` for the operator's, `throttled_ms` for
-    the load governor's (governance/load_governor.py); the operator's resume clears both. A
-    pause lasts until `resume`, or until Connect restarts the connector: Debezium keeps it in
-    memory only."""
-    signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot", {"type": "incremental"})
-    mark_loads(loads_dir, regulation.provider, resume, by)
+    the load governor's (governance/load_governor.py); the operator's resume clears both, and
+    the governor's resume is not sent while the operator's pause is noted (None is returned).
+    A pause lasts until `resume`, or until Connect restarts the connector: Debezium keeps it in
+    memory only. The signal and the note are made under the records' lock, so the operator's
+    and the governor's signals reach Debezium in the order their notes say."""
+    with _records_locked(loads_dir):
+        if resume and by == "throttled_ms" and any("paused_ms" in load for load in _records(loads_dir, regulation.provider)):
+            return None
+        signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot",
+                            {"type": "incremental"})
+        _mark(loads_dir, regulation.provider, resume, by)
     return signal_id
 
 
 def mark_loads(loads_dir: Path, provider: str, resume: bool, by: str) -> None:
     """Note a pause (or clear it, on `resume`) in the provider's load records, under `by`."""
-    if not loads_dir.is_dir():
-        return
-    now_ms = int(time.time() * 1000)
-    # Under the records' lock: the operator's CLI and the load governor both change them, and
-    # a change read before the other's write would undo it (a lost pause).
     with _records_locked(loads_dir):
-        for path in sorted(loads_dir.glob(f"{provider}-*.json")):
-            try:
-                load = json.loads(path.read_text())
-                if load.get("provider") != provider:
-                    continue
-                if resume:
-                    for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
-                        load.pop(mark, None)
-                else:
-                    load.setdefault(by, now_ms)
-                _write_record(path, load)
-            except (OSError, ValueError) as exc:
-                log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
-                            provider, path.name, type(exc).__name__)
+        _mark(loads_dir, provider, resume, by)
+
+
+def _records(loads_dir: Path, provider: str) -> list[dict]:
+    found = []
+    for path in sorted(loads_dir.glob(f"{provider}-*.json")) if loads_dir.is_dir() else ():
+        try:
+            load = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if load.get("provider") == provider:
+            found.append(load)
+    return found
+
+
+def _mark(loads_dir: Path, provider: str, resume: bool, by: str) -> None:
+    """`mark_loads` without the lock (its caller holds it)."""
+    now_ms = int(time.time() * 1000)
+    for path in sorted(loads_dir.glob(f"{provider}-*.json")) if loads_dir.is_dir() else ():
+        try:
+            load = json.loads(path.read_text())
+            if load.get("provider") != provider:
+                continue
+            if resume:
+                for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
+                    load.pop(mark, None)
+            else:
+                load.setdefault(by, now_ms)
+            _write_record(path, load)
+        except (OSError, ValueError) as exc:
+            log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
+                        provider, path.name, type(exc).__name__)
 
 
 @contextmanager
 def _records_locked(loads_dir: Path) -> Iterator[None]:
-    """The load records to oneself, across processes, until the block ends."""
-    with open(loads_dir / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """The load records to oneself, across processes, until the block ends: the operator's CLI
+    and the load governor both read, change and write them, and a change read before the
+    other's write would undo it. Without a lock to take (a read-only directory), the block runs
+    anyway, with a warning: a pause must not fail on its bookkeeping."""
+    try:
+        loads_dir.mkdir(parents=True, exist_ok=True)
+        # Read-only and created if missing: flock needs no write access, so any user may lock.
+        fd: int | None = os.open(loads_dir / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log.warning("load records in %s changed without their lock (%s)", loads_dir, exc.strerror or type(exc).__name__)
+        fd = None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)   # and with it the lock
 
 
 def wait_for_window(regulation: Regulation, tables: list[str], waits_dir: Path, progress: Callable[[str], None],

@@ -103,11 +103,17 @@ def step(settings: Settings, by_provider: dict[str, Regulation], topics: list[st
              if load["provider"] in by_provider]
     if not loads:
         return
+    # As the records say (the operator's --resume clears the governor's mark too).
+    for provider in {load["provider"] for load in loads}:
+        metrics.LOAD_THROTTLED.labels(provider).set(
+            1 if any("throttled_ms" in load for load in loads if load["provider"] == provider) else 0)
     queued = backlog(consumer, topics)
     metrics.PROCESSOR_BACKLOG.set(queued)
     for provider, resume in governor.decide(queued, loads, time.monotonic()):
-        pause_loads(by_provider[provider], settings.regulation_env(), settings.run_dir / "loads", resume=resume,
-                    by="throttled_ms")
+        if pause_loads(by_provider[provider], settings.regulation_env(), settings.run_dir / "loads", resume=resume,
+                       by="throttled_ms") is None:
+            log.info("%s: load left paused: its operator paused it meanwhile", provider)
+            continue
         metrics.LOAD_THROTTLED.labels(provider).set(0 if resume else 1)
         if not resume:
             metrics.LOAD_THROTTLES.labels(provider).inc()

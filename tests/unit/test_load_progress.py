@@ -6,7 +6,8 @@ import fcntl
 import json
 import threading
 
-from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, mark_loads, record_load, recorded_loads
+from connectors import snapshot
+from connectors.snapshot import LOAD_RECORD_MAX_AGE_S, mark_loads, pause_loads, record_load, recorded_loads
 from governance.status import _render_load, load_progress, next_requests
 
 T0 = 1_800_000_000_000   # the request, in ms
@@ -70,6 +71,22 @@ def test_a_pause_is_noted_only_while_no_one_else_changes_the_records(tmp_path) -
     mark_loads(loads, "demo", resume=True, by="throttled_ms")   # the governor's resume leaves the operator's pause
     assert "paused_ms" in json.loads(record.read_text()) and "throttled_ms" not in json.loads(record.read_text())
     mark_loads(loads, "demo", resume=True, by="paused_ms")      # the operator's clears both
+    assert not {"paused_ms", "throttled_ms"} & set(json.loads(record.read_text()))
+
+
+def test_the_governors_resume_is_not_sent_over_the_operators_pause(tmp_path, monkeypatch, demo) -> None:
+    # The governor decides from records it read a moment ago; if the operator paused the load
+    # since, its resume must not reach Debezium (it would undo the operator's pause).
+    sent = []
+    monkeypatch.setattr(snapshot, "_signal", lambda regulation, environ, kind, data: sent.append(kind) or kind)
+    loads = tmp_path / "loads"
+    record = record_load(loads, "demo", "a", T0, {"population.persons": 100})
+    assert pause_loads(demo, {}, loads, resume=False, by="throttled_ms") == "pause-snapshot"
+    assert pause_loads(demo, {}, loads, resume=False) == "pause-snapshot"          # the operator's
+    assert pause_loads(demo, {}, loads, resume=True, by="throttled_ms") is None
+    assert sent == ["pause-snapshot", "pause-snapshot"]
+    assert {"paused_ms", "throttled_ms"} <= set(json.loads(record.read_text()))
+    assert pause_loads(demo, {}, loads, resume=True) == "resume-snapshot"          # the operator's resume
     assert not {"paused_ms", "throttled_ms"} & set(json.loads(record.read_text()))
 
 
