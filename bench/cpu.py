@@ -24,7 +24,7 @@ _WORKERS = [f"processor-{n}" for n in range(1, 8)]   # QOIMA_PROCESSOR_WORKERS i
 Reading = dict[str, tuple[tuple[int, int], float]]
 
 
-def _processes() -> dict[int, tuple[int, int, int]]:
+def processes() -> dict[int, tuple[int, int, int]]:
     """pid -> (parent pid, start time, CPU ticks of itself and its reaped children)."""
     found = {}
     for entry in Path("/proc").iterdir():
@@ -32,10 +32,28 @@ def _processes() -> dict[int, tuple[int, int, int]]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
+        except (OSError, IndexError):
             continue
         # After the command: state, ppid, ... utime (12th), stime, cutime, cstime, ... starttime (20th).
         found[int(entry.name)] = (int(fields[1]), int(fields[19]), sum(int(v) for v in fields[11:15]))
+    return found
+
+
+def children_of(table: dict[int, tuple[int, int, int]]) -> dict[int, list[int]]:
+    """parent pid -> its children's pids, in `table` (from `processes`)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    return children
+
+
+def tree(root: int, children: dict[int, list[int]]) -> list[int]:
+    """`root` and every process under it."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
     return found
 
 
@@ -43,21 +61,15 @@ def cpu_by_component(stack) -> Reading:
     """CPU seconds used so far by each running process `qoima up` started in `stack` (an
     infra.stack.LocalStack) and everything under it, with the identity of that process (a
     restart changes it)."""
-    processes = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
+    table = processes()
+    children = children_of(table)
     found: Reading = {}
     for name in (*ORDER, *_WORKERS):
         root = stack.managed(name).pid()
-        if root is None or root not in processes:
+        if root is None or root not in table:
             continue
-        ticks, todo = 0, [root]
-        while todo:
-            pid = todo.pop()
-            ticks += processes[pid][2]
-            todo.extend(children.get(pid, ()))
-        found[name] = ((root, processes[root][1]), ticks / _TICK)
+        ticks = sum(table[pid][2] for pid in tree(root, children))
+        found[name] = ((root, table[root][1]), ticks / _TICK)
     return found
 
 

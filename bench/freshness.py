@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cpu import children_of, processes, tree
 from infra.demo.source import LoadDriver
 from infra.stack import ORDER, SOURCE_DB, LocalStack
 from model.settings import Settings
@@ -32,18 +33,9 @@ def _tree_memory_kb(pid: int) -> tuple[int, int]:
     local state store (LMDB, mapped whole) shows up in the worker and again in its forked writer,
     though those pages are the kernel's page cache, shared and reclaimable. Anonymous memory is
     what the processes themselves allocated."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
     rss = anon = 0
-    stack = [pid]
-    while stack:
-        current = stack.pop()
+    table = processes()
+    for current in tree(pid, children_of(table)) if pid in table else ():
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -52,7 +44,6 @@ def _tree_memory_kb(pid: int) -> tuple[int, int]:
                     anon += int(line.split()[1])
         except OSError:
             pass
-        stack.extend(children.get(current, []))
     return rss, anon
 
 

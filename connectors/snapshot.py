@@ -71,7 +71,7 @@ def pause_loads(regulation: Regulation, environ: dict[str, str], loads_dir: Path
     memory only. The signal and the note are made under the records' lock, so the operator's
     and the governor's signals reach Debezium in the order their notes say."""
     with _records_locked(loads_dir):
-        if resume and by == "throttled_ms" and any("paused_ms" in load for load in _records(loads_dir, regulation.provider)):
+        if resume and by == "throttled_ms" and any("paused_ms" in load for _, load in _records(loads_dir, regulation.provider)):
             return None
         signal_id = _signal(regulation, environ, "resume-snapshot" if resume else "pause-snapshot",
                             {"type": "incremental"})
@@ -85,33 +85,31 @@ def mark_loads(loads_dir: Path, provider: str, resume: bool, by: str) -> None:
         _mark(loads_dir, provider, resume, by)
 
 
-def _records(loads_dir: Path, provider: str) -> list[dict]:
-    found = []
+def _records(loads_dir: Path, provider: str) -> Iterator[tuple[Path, dict]]:
+    """(path, record) of each of the provider's load records that can be read."""
     for path in sorted(loads_dir.glob(f"{provider}-*.json")) if loads_dir.is_dir() else ():
         try:
             load = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
+            log.warning("%s: load record %s not read (%s); qoima status may show the load as stalled",
+                        provider, path.name, type(exc).__name__)
             continue
         if load.get("provider") == provider:
-            found.append(load)
-    return found
+            yield path, load
 
 
 def _mark(loads_dir: Path, provider: str, resume: bool, by: str) -> None:
     """`mark_loads` without the lock (its caller holds it)."""
     now_ms = int(time.time() * 1000)
-    for path in sorted(loads_dir.glob(f"{provider}-*.json")) if loads_dir.is_dir() else ():
+    for path, load in _records(loads_dir, provider):
+        if resume:
+            for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
+                load.pop(mark, None)
+        else:
+            load.setdefault(by, now_ms)
         try:
-            load = json.loads(path.read_text())
-            if load.get("provider") != provider:
-                continue
-            if resume:
-                for mark in ("paused_ms", "throttled_ms") if by == "paused_ms" else (by,):
-                    load.pop(mark, None)
-            else:
-                load.setdefault(by, now_ms)
             _write_record(path, load)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             log.warning("%s: load record %s not updated (%s); qoima status may show the load as stalled",
                         provider, path.name, type(exc).__name__)
 
@@ -263,10 +261,10 @@ def recorded_loads(loads_dir: Path, now_ms: int) -> list[dict]:
             load = json.loads(path.read_text())
             if now_ms - int(load["requested_ms"]) > LOAD_RECORD_MAX_AGE_S * 1000 and not _paused(load):
                 with _records_locked(loads_dir):   # not while a pause is being noted in it
-                    if not _paused(json.loads(path.read_text())):
+                    load = json.loads(path.read_text())
+                    if not _paused(load):
                         path.unlink(missing_ok=True)
                         continue
-                load = json.loads(path.read_text())
             found.append(load)
         except (OSError, ValueError, KeyError, TypeError):
             continue   # half-written or foreign: not a load record

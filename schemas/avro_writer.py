@@ -61,8 +61,7 @@ class _Source:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"write_long": write_long, "_SMALL": _SMALL, "pack_double": struct.Struct("<d").pack,
-                                      "pack_float": struct.Struct("<f").pack, "int": int, "str": str, "bytes": bytes,
-                                      "float": float, "_INT_MIN": _INT_MIN, "_INT_MAX": _INT_MAX}
+                                      "pack_float": struct.Struct("<f").pack, "_INT_MIN": _INT_MIN, "_INT_MAX": _INT_MAX}
         self._count = 0
 
     def fresh(self, prefix: str) -> str:
