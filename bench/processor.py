@@ -109,8 +109,9 @@ def run_faust(settings: Settings, regulation: Regulation, group: str) -> None:
     from streams.router import Router
 
     codec = codec_for([regulation])
+    # `datadir`: Faust's default is `<group>-data` in the working directory, the repository's root.
     app = faust.App(group, broker=f"kafka://{settings.kafka_bootstrap}", key_serializer="raw",
-                    value_serializer="raw", web_enabled=False, store="memory://", topic_partitions=1,
+                    datadir=str(settings.data_dir / f"faust-{group}"), value_serializer="raw", web_enabled=False, store="memory://", topic_partitions=1,
                     processing_guarantee="at_least_once", producer_acks=-1, consumer_auto_offset_reset="earliest",
                     broker_commit_every=1000, broker_commit_interval=1.0)
     state = {name: app.Table(f"{group}-{name}", default=None, partitions=1)

@@ -10,11 +10,13 @@ production database stops. So a thread of the assessor asks, every `INTERVAL_S`:
   connector last committed (`SHOW BINARY LOGS` against Connect's offsets). MariaDB keeps its
   binlog by its own retention whatever Qoima reads, so its disk is not at risk; the changes are:
   a connector further behind than the retention loses them;
-- Kafka Connect: is the provider's connector, and each of its tasks, not FAILED (and there).
+- Kafka Connect: is the provider's connector, and each of its tasks, not FAILED (and there);
+- Kafka: does the cluster answer. A stopped broker (a full disk stops Kafka) moves no change
+  anywhere and no Qoima process fails for it, while every slot keeps its WAL at the source.
 
-The answers are gauges per provider, never a value of the data, and the alert rules
-QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive, QoimaBinlogLagHigh and
-QoimaConnectorFailed act on them (monitoring/alerts.yml; docs/operations.md says what to do).
+The answers are gauges per provider (Kafka's, one), never a value of the data, and the alert
+rules QoimaReplicationSlotWalHigh, QoimaReplicationSlotInactive, QoimaBinlogLagHigh,
+QoimaConnectorFailed and QoimaKafkaDown act on them (monitoring/alerts.yml; docs/operations.md says what to do).
 Marker-mode sources have no connector. A source that does not answer leaves its gauges as they were and logs why: the
 check runs again in `INTERVAL_S`, and a source that is down is the provider's own alarm.
 
@@ -28,16 +30,21 @@ import threading
 import time
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from connectors.connect_client import ConnectClient, ConnectError
 from connectors.snapshot import recorded_loads
 from connectors.source_reader import SourceReader
 from model.regulation import Regulation
 from model.settings import Settings
 from monitoring import metrics
+from schemas.kafka_clients import admin_config
 
 log = logging.getLogger("qoima.source-health")
 
 INTERVAL_S = 15.0
+KAFKA_TIMEOUT_S = 5.0
 
 
 def connector_failed(client: ConnectClient, name: str) -> bool:
@@ -50,6 +57,16 @@ def connector_failed(client: ConnectClient, name: str) -> bool:
         return True
     states = [status.get("connector", {}).get("state"), *(task.get("state") for task in status.get("tasks", []))]
     return "FAILED" in states
+
+
+def kafka_answers(admin: AdminClient) -> bool:
+    """Whether the cluster answers a metadata request within `KAFKA_TIMEOUT_S`."""
+    try:
+        admin.list_topics(timeout=KAFKA_TIMEOUT_S)
+    except KafkaException as exc:
+        log.warning("Kafka does not answer (%s)", exc.args[0].name() if exc.args else exc)
+        return False
+    return True
 
 
 def binlog_lag(files: list[tuple[str, int]], file: str, position: int) -> int:
@@ -147,8 +164,10 @@ def run(settings: Settings, regulations: list[Regulation], stop: threading.Event
                                         autocommit=True)
                for r in regulations if not r.polled}
     client = ConnectClient(settings.connect_url)
+    admin = AdminClient(admin_config(settings.kafka_bootstrap))
     try:
         while not stop.is_set():
+            metrics.KAFKA_UP.set(1 if kafka_answers(admin) else 0)
             check(regulations, readers, client)
             export_loads(settings.run_dir / "loads", int(time.time() * 1000))
             stop.wait(interval)

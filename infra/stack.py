@@ -15,6 +15,7 @@ import time
 
 from infra.clickhouse import LocalClickHouse
 from infra.connect import LocalConnect
+from infra.disk import ensure_room
 from infra.kafka import LocalKafka
 from infra.local_secrets import ensure_secrets, secret_file
 from infra.mariadb import LocalMariaDb
@@ -88,6 +89,7 @@ class LocalStack:
         from infra.demo import source
 
         started = time.monotonic()
+        ensure_room(self.s, self.progress)
         for path in (self.s.data_dir, self.s.log_dir, self.s.run_dir, self.s.conf_dir):
             path.mkdir(parents=True, exist_ok=True)
         ensure_secrets(self.s)

@@ -150,6 +150,8 @@ BINLOG_LAG_BYTES = Gauge("qoima_source_binlog_lag_bytes",
                          "MariaDB: binary log the provider's server has written past the position its connector last "
                          "committed; the server purges logs by its own retention, so a lag that outgrows it loses changes",
                          ["provider"])
+KAFKA_UP = Gauge("qoima_kafka_up", "1 while the Kafka cluster answers the assessor's metadata request (every 15 s), "
+                 "0 after one it left unanswered for 5 s")
 CONNECTOR_FAILED = Gauge("qoima_connector_failed",
                          "1 when the provider's connector or one of its tasks has failed, or Connect does not have it",
                          ["provider"])

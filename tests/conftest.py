@@ -48,4 +48,4 @@ def stack(settings):
         raise
     print(f"[stack] started in {time.monotonic() - started:.1f}s", flush=True)
     yield local
-    local.down(wipe=False)
+    local.down(wipe=True)  # the logs stay; the data, gigabytes of it, must not pile up run after run

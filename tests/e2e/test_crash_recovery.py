@@ -108,3 +108,26 @@ def test_a_sink_killed_behind_a_large_backlog_loads_it_after_restart(stack, pg, 
     wait_converged(pg, ch, tables=("population.persons",), timeout=240)
     for table, key in TABLES.items():
         assert loaded_twice(ch, table, key, marks[table]) == [], f"{table}: a version loaded twice"
+
+
+def _kafka_up(stack) -> float | None:
+    import requests
+
+    text = requests.get(f"http://{stack.s.host}:{stack.s.ports.assessor_metrics}/metrics", timeout=5).text
+    values = [float(line.split()[1]) for line in text.splitlines() if line.startswith("qoima_kafka_up ")]
+    return values[0] if values else None
+
+
+def test_a_stopped_broker_is_reported_until_it_is_back(stack, pg, ch):
+    """Kafka stopped (a full disk stops it) fails no Qoima process: the processor and the sink
+    wait for it. The assessor's `qoima_kafka_up` is what QoimaKafkaDown fires on."""
+    poll_until(lambda: _kafka_up(stack) == 1, 60, "qoima_kafka_up 1 while the broker runs")
+    kill_9(stack, "kafka")
+    try:
+        # A round every 15 s, each waiting up to 5 s for an answer.
+        poll_until(lambda: _kafka_up(stack) == 0, 60, "qoima_kafka_up 0 once the broker is gone")
+    finally:
+        restart(stack, "kafka")
+    connectors_running(stack)
+    poll_until(lambda: _kafka_up(stack) == 1, 60, "qoima_kafka_up 1 again once the broker is back")
+    wait_converged(pg, ch, timeout=240)

@@ -239,3 +239,13 @@ def test_commands_against_a_stack_that_is_not_running_exit_1_with_a_message(tmp_
         assert result.returncode == 1, result.stderr
         assert "qoima: ClickHouse did not answer" in result.stderr and "qoima up" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_up_on_a_disk_short_of_room_starts_nothing_and_says_how_to_fix_it(monkeypatch, capsys, tmp_path):
+    home = tmp_path / "home"   # not made yet: the disk it will be on is the one measured
+    monkeypatch.setenv("QOIMA_HOME", str(home))
+    monkeypatch.setenv("QOIMA_MIN_FREE_GB", str(1 << 20))   # a petabyte: more than any disk here
+    message = _fails(["up", "--no-demo"], capsys, 1)
+    assert message.startswith("qoima up failed: only ") and f"GB is free on the disk of QOIMA_HOME ({home})" in message
+    assert "QOIMA_MIN_FREE_GB" in message and "qoima down --wipe" in message
+    assert not home.exists(), "nothing was made, so nothing was started"

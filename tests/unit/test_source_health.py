@@ -116,3 +116,17 @@ def test_a_round_exports_a_mariadb_providers_binlog_lag() -> None:
     # Nothing committed yet (a connector that just started): no series.
     source_health.check([shop], {"shop": _BinlogReader(files)}, _MariaDbConnect([]))
     assert _gauge("qoima_source_binlog_lag_bytes", "shop") is None
+
+
+def test_a_cluster_that_does_not_answer_is_kafka_down(monkeypatch) -> None:
+    """A real client against a port nothing listens on (the e2e test kills the real broker)."""
+    import socket
+
+    from confluent_kafka.admin import AdminClient
+
+    with socket.socket() as probe:   # a port just free; nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(source_health, "KAFKA_TIMEOUT_S", 0.5)
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0})
+    assert source_health.kafka_answers(admin) is False
