@@ -164,20 +164,32 @@ def run(settings: Settings, regulations: list[Regulation], stop: threading.Event
                                         autocommit=True)
                for r in regulations if not r.polled}
     client = ConnectClient(settings.connect_url)
-    admin = AdminClient(admin_config(settings.kafka_bootstrap))
     try:
         while not stop.is_set():
-            metrics.KAFKA_UP.set(1 if kafka_answers(admin) else 0)
-            check(regulations, readers, client)
-            export_loads(settings.run_dir / "loads", int(time.time() * 1000))
+            try:
+                check(regulations, readers, client)
+                export_loads(settings.run_dir / "loads", int(time.time() * 1000))
+            except Exception:   # a bug of ours must not end the watch for good: logged, next round
+                log.exception("source health round failed")
             stop.wait(interval)
     finally:
         for reader in readers.values():
             reader.close()
 
 
+def watch_kafka(settings: Settings, stop: threading.Event, interval: float) -> None:
+    """`qoima_kafka_up` every `interval`, in a thread of its own: a round over the providers can
+    wait 30 s on a Connect that waits on the missing broker."""
+    admin = AdminClient(admin_config(settings.kafka_bootstrap))
+    while not stop.is_set():
+        metrics.KAFKA_UP.set(1 if kafka_answers(admin) else 0)
+        stop.wait(interval)
+
+
 def start(settings: Settings, regulations: list[Regulation], stop: threading.Event,
           interval: float = INTERVAL_S) -> threading.Thread:
+    threading.Thread(target=watch_kafka, args=(settings, stop, interval), name="qoima-kafka-health",
+                     daemon=True).start()
     thread = threading.Thread(target=run, args=(settings, regulations, stop, interval), name="qoima-source-health",
                               daemon=True)
     thread.start()

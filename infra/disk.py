@@ -27,13 +27,19 @@ def free_bytes(path: Path) -> int:
 
 
 def ensure_room(settings: Settings, progress: Progress) -> None:
-    """StackError when less than `QOIMA_MIN_FREE_GB` is free on QOIMA_HOME's disk."""
+    """Below `QOIMA_MIN_FREE_GB` free on QOIMA_HOME's disk: a new stack (no data yet) is refused
+    with StackError; an existing one starts with a warning. Its data is already on that disk,
+    and refusing would keep it down after an operator freed what they could; QoimaKafkaDown
+    says whether its broker runs."""
     free = free_bytes(settings.home)
-    if free < settings.min_free_gb * GIB:
-        raise StackError(
-            f"only {free / GIB:.1f} GB is free on the disk of QOIMA_HOME ({settings.home}); the local stack "
-            f"needs at least {settings.min_free_gb} GB there (QOIMA_MIN_FREE_GB): Kafka keeps a day of every "
-            "change, ClickHouse the warehouse, the processor its state, and a full disk stops Kafka. Free "
-            "space (`qoima down --wipe` stops a stack and deletes its data), point QOIMA_HOME at a larger disk, "
-            "or lower QOIMA_MIN_FREE_GB.")
-    progress(f"disk: {free / GIB:.1f} GB free under {settings.home}")
+    if free >= settings.min_free_gb * GIB:
+        progress(f"disk: {free / GIB:.1f} GB free under {settings.home}")
+        return
+    short = (f"only {free / GIB:.1f} GB is free on the disk of QOIMA_HOME ({settings.home}); the local stack "
+             f"needs at least {settings.min_free_gb} GB there (QOIMA_MIN_FREE_GB): Kafka keeps a day of every "
+             "change, ClickHouse the warehouse, the processor its state, and a full disk stops Kafka")
+    if settings.data_dir.exists():
+        progress(f"disk: warning: {short}. Starting the existing stack anyway; free space soon.")
+        return
+    raise StackError(f"{short}. Free space (`qoima down --wipe` stops a stack and deletes its data), point "
+                     "QOIMA_HOME at a larger disk, or lower QOIMA_MIN_FREE_GB.")

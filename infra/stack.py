@@ -89,7 +89,7 @@ class LocalStack:
         from infra.demo import source
 
         started = time.monotonic()
-        ensure_room(self.s, self.progress)
+        ensure_room(self.s, self.progress)   # before anything is made: a new stack is told by its data_dir
         for path in (self.s.data_dir, self.s.log_dir, self.s.run_dir, self.s.conf_dir):
             path.mkdir(parents=True, exist_ok=True)
         ensure_secrets(self.s)
@@ -153,7 +153,7 @@ class LocalStack:
                           f"capture; fix it, then `qoima provider apply {regulation.provider}`")
         return not failures
 
-    def _running_order(self) -> list[str]:
+    def running_order(self) -> list[str]:
         """ORDER, with every processor worker running in place of `processor` (workers 1 and
         up may have been started with another QOIMA_PROCESSOR_WORKERS than now)."""
         extra = [name for name in (processor_process(n) for n in range(1, 8)) if self.managed(name).pid()]
@@ -161,7 +161,7 @@ class LocalStack:
         return [*ORDER[:at], *extra, *ORDER[at:]]
 
     def down(self, wipe: bool) -> None:
-        for name in reversed(self._running_order()):
+        for name in reversed(self.running_order()):
             managed = self.managed(name)
             if name == "postgres":
                 stopped = managed.stop(signal.SIGINT)  # fast shutdown: roll back clients, checkpoint

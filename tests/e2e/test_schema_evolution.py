@@ -80,13 +80,16 @@ def test_columns_added_declared_renamed_and_widened_while_running(stack, pg, ch,
     evolved = tmp_path / "regulations"
     _evolve(stack.s.regulations_dir, evolved)
     stack.managed("sink").stop()
-    before = _clean_end(stack)
-    pg.execute("UPDATE social.organizations SET name = name || '.', updated_at = now() WHERE org_id = %s", (other,))
-    poll_until(lambda: _clean_end(stack) > before, 30, "the processor to write the change with the old schema")
-    stack.managed("processor").stop()
-    os.environ["QOIMA_REGULATIONS_DIR"] = str(evolved)
-    stack.start_qoima("sink", ["sink"], stack.s.ports.sink_metrics)
-    stack.start_processor()
+    try:
+        before = _clean_end(stack)
+        pg.execute("UPDATE social.organizations SET name = name || '.', updated_at = now() WHERE org_id = %s",
+                   (other,))
+        poll_until(lambda: _clean_end(stack) > before, 30, "the processor to write the change with the old schema")
+        stack.managed("processor").stop()
+        os.environ["QOIMA_REGULATIONS_DIR"] = str(evolved)
+    finally:   # on the evolved regulations, or, when the wait failed, as they were
+        stack.start_qoima("sink", ["sink"], stack.s.ports.sink_metrics)
+        stack.start_processor()
     pg.execute("UPDATE social.organizations SET office_phone = %s, updated_at = now() WHERE org_id = %s",
                (PHONE, org))
     hashed, fax = poll_until(lambda: writer.query(

@@ -249,3 +249,16 @@ def test_up_on_a_disk_short_of_room_starts_nothing_and_says_how_to_fix_it(monkey
     assert message.startswith("qoima up failed: only ") and f"GB is free on the disk of QOIMA_HOME ({home})" in message
     assert "QOIMA_MIN_FREE_GB" in message and "qoima down --wipe" in message
     assert not home.exists(), "nothing was made, so nothing was started"
+
+
+def test_an_existing_stack_short_of_room_starts_with_a_warning(tmp_path):
+    """Its data is already on that disk: refusing would keep it down after the operator freed
+    what they could. A new stack on the same disk is refused (the test above)."""
+    from infra.disk import ensure_room
+    from model.settings import Settings
+
+    settings = Settings.from_env({"QOIMA_HOME": str(tmp_path), "QOIMA_MIN_FREE_GB": str(1 << 20)})
+    settings.data_dir.mkdir(parents=True)
+    said: list[str] = []
+    ensure_room(settings, said.append)
+    assert len(said) == 1 and said[0].startswith("disk: warning: only ") and "Starting the existing stack" in said[0]
