@@ -18,6 +18,8 @@ aborted (by the broker after `transaction.timeout.ms`, or at once when the worke
 with the same transactional id) and the raw events are read again from the committed offsets;
 the sink and every other reader of these topics read `read_committed`. Incident detections and
 state changes ride in the same transaction, so they too happen once per committed batch.
+A worker stuck in a transaction call past every timeout it gave it (librdkafka does not always
+keep them) leaves the same way, for its supervisor to start again (streams/commit_watchdog.py).
 
 Versions stay what they were: a record's `_version` is its raw event's offset
 (streams/versions.py), whichever batch or worker produced it.
@@ -47,6 +49,7 @@ from schemas.avro_codec import AvroCodec, codec_for
 from schemas.kafka_clients import admin_config, consumer_config, produce, producer_config
 from streams.access_log import AccessLog
 from streams.batch import BatchProcessor, RawEvent
+from streams.commit_watchdog import CommitWatchdog
 from streams.cross_row.claims import Claims
 from streams.cross_row.judge import Judge
 from streams.cross_row.plan import CrossRowPlan
@@ -67,6 +70,10 @@ BATCH_WAIT_MS = 20
 # the changelog written since, and memory holds the changes since, about this much of them.
 CHECKPOINT_EVERY_S = 30.0
 _COMMIT_TIMEOUT_S = 60.0
+# A commit (offsets, then the commit asked again while retriable, or the abort) given this long
+# in all its timeouts that has not returned is stuck in librdkafka: the worker leaves
+# (streams/commit_watchdog.py).
+_STUCK_AFTER_S = 3 * _COMMIT_TIMEOUT_S
 _RESTORE_TIMEOUT_S = 300.0
 
 
@@ -158,6 +165,7 @@ class Processor:
         self.assigned: dict[str, set[int]] = {}
         self._stopping = False
         self.routed = 0   # work events routed in committed batches
+        self._watchdog = CommitWatchdog(_STUCK_AFTER_S)
         instance = instance or processor_instance(worker)
         self.producer = Producer(producer_config(bootstrap, client_id=instance, extra={
             "transactional.id": instance, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
@@ -193,7 +201,8 @@ class Processor:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
 
     def run(self, topics: list[str]) -> None:
-        self.producer.init_transactions(_COMMIT_TIMEOUT_S)  # aborts what a previous life left open
+        with self._watchdog.watching():
+            self.producer.init_transactions(_COMMIT_TIMEOUT_S)  # aborts what a previous life left open
         self.consumer.subscribe(topics, on_assign=self._assigned)
         try:
             while not self._stopping:
@@ -204,6 +213,7 @@ class Processor:
             if self._checkpoint:
                 self._save(stopping=True)
         finally:
+            self._watchdog.close()
             self.consumer.close()
             self.producer.flush(10)
 
@@ -236,7 +246,8 @@ class Processor:
         effects = self.batch.process(events)
         if not effects.records and not offsets:
             return 0
-        self._commit(effects.records, offsets)
+        with self._watchdog.watching():
+            self._commit(effects.records, offsets)
         self.routed += effects.routed
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         return len(events)
