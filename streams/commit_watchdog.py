@@ -7,7 +7,8 @@ the worker's group session long gone and every change waiting behind it, until t
 fenced it. Known upstream: `send_offsets_to_transaction` ignores its timeout (librdkafka issue
 5456), and an abort blocked ten minutes in a cluster roll (issue 3779).
 
-A commit that outlasts every timeout it was given will not finish. The worker exits; its next
+A commit that outlasts all the timeouts its calls were given will not finish (240 s: the
+offsets 60 s, the commit asked again within a minute 120 s, the abort 5 s). The worker exits; its next
 life's `init_transactions` fences and aborts the open transaction and it reads again from the
 committed offsets, so nothing is lost or loaded twice (the same path as a kill -9).
 """
@@ -26,7 +27,7 @@ EXIT_STUCK = 75   # EX_TEMPFAIL: the supervisor restarts any failure; the log sa
 
 
 def leave(stuck_s: float) -> None:
-    log.critical("a Kafka transaction call has not returned in %.0f s, past every timeout it was given; leaving, "
+    log.critical("a Kafka transaction call has not returned in %.0f s, past all its timeouts together; leaving, "
                  "so that the supervisor starts this worker again (its open transaction is aborted, nothing is lost)",
                  stuck_s)
     for handler in logging.getLogger().handlers:

@@ -70,10 +70,13 @@ BATCH_WAIT_MS = 20
 # the changelog written since, and memory holds the changes since, about this much of them.
 CHECKPOINT_EVERY_S = 30.0
 _COMMIT_TIMEOUT_S = 60.0
-# A commit (offsets, then the commit asked again while retriable, or the abort) given this long
-# in all its timeouts that has not returned is stuck in librdkafka: the worker leaves
-# (streams/commit_watchdog.py).
-_STUCK_AFTER_S = 3 * _COMMIT_TIMEOUT_S
+# A failed batch's abort only frees the sink's read_committed view a little sooner: the worker
+# restarts at once and its next life aborts the transaction anyway (the broker, after 10 s).
+_ABORT_TIMEOUT_S = 5.0
+# A commit that has not returned in this long is stuck in librdkafka: its calls together take
+# at most 60 s for the offsets, 120 s for the commit asked again within a minute, 5 s for the
+# abort. The worker leaves (streams/commit_watchdog.py), before the consumer's 300 s poll limit.
+_STUCK_AFTER_S = 4 * _COMMIT_TIMEOUT_S
 _RESTORE_TIMEOUT_S = 300.0
 
 
@@ -213,9 +216,11 @@ class Processor:
             if self._checkpoint:
                 self._save(stopping=True)
         finally:
+            # After a failed commit too: the closing calls talk to the same broker.
+            with self._watchdog.watching():
+                self.consumer.close()
+                self.producer.flush(10)
             self._watchdog.close()
-            self.consumer.close()
-            self.producer.flush(10)
 
     def _save(self, stopping: bool) -> None:
         self._last_checkpoint = time.monotonic()
@@ -274,7 +279,7 @@ class Processor:
             metrics.ABORTED_BATCHES.inc()
             if isinstance(error, KafkaError) and error.txn_requires_abort():
                 try:
-                    producer.abort_transaction(_COMMIT_TIMEOUT_S)
+                    producer.abort_transaction(_ABORT_TIMEOUT_S)
                 except KafkaException:
                     pass
             # The batch's state changes are in memory already: start again from what was committed.

@@ -131,8 +131,8 @@ def test_a_stopped_broker_is_reported_until_it_is_back(stack, pg, ch):
     connectors_running(stack)
     poll_until(lambda: _kafka_up(stack) == 1, 60, "qoima_kafka_up 1 again once the broker is back")
     # A change made after the outage flows: the processor's first commit after it once failed
-    # and its abort then hung twelve minutes in librdkafka; the worker now leaves after 180 s
+    # and its abort then hung twelve minutes in librdkafka; the worker now leaves after 240 s
     # and comes back (streams/commit_watchdog.py).
     pg.execute("UPDATE social.organizations SET kato_code = '751110000', updated_at = now() "
                "WHERE org_id = (SELECT max(org_id) FROM social.organizations)")
-    wait_converged(pg, ch, timeout=300)
+    wait_converged(pg, ch, timeout=360)
