@@ -4,8 +4,8 @@ Every component keeps its data under QOIMA_HOME/data: Kafka a day of every chang
 clean ones, ClickHouse the warehouse, the processor its state store. A disk that fills under
 them fails quietly: Kafka takes a log directory it cannot write offline, and with its only one
 it stops, so changes wait at the source, the warehouse goes stale and no Qoima process reports
-an error (one full CI run ended in thirteen tests timing out this way). Refusing to start on a
-nearly full disk says so at once, with the fix.
+an error (the likely cause of a CI run whose broker vanished mid-run on a disk 95% full, thirteen
+tests timing out behind it). Refusing to start on a nearly full disk says so at once, with the fix.
 """
 from __future__ import annotations
 
