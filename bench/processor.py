@@ -294,8 +294,14 @@ def fresh_processor_topics(settings: Settings, partitions: int) -> None:
         future.result()
     deadline = time.monotonic() + 60
     while True:  # a deleted topic's name is free again only once the broker has removed it
-        futures = admin.create_topics([NewTopic(t, partitions, 1) for t in (WORK_TOPIC, RULES_TOPIC)
-                                       if t not in admin.list_topics(timeout=10).topics])
+        listed = admin.list_topics(timeout=10).topics
+        missing = [NewTopic(t, partitions, 1) for t in (WORK_TOPIC, RULES_TOPIC) if t not in listed]
+        if not missing:   # both still listed: their deletion has not finished yet
+            if time.monotonic() > deadline:
+                raise SystemExit("the processor's topics were not deleted within 60 s")
+            time.sleep(0.2)
+            continue
+        futures = admin.create_topics(missing)
         try:
             for future in futures.values():
                 future.result()
